@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh clone: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_VERSION := 2.13.0
+REGISTRY ?= us-docker.pkg.dev/my-project/commerce-lm
+# DeepSpeed JIT-builds ops on first use; keep them in one cache the tests and demo share.
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test lint format compile benchmarks clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+ifneq ($(HAS_GPU),1)
+	# Without a GPU take the CPU wheel first, so nothing below pulls a multi-GB CUDA build.
+	$(PIP) install -q torch==$(TORCH_VERSION)
+endif
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/commerce-lm demo-data --output outputs/demo-data --seed 7
+	$(VENV)/bin/commerce-lm run --config configs/demo.yaml --output outputs/demo --overwrite
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+compile: install
+	$(VENV)/bin/commerce-lm compile --output outputs/pipeline.yaml
+
+clean:
+	rm -rf outputs .cache .pytest_cache

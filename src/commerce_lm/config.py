@@ -1,0 +1,263 @@
+"""Typed, validated run configuration.
+
+A run config is a YAML file validated into :class:`RunConfig`. Unknown keys and wrong types are
+rejected with an error that names the file and the offending key, so a typo never silently falls
+back to a default. Dotted overrides (``finetune.zero_stage=3``) are applied before validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class DatasetSpec(_Strict):
+    """Where a dataset lives and which columns hold what.
+
+    Attributes:
+        data: A Parquet, CSV or JSONL file, folder or glob, local or ``gs://``.
+        id: Column holding the document id.
+        text: Column (or columns, joined with a newline) holding the text.
+        lang: Optional column holding the language code.
+        split: Optional column holding ``train``/``validation``/``test``; a deterministic hash split
+            is used when it is absent from the file.
+        sample: Optional cap on rows kept, taken with the run seed (budgeted runs).
+    """
+
+    data: str
+    id: str = "id"
+    text: list[str] = Field(default_factory=lambda: ["text"])
+    lang: str | None = "lang"
+    split: str | None = "split"
+    sample: int | None = Field(default=None, gt=0)
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class DomainSpec(DatasetSpec):
+    """The domain corpus with its exclusive multi-class label."""
+
+    label: str
+
+
+class TaskSpec(DatasetSpec):
+    """A binary integrity task."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+
+
+class SimilaritySpec(DatasetSpec):
+    """A similarity (KNN) task: documents sharing a group value are similar."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    group: str
+
+
+class PrepareConfig(_Strict):
+    """Settings of ``prepare-data``."""
+
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    max_text_chars: int = Field(default=5000, gt=0)
+    overlong: Literal["truncate", "reject"] = "truncate"
+    max_rejected_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+    batch_rows: int = Field(default=65536, gt=0)
+
+
+class TrainConfig(_Strict):
+    """Settings of the shared DeepSpeed trainer (encoder and end-to-end baselines)."""
+
+    max_length: int = Field(default=128, gt=0)
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    per_device_batch_size: int = Field(default=16, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, le=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    eval_every: int | None = Field(default=None, gt=0)
+    best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc"] = "val_loss"
+    early_stopping_patience: int | None = Field(default=None, gt=0)
+    checkpoint_every: int | None = Field(default=None, gt=0)
+    keep_checkpoints: int = Field(default=2, gt=0)
+    num_procs: int = Field(default=1, gt=0)
+    num_gpus: int = Field(default=0, ge=0)
+
+
+class EmbedConfig(_Strict):
+    """Settings of ``extract-embeddings``."""
+
+    max_length: int = Field(default=128, gt=0)
+    token_budget: int = Field(default=8192, gt=0)
+    pooling: Literal["cls", "mean"] = "cls"
+    dtype: Literal["float32", "float16"] = "float32"
+    num_shards: int = Field(default=1, gt=0)
+
+
+class HeadsConfig(_Strict):
+    """Settings of ``train-heads`` (one linear layer per task)."""
+
+    c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
+    max_iter: int = Field(default=2000, gt=0)
+
+
+class KnnConfig(_Strict):
+    """Settings of ``evaluate-knn``."""
+
+    k: int = Field(default=10, gt=0)
+    index: Literal["flat", "ivf", "hnsw"] = "flat"
+
+
+class ReportConfig(_Strict):
+    """Settings of ``build-report``."""
+
+    bootstrap_samples: int = Field(default=1000, ge=0)
+    title: str = "commerce-lm report"
+
+
+class RunConfig(_Strict):
+    """A whole run: data, model and the settings of every step."""
+
+    name: str = "run"
+    model: str
+    seed: int = 13
+    domain: DomainSpec
+    tasks: list[TaskSpec] = Field(min_length=1)
+    similarity: list[SimilaritySpec] = Field(default_factory=list)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    finetune: TrainConfig = Field(default_factory=TrainConfig)
+    baseline: TrainConfig = Field(default_factory=TrainConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    heads: HeadsConfig = Field(default_factory=HeadsConfig)
+    knn: KnnConfig = Field(default_factory=KnnConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RunConfig:
+        for kind, names in (
+            ("tasks", [t.name for t in self.tasks]),
+            ("similarity", [s.name for s in self.similarity]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{kind}: duplicate names {dupes}")
+        return self
+
+    def to_json(self) -> str:
+        """The resolved config as canonical JSON (sorted keys), as passed between steps."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """A short, stable hash of the resolved config; changes whenever any setting changes."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. finetune.epochs=2")
+    key, value = override.split("=", 1)
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def _resolve_paths(cfg: RunConfig, base: Path) -> None:
+    """Make relative local paths absolute against the config file's folder."""
+    for spec in [cfg.domain, *cfg.tasks, *cfg.similarity]:
+        spec.data = _resolve(spec.data, base)
+    cfg.model = _resolve(cfg.model, base, must_exist=True)
+
+
+def _resolve(location: str, base: Path, must_exist: bool = False) -> str:
+    if "://" in location or Path(location).is_absolute():
+        return location
+    candidate = (base / location).resolve()
+    if must_exist and not candidate.exists():
+        return location  # a hub id such as FacebookAI/xlm-roberta-base
+    return str(candidate)
+
+
+def _format_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid run config"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        msg = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> RunConfig:
+    """Validate a config mapping.
+
+    Args:
+        raw: The parsed mapping.
+        source: What to call it in error messages (usually the file path).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: On unknown keys, missing keys or wrong types, naming each key.
+    """
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_error(source, error)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Load, override and validate a YAML run config; relative data paths resolve against it.
+
+    Args:
+        path: The YAML file.
+        overrides: Dotted ``KEY=VALUE`` overrides, values parsed as YAML.
+
+    Returns:
+        The validated config with absolute local paths.
+
+    Raises:
+        ConfigError: When the file is missing, not a mapping, or invalid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for override in overrides or []:
+        _apply_override(raw, override)
+    cfg = parse_config(raw, str(path))
+    _resolve_paths(cfg, path.parent)
+    return cfg
+
+
+def config_from_json(text: str) -> RunConfig:
+    """Rebuild a resolved config passed between steps as JSON."""
+    return parse_config(json.loads(text), "<resolved config>")

@@ -1,0 +1,1 @@
+"""Fast [CLS]/mean embedding extraction with a Hugging Face encoder."""

@@ -1,0 +1,81 @@
+"""Loading pre-trained encoders and tokenizers safely, from a hub id, a folder or ``gs://``.
+
+Loading never executes pickled code: weights must be safetensors and ``trust_remote_code`` is off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from commerce_lm import storage
+from commerce_lm.names import COMPLETE_MARKER
+
+SAFE_LOAD_KWARGS = {"use_safetensors": True, "trust_remote_code": False}
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("COMMERCE_LM_CACHE", Path.home() / ".cache" / "commerce-lm"))
+
+
+def resolve_model(location: str) -> str:
+    """A local folder or hub id for ``location``; ``gs://`` copies are downloaded once to a cache.
+
+    Args:
+        location: A Hugging Face hub id, a local folder or a ``gs://`` folder.
+
+    Returns:
+        Something ``from_pretrained`` accepts.
+    """
+    if not storage.is_gcs(location):
+        return location
+    digest = hashlib.sha256(location.encode()).hexdigest()[:16]
+    target = _cache_root() / "models" / digest
+    if not (target / COMPLETE_MARKER).exists():
+        with storage.staged_dir(target) as stage:
+            storage.download_dir(location, stage)
+            (stage / COMPLETE_MARKER).write_text(location)
+    return str(target)
+
+
+def load_tokenizer(location: str):  # noqa: ANN201 - a transformers tokenizer
+    """Load the tokenizer saved with a model."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(location), trust_remote_code=False)
+
+
+def load_encoder(location: str):  # noqa: ANN201 - a transformers PreTrainedModel
+    """Load the bare encoder (no task head) from safetensors weights."""
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(resolve_model(location), **SAFE_LOAD_KWARGS)
+
+
+def load_classifier(location: str, num_labels: int):  # noqa: ANN201
+    """Load the encoder with a fresh sequence-classification head of ``num_labels`` classes."""
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        resolve_model(location), num_labels=num_labels, **SAFE_LOAD_KWARGS
+    )
+
+
+def model_checksum(location: str) -> str:
+    """A checksum of a model's weights and config, to tell encoders apart.
+
+    For a local folder it hashes every ``*.safetensors`` and ``config.json`` file; for a hub id
+    (nothing local to hash) it hashes the id.
+    """
+    path = Path(resolve_model(location))
+    digest = hashlib.sha256()
+    files = sorted([*path.glob("*.safetensors"), *path.glob("config.json")]) if path.is_dir() else []
+    if not files:
+        digest.update(f"hub:{location}".encode())
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""The shared DeepSpeed trainer used by finetune-encoder and finetune-baseline."""
