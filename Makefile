@@ -26,7 +26,7 @@ endif
 
 demo: install
 	$(VENV)/bin/commerce-lm demo-data --output outputs/demo-data --seed 7
-	$(VENV)/bin/commerce-lm run --config configs/demo.yaml --output outputs/demo --overwrite
+	$(VENV)/bin/commerce-lm run --config configs/demo.yaml --output outputs/demo
 
 test: install
 	$(VENV)/bin/ruff check .

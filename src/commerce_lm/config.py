@@ -35,6 +35,8 @@ class DatasetSpec(_Strict):
         split: Optional column holding ``train``/``validation``/``test``; a deterministic hash split
             is used when it is absent from the file.
         sample: Optional cap on rows kept, taken with the run seed (budgeted runs).
+        group_by: Columns whose non-null values tie rows together for the split (e.g. a re-listing
+            group), so related rows never land on both sides.
     """
 
     data: str
@@ -43,6 +45,7 @@ class DatasetSpec(_Strict):
     lang: str | None = "lang"
     split: str | None = "split"
     sample: int | None = Field(default=None, gt=0)
+    group_by: list[str] = Field(default_factory=list)
 
     @field_validator("text", mode="before")
     @classmethod
@@ -51,9 +54,15 @@ class DatasetSpec(_Strict):
 
 
 class DomainSpec(DatasetSpec):
-    """The domain corpus with its exclusive multi-class label."""
+    """The domain corpus with its exclusive multi-class label.
+
+    Attributes:
+        labels: The allowed label values, in class-id order; when unset, the values found in the
+            data, sorted.
+    """
 
     label: str
+    labels: list[str] | None = None
 
 
 class TaskSpec(DatasetSpec):

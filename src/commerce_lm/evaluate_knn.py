@@ -1,0 +1,159 @@
+"""``evaluate-knn``: nearest-neighbour similarity detection with FAISS, PLM vs fine-tuned.
+
+For each similarity task the pool is every document of its table; queries are the documents of
+a split that belong to a group. Neighbours come from the whole pool with the query itself
+excluded, over L2-normalised vectors (inner product = cosine). A neighbour is predicted similar
+when its cosine is at or above a threshold chosen on validation queries for the best F1; test
+queries are scored with it. Pairs are also scored separately for same- and cross-language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from commerce_lm import names, storage
+from commerce_lm.config import KnnConfig, RunConfig
+from commerce_lm.embedding_checks import aligned_vectors, load_checked
+
+# Above this many vectors an approximate index (when configured) pays off.
+APPROXIMATE_MIN_VECTORS = 1_000_000
+
+
+def build_index(vectors: np.ndarray, cfg: KnnConfig) -> faiss.Index:
+    """An inner-product index over L2-normalised ``vectors``: exact, or IVF/HNSW by config."""
+    dim = vectors.shape[1]
+    if cfg.index == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    elif cfg.index == "ivf":
+        nlist = max(1, int(np.sqrt(len(vectors))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = max(1, nlist // 8)
+    else:
+        index = faiss.IndexFlatIP(dim)
+    index.add(vectors)
+    return index
+
+
+@dataclass
+class Neighbours:
+    """Top-k neighbours of each query (self excluded): pool rows, cosines, same-group flags."""
+
+    rows: np.ndarray
+    cosines: np.ndarray
+    similar: np.ndarray
+    same_lang: np.ndarray
+    group_sizes: np.ndarray  # true neighbours of each query in the pool
+
+
+def search(index: faiss.Index, vectors: np.ndarray, table: pd.DataFrame, queries: np.ndarray, k: int) -> Neighbours:
+    """Find the ``k`` nearest pool documents of each query row, excluding the query itself."""
+    cosines, rows = index.search(vectors[queries], k + 1)
+    keep = rows != queries[:, None]
+    # Drop self where found; otherwise drop the last neighbour, so every query keeps exactly k.
+    keep[keep.all(axis=1), -1] = False
+    rows = rows[keep].reshape(len(queries), k)
+    cosines = cosines[keep].reshape(len(queries), k)
+    groups, langs = table["group"].to_numpy(), table["lang"].to_numpy()
+    valid = rows >= 0
+    similar = valid & (groups[np.where(valid, rows, 0)] == groups[queries][:, None])
+    same_lang = langs[np.where(valid, rows, 0)] == langs[queries][:, None]
+    sizes = table.groupby("group")["id"].transform("size").to_numpy()[queries] - 1
+    return Neighbours(rows, cosines, similar, same_lang, sizes)
+
+
+def pair_scores(nb: Neighbours, threshold: float, mask: np.ndarray | None = None) -> dict[str, float]:
+    """Precision, recall and F1 of predicting neighbours with cosine >= threshold as similar.
+
+    Recall counts every true neighbour of a query in the pool (capped at k), so a group member
+    outside the top k counts as missed.
+    """
+    mask = np.ones_like(nb.similar) if mask is None else mask
+    predicted = (nb.cosines >= threshold) & mask
+    tp = float((predicted & nb.similar).sum())
+    positives = float(predicted.sum())
+    k = nb.similar.shape[1]
+    if mask.all():
+        relevant = float(np.minimum(nb.group_sizes, k).sum())
+    else:  # for a language slice, the relevant pairs are the true neighbours found in that slice
+        relevant = float((nb.similar & mask).sum())
+    precision = tp / positives if positives else 0.0
+    recall = tp / relevant if relevant else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def choose_threshold(nb: Neighbours) -> float:
+    """The cosine threshold with the best F1 on these (validation) neighbours."""
+    candidates = np.unique(nb.cosines[nb.similar]) if nb.similar.any() else np.array([1.0])
+    if len(candidates) > 512:
+        candidates = np.quantile(candidates, np.linspace(0, 1, 512))
+    return float(max(candidates, key=lambda t: pair_scores(nb, t)["f1"]))
+
+
+def ranking_scores(nb: Neighbours, k: int) -> dict[str, float]:
+    """recall@k and MRR over queries."""
+    found = nb.similar[:, :k].sum(axis=1)
+    recall = found / np.maximum(np.minimum(nb.group_sizes, k), 1)
+    first = np.argmax(nb.similar, axis=1)
+    reciprocal = np.where(nb.similar.any(axis=1), 1.0 / (first + 1), 0.0)
+    return {f"recall_at_{k}": float(recall.mean()), "mrr": float(reciprocal.mean())}
+
+
+def evaluate_arm(table: pd.DataFrame, vectors: np.ndarray, cfg: KnnConfig) -> dict[str, Any]:
+    """Threshold on validation, scores on test, for one embedding set of one similarity task."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    faiss.normalize_L2(vectors)
+    index = build_index(vectors, cfg)
+    sizes = table.groupby("group")["id"].transform("size").fillna(0).to_numpy()
+    grouped = table["group"].notna().to_numpy() & (sizes > 1)
+    split = table["split"].to_numpy()
+    val_q, test_q = np.flatnonzero(grouped & (split == "validation")), np.flatnonzero(grouped & (split == "test"))
+    if len(test_q) == 0:
+        raise ValueError("no test document belongs to a group with another member; nothing to evaluate")
+    # Without validation groups, fall back to train queries to pick the threshold (never test).
+    tune_q = val_q if len(val_q) else np.flatnonzero(grouped & (split == "train"))
+    threshold = choose_threshold(search(index, vectors, table, tune_q, cfg.k))
+    nb = search(index, vectors, table, test_q, cfg.k)
+    result = {"threshold": threshold, "n_queries": int(len(test_q)), **pair_scores(nb, threshold),
+              **ranking_scores(nb, cfg.k)}
+    result["by_language"] = {"same_language": pair_scores(nb, threshold, nb.same_lang),
+                             "cross_language": pair_scores(nb, threshold, ~nb.same_lang)}
+    return result
+
+
+def run(cfg: RunConfig, prepared_dir: str, embeddings: dict[str, str], out_dir: str,
+        expected_checksums: dict[str, str] | None = None) -> dict[str, Any]:
+    """Evaluate every similarity task on every embedding set.
+
+    Args:
+        cfg: The run config.
+        prepared_dir: ``prepare-data`` output.
+        embeddings: Arm name (``plm``, ``finetuned``) -> ``extract-embeddings`` output.
+        out_dir: Output folder with ``metrics.json``.
+        expected_checksums: Arm -> checksum of the encoder the embeddings must come from.
+
+    Returns:
+        ``{task: {arm: {f1, precision, recall, recall_at_10, mrr, threshold, by_language},
+        "relative_f1_change": ...}}``.
+    """
+    metrics: dict[str, Any] = {}
+    sets = {arm: load_checked(loc, arm, (expected_checksums or {}).get(arm)) for arm, loc in embeddings.items()}
+    for spec in cfg.similarity:
+        table = pd.read_parquet(Path(prepared_dir, names.SIMILARITY_DIR, f"{spec.name}.parquet"))
+        task: dict[str, Any] = {}
+        for arm, emb in sets.items():
+            task[arm] = evaluate_arm(table, aligned_vectors(emb, table["id"], f"similarity {spec.name}"), cfg.knn)
+        if "plm" in task and "finetuned" in task and task["plm"]["f1"] > 0:
+            task["relative_f1_change"] = task["finetuned"]["f1"] / task["plm"]["f1"] - 1
+        metrics[spec.name] = task
+    with storage.staged_dir(out_dir) as stage:
+        storage.write_json(stage / names.METRICS_JSON, metrics)
+        storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
+    return metrics

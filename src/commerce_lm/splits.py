@@ -1,0 +1,39 @@
+"""Deterministic hash splits that keep groups and duplicates on one side.
+
+A row's split is a pure function of its split key (its group, or its normalised text), so the
+split is reproducible, rows of one group never cross splits, and adding rows to a corpus never
+moves an existing row to another split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# Independent of the run seed on purpose: retraining with another seed must not move documents.
+SPLIT_SALT = "commerce-lm/split/v1"
+
+
+def unit_hash(key: str) -> float:
+    """Map ``key`` to a uniform number in [0, 1)."""
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{key}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_split(key: str, validation_fraction: float, test_fraction: float) -> str:
+    """``train``, ``validation`` or ``test`` for a split key."""
+    u = unit_hash(key)
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + validation_fraction:
+        return "validation"
+    return "train"
+
+
+def carve_validation(key: str, validation_fraction: float) -> str:
+    """For a row a file puts in ``train``: move a deterministic share to ``validation``."""
+    return "validation" if unit_hash(f"val:{key}") < validation_fraction else "train"
+
+
+def text_key(text: str) -> str:
+    """The split/duplicate key of a normalised text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
