@@ -78,7 +78,7 @@ def consolidated_state(engine) -> dict[str, Any] | None:  # noqa: ANN001
     zero3 = engine.zero_optimization_stage() == 3
     context = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if zero3 else _null()
     with context, torch.no_grad():
-        if not dist.all_gather_objects(None) or engine.global_rank != 0:
+        if engine.global_rank != 0:
             return None
         return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
 
@@ -121,35 +121,233 @@ def predict(engine, split: data.Split, batch_size: int, pad_id: int, info: dist.
     return out
 
 
-def _fingerprint_state(**parts: Any) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def run_fingerprint(tcfg: TrainConfig, seed: int, model: str, train: data.Split, val: data.Split, extra: str) -> str:
+def run_fingerprint(tcfg: TrainConfig, seed: int, model: str, splits: list[data.Split], extra: str = "") -> str:
     """A hash of everything that determines the trajectory, so a checkpoint of another run is never resumed.
 
     Launch and bookkeeping settings (processes, GPUs, checkpoint cadence) are left out: the world
     size is checked on its own, with a clear message (:func:`checkpoint.check_resumable`).
     """
+    import hashlib
+    import json
+
     settings = tcfg.model_dump(mode="json")
     for key in ("num_procs", "num_gpus", "checkpoint_every", "keep_checkpoints"):
         settings.pop(key, None)
-    digest = np.zeros(1, dtype=np.uint64)
-    for split in (train, val):
-        digest ^= np.uint64(hash((tuple(split.ids), split.labels.tobytes())) & 0x7FFFFFFFFFFFFFFF)
-    return _fingerprint_state(settings=settings, seed=seed, model=model, data=int(digest[0]), extra=extra,
-                              n=(len(train), len(val)), ids=_ids_digest(train, val))
-
-
-def _ids_digest(*splits: data.Split) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
+    digest = hashlib.sha256(json.dumps([settings, seed, model, extra], sort_keys=True).encode())
     for split in splits:
         for doc_id, label, ids in zip(split.ids, split.labels.tolist(), split.input_ids, strict=True):
-            h.update(f"{doc_id}\t{label}\t".encode())
-            h.update(ids.tobytes())
-    return h.hexdigest()[:16]
+            digest.update(f"{doc_id}\t{label}\t".encode())
+            digest.update(ids.tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class _State:
+    """Trainer state that survives a restart (stored in each checkpoint's completion marker)."""
+
+    step: int = 0
+    best_value: float | None = None
+    best_step: int | None = None
+    best_metrics: dict[str, float] | None = None
+    best_file: str | None = None
+    stale_evals: int = 0
+    stopped_early: bool = False
+    last_eval_step: int | None = None
+    train_seconds: float = 0.0
+    step_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    samples: int = 0
+    tokens: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def train(
+    model: Any,
+    train_split: data.Split,
+    val_split: data.Split,
+    tcfg: TrainConfig,
+    *,
+    seed: int,
+    pad_id: int,
+    checkpoint_root: str,
+    fingerprint: str,
+    info: dist.DistInfo,
+) -> TrainResult:
+    """Train ``model`` (a sequence classifier) with DeepSpeed; resume from a checkpoint if one fits.
+
+    Every rank must call it with the same arguments.
+
+    Args:
+        model: A ``*ForSequenceClassification`` model, freshly loaded (same weights on every rank).
+        train_split: Tokenised training documents.
+        val_split: Tokenised validation documents.
+        tcfg: Trainer settings.
+        seed: Run seed (data order).
+        pad_id: The tokenizer's padding id.
+        checkpoint_root: Where checkpoints go (local or ``gs://``).
+        fingerprint: Identity of this run (:func:`run_fingerprint`).
+        info: This process's place in the job.
+
+    Returns:
+        Metrics, best weights (rank 0) and the log.
+
+    Raises:
+        checkpoint.ResumeError: A checkpoint of this run written with another world size exists.
+    """
+    import deepspeed
+    import torch
+    from tqdm.auto import tqdm
+
+    plan = data.Plan(
+        lengths=train_split.lengths,
+        seed=seed,
+        micro_batch=tcfg.per_device_batch_size,
+        accumulation=tcfg.gradient_accumulation_steps,
+        world_size=info.world_size,
+    )
+    total_steps = plan.total_steps(tcfg.epochs, tcfg.max_steps)
+    bf16_ok = info.on_gpu and torch.cuda.is_bf16_supported()
+    precision = ds_config.resolve_precision(tcfg.precision, info.on_gpu, bf16_ok)
+    config = ds_config.build(tcfg, info.world_size, precision)
+    optimizer, scheduler = _optimizer(model, tcfg, total_steps)
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config)
+
+    store = checkpoint.CheckpointStore(checkpoint_root, tcfg.keep_checkpoints, info)
+    state = _State()
+    records: list[dict[str, Any]] = []
+    latest = dist.broadcast_object(store.latest() if info.is_main else None)
+    if latest is not None:
+        if checkpoint.check_resumable(latest, fingerprint, info.world_size, checkpoint_root):
+            records = store.load(engine, latest["step"])
+            state = _State(**{k: latest[k] for k in _State().__dict__})
+            records.append({"event": "resumed", "step": state.step})
+            log.info("resumed from %s at step %d", checkpoint_root, state.step)
+        else:
+            log.warning("%s holds checkpoints of a different run; starting over", checkpoint_root)
+            if info.is_main:
+                store.clear()
+            dist.barrier()
+
+    eval_batch = tcfg.per_device_batch_size * 2
+    loss_fn = torch.nn.CrossEntropyLoss()
+    engine.train()
+
+    def evaluate() -> None:
+        logits = predict(engine, val_split, eval_batch, pad_id, info)
+        result = metrics.classification(logits, val_split.labels)
+        state.last_eval_step = state.step
+        record: dict[str, Any] = {"event": "eval", "step": state.step, **result}
+        if metrics.improved(tcfg.best_metric, result[tcfg.best_metric], state.best_value):
+            state.best_value, state.best_step, state.best_metrics = result[tcfg.best_metric], state.step, result
+            state.stale_evals = 0
+            weights = consolidated_state(engine)
+            name = store.save_best(weights, state.step) if info.is_main else None
+            state.best_file = dist.broadcast_object(name)  # type: ignore[assignment]
+            record["best"] = True
+        else:
+            state.stale_evals += 1
+        records.append(record)
+        if tcfg.early_stopping_patience and state.stale_evals >= tcfg.early_stopping_patience:
+            state.stopped_early = True
+
+    progress = tqdm(
+        total=total_steps, initial=state.step, disable=not info.is_main, desc="train", unit="step", mininterval=5
+    )
+    started, cpu_started = time.perf_counter(), time.process_time()
+    session_step_seconds = 0.0
+    session_samples = session_tokens = 0
+    while state.step < total_steps and not state.stopped_early:
+        step_started = time.perf_counter()
+        losses = []
+        for indices in plan.micro_batches(state.step, info.rank):
+            batch = data.collate(train_split, indices, pad_id)
+            out = engine(
+                input_ids=batch["input_ids"].to(info.device), attention_mask=batch["attention_mask"].to(info.device)
+            )
+            loss = loss_fn(out.logits.float(), batch["labels"].to(info.device))
+            engine.backward(loss)
+            engine.step()
+            losses.append(loss.detach())
+            session_samples += len(indices)
+            session_tokens += batch["tokens"]
+        mean_loss = torch.stack(losses).mean()
+        if info.world_size > 1:
+            torch.distributed.all_reduce(mean_loss)
+            mean_loss /= info.world_size
+        session_step_seconds += time.perf_counter() - step_started
+        state.step += 1
+        records.append(
+            {"event": "step", "step": state.step, "loss": float(mean_loss), "lr": float(scheduler.get_last_lr()[0])}
+        )
+        progress.update(1)
+        if tcfg.eval_every and state.step % tcfg.eval_every == 0:
+            evaluate()
+        if tcfg.checkpoint_every and state.step % tcfg.checkpoint_every == 0 and state.step < total_steps:
+            _checkpoint(store, engine, state, records, started, cpu_started, session_step_seconds,
+                        session_samples, session_tokens, fingerprint, info)
+    progress.close()
+    if state.last_eval_step != state.step:
+        evaluate()
+    totals = _totals(state, started, cpu_started, session_step_seconds, session_samples, session_tokens, info)
+    best_state = store.load_best(state.best_file) if info.is_main and state.best_file else None
+    engine.destroy()
+    store.close()
+    result_metrics = {
+        **(state.best_metrics or {}),
+        **totals,
+        "global_steps": state.step,
+        "total_steps": total_steps,
+        "best_step": state.best_step,
+        "best_metric": tcfg.best_metric,
+        "stopped_early": state.stopped_early,
+        "world_size": info.world_size,
+        "precision": precision,
+        "zero_stage": tcfg.zero_stage,
+        "global_batch_size": plan.global_batch,
+    }
+    return TrainResult(metrics=result_metrics, best_state=best_state, log_records=records, ds_config=config)
+
+
+def _totals(state: _State, started: float, cpu_started: float, step_seconds: float, samples: int, tokens: int,
+            info: dist.DistInfo) -> dict[str, Any]:
+    """Timings and throughput so far: this session's plus the ones before a resume, per process and in total."""
+    mine = {
+        "rank": info.rank,
+        "train_seconds": state.train_seconds + time.perf_counter() - started,
+        "step_seconds": state.step_seconds + step_seconds,
+        "cpu_seconds": state.cpu_seconds + time.process_time() - cpu_started,
+        "samples": state.samples + samples,
+        "tokens": state.tokens + tokens,
+    }
+    mine["samples_per_second"] = mine["samples"] / max(mine["step_seconds"], 1e-9)
+    mine["tokens_per_second"] = mine["tokens"] / max(mine["step_seconds"], 1e-9)
+    everyone = dist.all_gather_objects(mine)
+    wall = max(p["step_seconds"] for p in everyone)
+    samples_total = sum(p["samples"] for p in everyone)
+    tokens_total = sum(p["tokens"] for p in everyone)
+    return {
+        "train_seconds": max(p["train_seconds"] for p in everyone),
+        "cpu_seconds": sum(p["cpu_seconds"] for p in everyone),
+        "step_seconds": wall,
+        "samples": samples_total,
+        "tokens": tokens_total,
+        "samples_per_second": samples_total / max(wall, 1e-9),
+        "tokens_per_second": tokens_total / max(wall, 1e-9),
+        "per_process": everyone,
+    }
+
+
+def _checkpoint(store: checkpoint.CheckpointStore, engine: Any, state: _State, records: list[dict], started: float,
+                cpu_started: float, step_seconds: float, samples: int, tokens: int, fingerprint: str,
+                info: dist.DistInfo) -> None:
+    # Counters are stored per rank as rank 0 sees them; timings are bookkeeping, not trajectory.
+    saved = _State(**state.to_json())
+    saved.train_seconds += time.perf_counter() - started
+    saved.cpu_seconds += time.process_time() - cpu_started
+    saved.step_seconds += step_seconds
+    saved.samples += samples
+    saved.tokens += tokens
+    marker = {**saved.to_json(), "fingerprint": fingerprint, "world_size": info.world_size}
+    store.save(engine, state.step, marker, records)

@@ -1,0 +1,490 @@
+"""Talk to a Kubeflow Pipelines server: ``submit``, ``schedule`` and ``runs``.
+
+Every submission uploads the compiled pipeline as a *new version of the same pipeline* (never a new
+pipeline per run), so the UI keeps one history. ``schedule`` keeps exactly one recurring run per
+name: re-running it replaces the old one (KFP's API has no update for recurring runs). Recurring runs
+use KFP's 6-field cron (seconds first), at most one run at a time and no catch-up.
+
+Authentication, first match wins:
+
+1. a bearer token in the environment (``KFP_BEARER_TOKEN``, or the variable ``--token-env`` names),
+   e.g. ``$(gcloud auth print-access-token)`` or an OIDC token in front of a Kubeflow gateway;
+2. in a pod, the projected service-account token KFP mounts for pipeline clients
+   (``KF_PIPELINES_SA_TOKEN_PATH``, default ``/var/run/secrets/kubeflow/pipelines/token``);
+3. nothing (a port-forwarded or otherwise open endpoint).
+
+On a multi-user deployment pass ``--namespace`` (the Kubeflow profile namespace): experiments, runs
+and recurring runs live there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PIPELINE_NAME = "commerce-lm"
+DEFAULT_EXPERIMENT = "commerce-lm"
+TOKEN_ENV = "KFP_BEARER_TOKEN"
+SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
+SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+CRON_FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
+_CRON_FIELD = re.compile(r"^[A-Za-z0-9*?/,\-LW#]+$")
+_CRON_MACRO = re.compile(r"^@(yearly|annually|monthly|weekly|daily|midnight|hourly|every \S+)$")
+# KFP's v2beta1 Predicate.Operation
+_EQUALS = "EQUALS"
+
+
+class RemoteError(RuntimeError):
+    """A submission or schedule that cannot go ahead; the message says what to change."""
+
+
+def validate_cron(expression: str) -> str:
+    """Check a cron expression in the 6-field form KFP's scheduler (robfig/cron) expects.
+
+    Args:
+        expression: ``second minute hour day-of-month month day-of-week``, e.g. ``0 0 3 * * *``;
+            or a macro such as ``@daily``.
+
+    Returns:
+        The expression with normalized spacing.
+
+    Raises:
+        ValueError: For a 5-field (crontab) expression, with the 6-field one it probably meant, or
+            any other malformed expression.
+    """
+    text = " ".join(expression.split())
+    if _CRON_MACRO.match(text):
+        return text
+    fields = text.split(" ") if text else []
+    if len(fields) == 5:
+        raise ValueError(
+            f"cron {expression!r} has 5 fields, but KFP takes 6 with seconds first "
+            f"({' '.join(CRON_FIELDS)}): did you mean {'0 ' + text!r}?"
+        )
+    if len(fields) != 6:
+        raise ValueError(
+            f"cron {expression!r} has {len(fields)} fields; KFP takes 6: {' '.join(CRON_FIELDS)} "
+            "(e.g. '0 0 3 * * *' for 03:00 every day)"
+        )
+    for name, value in zip(CRON_FIELDS, fields, strict=True):
+        if not _CRON_FIELD.match(value):
+            raise ValueError(f"cron {expression!r}: the {name} field {value!r} is not valid")
+    return text
+
+
+@dataclass
+class Auth:
+    """How to authenticate to the KFP API.
+
+    Attributes:
+        token: A bearer token, or ``None``.
+        sa_token_path: A service-account token file read (and re-read) for each request, or ``None``.
+        namespace: The Kubeflow profile namespace on a multi-user deployment.
+    """
+
+    token: str | None = None
+    sa_token_path: str | None = None
+    namespace: str | None = None
+
+    @classmethod
+    def from_environment(cls, namespace: str | None = None, token_env: str = TOKEN_ENV) -> Auth:
+        """Pick the credentials available here, in the order the module docstring lists."""
+        token = os.environ.get(token_env) or None
+        if token:
+            return cls(token=token, namespace=namespace)
+        path = os.environ.get(SA_TOKEN_ENV) or SA_TOKEN_PATH
+        if Path(path).is_file():
+            return cls(sa_token_path=path, namespace=namespace)
+        return cls(namespace=namespace)
+
+    def describe(self) -> str:
+        """Say which credentials are used, never the secret itself."""
+        how = "bearer token" if self.token else "service-account token" if self.sa_token_path else "none"
+        return f"auth: {how}" + (f", namespace {self.namespace}" if self.namespace else "")
+
+
+def make_client(host: str, auth: Auth):  # noqa: ANN201 - a kfp.Client
+    """Create a ``kfp.Client`` for ``host`` with ``auth``."""
+    import kfp
+
+    kwargs: dict[str, Any] = {"host": host}
+    if auth.token:
+        kwargs["existing_token"] = auth.token
+    elif auth.sa_token_path:
+        from kfp.client import ServiceAccountTokenVolumeCredentials
+
+        kwargs["credentials"] = ServiceAccountTokenVolumeCredentials(path=auth.sa_token_path)
+    if auth.namespace:
+        kwargs["namespace"] = auth.namespace
+    return kfp.Client(**kwargs)
+
+
+def _display_name_filter(name: str) -> str:
+    return json.dumps({"predicates": [{"operation": _EQUALS, "key": "display_name", "string_value": name}]})
+
+
+@dataclass
+class PipelineVersion:
+    """Where an uploaded pipeline version lives."""
+
+    pipeline_id: str
+    version_id: str
+    version_name: str
+
+
+def version_name_for(package_path: str | Path, now: dt.datetime | None = None) -> str:
+    """A unique, readable version name: package version, UTC time and the spec's digest."""
+    from commerce_lm import __version__
+
+    now = now or dt.datetime.now(dt.UTC)
+    digest = hashlib.sha256(Path(package_path).read_bytes()).hexdigest()[:8]
+    return f"v{__version__}-{now:%Y%m%d-%H%M%S}-{digest}"
+
+
+def upload_version(
+    client: Any, package_path: str | Path, pipeline_name: str, description: str | None = None
+) -> PipelineVersion:
+    """Upload a compiled pipeline as a new version of the pipeline named ``pipeline_name``.
+
+    The pipeline is created (with this as its first version) only when none of that name exists.
+    """
+    version_name = version_name_for(package_path)
+    pipeline_id = client.get_pipeline_id(pipeline_name)
+    if pipeline_id is None:
+        pipeline = client.upload_pipeline(
+            str(package_path), pipeline_name=pipeline_name, description=description
+        )
+        pipeline_id = pipeline.pipeline_id
+        versions = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
+        if not versions.pipeline_versions:
+            raise RemoteError(f"pipeline {pipeline_name!r} was created without a version")
+        version = versions.pipeline_versions[0]
+        return PipelineVersion(pipeline_id, version.pipeline_version_id, version.display_name)
+    version = client.upload_pipeline_version(
+        str(package_path),
+        pipeline_version_name=version_name,
+        pipeline_id=pipeline_id,
+        description=description,
+    )
+    return PipelineVersion(pipeline_id, version.pipeline_version_id, version_name)
+
+
+def _experiment_id(client: Any, experiment: str, namespace: str | None) -> str:
+    return client.create_experiment(experiment, namespace=namespace).experiment_id  # get or create
+
+
+def run_url(ui_host: str, run_id: str) -> str:
+    """The KFP UI link of a run."""
+    return f"{ui_host.rstrip('/')}/#/runs/details/{run_id}"
+
+
+@dataclass
+class Submitted:
+    """A started run."""
+
+    run_id: str
+    url: str
+    version: PipelineVersion
+
+
+def submit_run(
+    client: Any,
+    package_path: str | Path,
+    arguments: dict[str, Any],
+    *,
+    ui_host: str,
+    pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    experiment: str = DEFAULT_EXPERIMENT,
+    run_name: str | None = None,
+    namespace: str | None = None,
+) -> Submitted:
+    """Upload ``package_path`` as a new pipeline version and start a run of it.
+
+    Args:
+        client: A ``kfp.Client``.
+        package_path: The compiled pipeline (YAML).
+        arguments: The run's pipeline parameters.
+        ui_host: Base URL of the KFP UI, for the run's link.
+        pipeline_name: The pipeline that gets the new version.
+        experiment: The experiment the run belongs to (created if missing).
+        run_name: Display name of the run (default: pipeline name and version).
+        namespace: The profile namespace on multi-user deployments.
+
+    Returns:
+        The run's id, UI link and pipeline version.
+    """
+    version = upload_version(client, package_path, pipeline_name)
+    run = client.run_pipeline(
+        experiment_id=_experiment_id(client, experiment, namespace),
+        job_name=run_name or f"{pipeline_name} {version.version_name}",
+        params=arguments,
+        pipeline_id=version.pipeline_id,
+        version_id=version.version_id,
+    )
+    return Submitted(run.run_id, run_url(ui_host, run.run_id), version)
+
+
+def _recurring_runs_named(client: Any, name: str, experiment_id: str) -> list[Any]:
+    found, token = [], ""
+    while True:
+        page = client.list_recurring_runs(
+            page_token=token, page_size=100, experiment_id=experiment_id, filter=_display_name_filter(name)
+        )
+        # Filter again locally: the name is the identity of a schedule, a server-side filter is
+        # only an optimisation.
+        found += [r for r in page.recurring_runs or [] if r.display_name == name]
+        token = page.next_page_token or ""
+        if not token:
+            return found
+
+
+@dataclass
+class Scheduled:
+    """A created (or replaced) recurring run."""
+
+    recurring_run_id: str
+    replaced: list[str] = field(default_factory=list)
+    version: PipelineVersion | None = None
+
+
+def schedule_run(
+    client: Any,
+    package_path: str | Path,
+    arguments: dict[str, Any],
+    cron: str,
+    *,
+    name: str,
+    pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    experiment: str = DEFAULT_EXPERIMENT,
+    namespace: str | None = None,
+) -> Scheduled:
+    """Create the recurring run ``name``, replacing an earlier one of the same name.
+
+    The new schedule is created before the old one is deleted, and the old one is paused first, so a
+    failure leaves the earlier schedule (re-enabled) rather than none or two running.
+
+    Args:
+        client: A ``kfp.Client``.
+        package_path: The compiled pipeline (YAML), uploaded as a new version.
+        arguments: The runs' pipeline parameters.
+        cron: A 6-field cron expression (see :func:`validate_cron`).
+        name: The schedule's display name, its identity.
+        pipeline_name: The pipeline that gets the new version.
+        experiment: The experiment of the schedule and its runs.
+        namespace: The profile namespace on multi-user deployments.
+
+    Returns:
+        The new recurring run's id and the ids it replaced.
+
+    Raises:
+        ValueError: For an invalid cron expression (nothing is uploaded then).
+    """
+    cron = validate_cron(cron)
+    version = upload_version(client, package_path, pipeline_name)
+    experiment_id = _experiment_id(client, experiment, namespace)
+    old = _recurring_runs_named(client, name, experiment_id)
+    for job in old:
+        client.disable_recurring_run(job.recurring_run_id)
+    try:
+        created = client.create_recurring_run(
+            experiment_id=experiment_id,
+            job_name=name,
+            description=f"{pipeline_name} {version.version_name}, cron {cron}",
+            cron_expression=cron,
+            max_concurrency=1,
+            no_catchup=True,
+            params=arguments,
+            pipeline_id=version.pipeline_id,
+            version_id=version.version_id,
+            enabled=True,
+        )
+    except Exception:
+        for job in old:
+            client.enable_recurring_run(job.recurring_run_id)
+        raise
+    for job in old:
+        client.delete_recurring_run(job.recurring_run_id)
+    return Scheduled(created.recurring_run_id, [j.recurring_run_id for j in old], version)
+
+
+def list_runs(
+    client: Any, *, namespace: str | None = None, experiment: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The most recent runs, newest first, as ``id``, ``name``, ``state``, ``created_at``, ``finished_at``."""
+    experiment_id = None
+    if experiment:
+        experiment_id = client.get_experiment(experiment_name=experiment, namespace=namespace).experiment_id
+    response = client.list_runs(
+        page_size=limit, sort_by="created_at desc", experiment_id=experiment_id, namespace=namespace
+    )
+    return [
+        {
+            "id": run.run_id,
+            "name": run.display_name,
+            "state": run.state or "UNKNOWN",
+            "created_at": run.created_at.isoformat() if run.created_at else "",
+            "finished_at": run.finished_at.isoformat() if run.finished_at else "",
+        }
+        for run in response.runs or []
+    ]
+
+
+def format_runs(runs: list[dict[str, Any]]) -> str:
+    """A plain table of :func:`list_runs`'s output."""
+    if not runs:
+        return "no runs"
+    columns = ["state", "created_at", "name", "id"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in runs)) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in runs]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _pipeline_module():  # noqa: ANN202
+    from commerce_lm_pipelines import pipeline
+
+    return pipeline
+
+
+def compile_for(config_path: str, overrides: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """Compile the pipeline and take its run arguments from a run config.
+
+    Returns:
+        ``(package_path, arguments)``; the package lies in a fresh temporary folder.
+    """
+    from commerce_lm.config import load_config
+
+    cfg = load_config(config_path, overrides)
+    pipeline = _pipeline_module()
+    package = str(Path(tempfile.mkdtemp(prefix="commerce-lm-kfp-")) / "pipeline.yaml")
+    return pipeline.compile_pipeline(package), pipeline.pipeline_arguments(cfg)
+
+
+def load_definition(path: str | None) -> dict[str, Any]:
+    """Read a recurring-run definition (YAML: ``name``, ``cron``, ``config``, ``experiment``, ...).
+
+    Relative ``config`` paths resolve against the definition's folder.
+    """
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    allowed = {"name", "cron", "config", "experiment", "namespace", "pipeline_name", "overrides"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise RemoteError(f"{path}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+    if data.get("config") and not Path(data["config"]).is_absolute():
+        data["config"] = str(Path(path).parent / data["config"])
+    return data
+
+
+def _client_for(args: argparse.Namespace) -> tuple[Any, Auth]:
+    auth = Auth.from_environment(namespace=args.namespace, token_env=args.token_env)
+    print(f"KFP {args.host} ({auth.describe()})")
+    return make_client(args.host, auth), auth
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    package, arguments = compile_for(args.config, args.set)
+    client, auth = _client_for(args)
+    result = submit_run(
+        client, package, arguments,
+        ui_host=args.ui_host or args.host, pipeline_name=args.pipeline_name,
+        experiment=args.experiment, run_name=args.run_name, namespace=auth.namespace,
+    )  # fmt: skip
+    print(f"pipeline version {result.version.version_name} ({result.version.version_id})")
+    print(f"run {result.run_id}: {result.url}")
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    definition = load_definition(args.definition)
+    config = args.config or definition.get("config")
+    cron = args.cron or definition.get("cron")
+    if not config or not cron:
+        raise RemoteError("schedule needs --config and --cron (or a --definition file naming them)")
+    validate_cron(str(cron))  # fail before compiling or contacting the server
+    args.namespace = args.namespace or definition.get("namespace")
+    package, arguments = compile_for(config, [*definition.get("overrides", []), *(args.set or [])])
+    client, auth = _client_for(args)
+    result = schedule_run(
+        client, package, arguments, str(cron),
+        name=args.name or definition.get("name") or "commerce-lm-retrain",
+        pipeline_name=definition.get("pipeline_name") or args.pipeline_name,
+        experiment=args.experiment or definition.get("experiment") or DEFAULT_EXPERIMENT,
+        namespace=auth.namespace,
+    )  # fmt: skip
+    replaced = f", replacing {', '.join(result.replaced)}" if result.replaced else ""
+    print(f"recurring run {result.recurring_run_id} ({cron}){replaced}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    client, auth = _client_for(args)
+    print(format_runs(list_runs(client, namespace=auth.namespace, experiment=args.experiment, limit=args.limit)))
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://HOST or http://localhost:8080")
+    parser.add_argument("--namespace", help="Kubeflow profile namespace (multi-user deployments)")
+    parser.add_argument(
+        "--token-env", default=TOKEN_ENV, help=f"environment variable holding a bearer token (default {TOKEN_ENV})"
+    )
+
+
+def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (RemoteError, ValueError) as error:
+            raise SystemExit(f"error: {error}") from None
+
+    return run
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register ``submit``, ``schedule`` and ``runs`` on an argparse subparsers object.
+
+    Each parser sets ``func`` (taking the parsed args, returning an exit code).
+    """
+    submit = subparsers.add_parser("submit", help="upload the pipeline as a new version and start a run")
+    _common(submit)
+    submit.add_argument("--config", required=True, help="run config (YAML)")
+    submit.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
+    submit.add_argument("--run-name")
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    submit.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
+    submit.add_argument("--ui-host", help="KFP UI base URL for the run link (default: --host)")
+    submit.set_defaults(func=_guard(_cmd_submit))
+
+    schedule = subparsers.add_parser("schedule", help="create or replace a recurring retraining run")
+    _common(schedule)
+    schedule.add_argument("--config", help="run config (YAML)")
+    schedule.add_argument("--cron", help="6-field cron, seconds first: '0 0 3 * * 1' = Mondays 03:00")
+    schedule.add_argument("--definition", help="recurring-run definition (YAML), e.g. deploy/.../recurring-run.yaml")
+    schedule.add_argument("--name", help="schedule name; re-using it replaces the schedule")
+    schedule.add_argument("--experiment")
+    schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    schedule.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
+    schedule.set_defaults(func=_guard(_cmd_schedule))
+
+    runs = subparsers.add_parser("runs", help="list recent runs and their states")
+    _common(runs)
+    runs.add_argument("--experiment")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(func=_guard(_cmd_runs))

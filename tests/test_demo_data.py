@@ -1,0 +1,40 @@
+import unicodedata
+
+import pandas as pd
+
+from commerce_lm import demo_data
+
+
+def test_deterministic_for_a_seed():
+    pd.testing.assert_frame_equal(demo_data.generate(200, seed=3), demo_data.generate(200, seed=3))
+    assert not demo_data.generate(200, seed=3).equals(demo_data.generate(200, seed=4))
+
+
+def _scripts(text):
+    return {unicodedata.name(ch, "?").split(" ")[0] for ch in text if ch.isalpha()}
+
+
+def test_languages_labels_tasks_groups():
+    frame = demo_data.generate(1500, seed=1)
+    assert frame["lang"].nunique() >= 15
+    scripts = set().union(*(_scripts(t) for t in frame["description"].head(800)))
+    assert {"LATIN", "CYRILLIC", "ARABIC", "HANGUL", "DEVANAGARI"} <= scripts
+    assert frame["policy_label"].nunique() >= 8 and "allowed" in set(frame["policy_label"])
+    # is_prohibited follows the policy label; the other two tasks do not.
+    assert frame.groupby("policy_label")["is_prohibited"].nunique().max() == 1
+    for task in ("is_counterfeit", "is_offplatform"):
+        assert (frame.groupby("policy_label")[task].nunique() == 2).all(), task
+    for group in ("relist_group", "translation_group"):
+        sizes = frame[group].value_counts()
+        assert len(sizes) > 20 and sizes.min() >= 2
+    translated = frame.dropna(subset=["translation_group"]).groupby("translation_group")["lang"].nunique()
+    assert (translated >= 2).all()
+
+
+def test_realistic_noise():
+    text = " ".join(demo_data.generate(800, seed=2)["description"])
+    assert "<br>" in text or "&amp;" in text
+    assert any(currency in text for currency in ("€", "$", "£"))
+    assert " kg" in text or " ml" in text
+    relisted = " ".join(demo_data.generate(800, seed=2).dropna(subset=["relist_group"])["title"])
+    assert any(emoji in relisted for emoji in demo_data.EMOJI) or any(ch.isdigit() for ch in relisted)
