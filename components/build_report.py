@@ -16,11 +16,22 @@ from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def build_report(config_json: str, code_version: str, prepared: Input[Dataset], encoder: Input[Model],
-                 plm_embeddings: Input[Dataset], finetuned_embeddings: Input[Dataset], heads: Input[Model],
-                 baselines: Input[list[Model]], knn: Input[Dataset], report: Output[Dataset],
-                 metrics: Output[Metrics], roc: Output[ClassificationMetrics],
-                 roc_by_language: Output[SlicedClassificationMetrics], html: Output[HTML]):
+def build_report(
+    config_json: str,
+    code_version: str,
+    prepared: Input[Dataset],
+    encoder: Input[Model],
+    plm_embeddings: Input[Dataset],
+    finetuned_embeddings: Input[Dataset],
+    heads: Input[Model],
+    baselines: Input[list[Model]],
+    knn: Input[Dataset],
+    report: Output[Dataset],
+    metrics: Output[Metrics],
+    roc: Output[ClassificationMetrics],
+    roc_by_language: Output[SlicedClassificationMetrics],
+    html: Output[HTML],
+):
     """Write the report and log it where the Kubeflow UI shows it."""
     import shutil
     from pathlib import Path
@@ -29,8 +40,9 @@ def build_report(config_json: str, code_version: str, prepared: Input[Dataset], 
 
     cfg = config.config_from_json(config_json)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    result = build_report.run(cfg, prepared.path, encoder.path, arms, heads.path, [b.path for b in baselines],
-                              knn.path, report.path)
+    result = build_report.run(
+        cfg, prepared.path, encoder.path, arms, heads.path, [b.path for b in baselines], knn.path, report.path
+    )
     for name, value in build_report.scalar_metrics(result).items():
         metrics.log_metric(name, value)
     curves = storage.read_json(Path(report.path, build_report.CURVES_JSON))
@@ -43,6 +55,8 @@ def build_report(config_json: str, code_version: str, prepared: Input[Dataset], 
     for task, arms_curves in curves.items():
         for arm, curve in arms_curves.items():
             for lang, lang_curve in curve["by_language"].items():
-                roc_by_language.load_roc_readings(f"{task}/{arm}/{lang}", [
-                    list(x) for x in zip(lang_curve["thresholds"], lang_curve["tpr"], lang_curve["fpr"], strict=True)])
+                roc_by_language.load_roc_readings(
+                    f"{task}/{arm}/{lang}",
+                    [list(x) for x in zip(lang_curve["thresholds"], lang_curve["tpr"], lang_curve["fpr"], strict=True)],
+                )
     shutil.copy(Path(report.path, names.REPORT_HTML), html.path)

@@ -1,16 +1,28 @@
 """KFP component: evaluate-knn (FAISS similarity detection, PLM vs fine-tuned)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Output
+from kfp.dsl import Dataset, Input, Model, Output
 
 from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def evaluate_knn(config_json: str, code_version: str, prepared: Input[Dataset], plm_embeddings: Input[Dataset],
-                 finetuned_embeddings: Input[Dataset], knn: Output[Dataset]):
+def evaluate_knn(
+    config_json: str,
+    code_version: str,
+    prepared: Input[Dataset],
+    encoder: Input[Model],
+    plm_embeddings: Input[Dataset],
+    finetuned_embeddings: Input[Dataset],
+    knn: Output[Dataset],
+):
     """F1, recall@10 and MRR per similarity task and embedding set."""
-    from commerce_lm import config, evaluate_knn
+    from pathlib import Path
 
+    from commerce_lm import config, names, evaluate_knn
+    from commerce_lm.embedding_checks import expected_checksums
+
+    cfg = config.config_from_json(config_json)
+    checks = expected_checksums(cfg.model, str(Path(encoder.path, names.MODEL_DIR)))
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    evaluate_knn.run(config.config_from_json(config_json), prepared.path, arms, knn.path)
+    evaluate_knn.run(cfg, prepared.path, arms, knn.path, checks)

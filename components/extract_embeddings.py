@@ -7,8 +7,7 @@ from commerce_lm_components.images import TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
-def extract_plm_embeddings(config_json: str, code_version: str, prepared: Input[Dataset],
-                           embeddings: Output[Dataset]):
+def extract_plm_embeddings(config_json: str, code_version: str, prepared: Input[Dataset], embeddings: Output[Dataset]):
     """[CLS] vectors of the config's pre-trained model; does not wait for fine-tuning."""
     from commerce_lm import config, extract_embeddings
 
@@ -17,8 +16,9 @@ def extract_plm_embeddings(config_json: str, code_version: str, prepared: Input[
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
-def extract_finetuned_embeddings(config_json: str, code_version: str, prepared: Input[Dataset],
-                                 encoder: Input[Model], embeddings: Output[Dataset]):
+def extract_finetuned_embeddings(
+    config_json: str, code_version: str, prepared: Input[Dataset], encoder: Input[Model], embeddings: Output[Dataset]
+):
     """[CLS] vectors of the fine-tuned, frozen encoder."""
     from pathlib import Path
 

@@ -7,12 +7,24 @@ from commerce_lm_components.images import TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
-def finetune_baseline(config_json: str, code_version: str, num_procs: int, task: str, prepared: Input[Dataset],
-                      baseline: Output[Model]):
+def finetune_baseline(
+    config_json: str, code_version: str, num_procs: int, task: str, prepared: Input[Dataset], baseline: Output[Model]
+):
     """End-to-end baseline for ``task``; ``num_procs`` > 1 runs it under torchrun."""
     from commerce_lm.cli import main
 
-    args = ["finetune-baseline", "--config-json", config_json, "--prepared", prepared.path, "--task", task,
-            "--output", baseline.path, "--num-procs", str(num_procs)]
+    args = [
+        "finetune-baseline",
+        "--config-json",
+        config_json,
+        "--prepared",
+        prepared.path,
+        "--task",
+        task,
+        "--output",
+        baseline.path,
+        "--num-procs",
+        str(num_procs),
+    ]
     if main(args) != 0:
         raise RuntimeError(f"finetune-baseline failed for task {task}")

@@ -7,16 +7,31 @@ from commerce_lm_components.images import TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
-def finetune_encoder(config_json: str, code_version: str, num_procs: int, prepared: Input[Dataset],
-                     encoder: Output[Model], metrics: Output[Metrics]):
+def finetune_encoder(
+    config_json: str,
+    code_version: str,
+    num_procs: int,
+    prepared: Input[Dataset],
+    encoder: Output[Model],
+    metrics: Output[Metrics],
+):
     """Multi-class domain fine-tuning; ``num_procs`` > 1 runs it under torchrun."""
     import json
     from pathlib import Path
 
     from commerce_lm.cli import main
 
-    args = ["finetune-encoder", "--config-json", config_json, "--prepared", prepared.path,
-            "--output", encoder.path, "--num-procs", str(num_procs)]
+    args = [
+        "finetune-encoder",
+        "--config-json",
+        config_json,
+        "--prepared",
+        prepared.path,
+        "--output",
+        encoder.path,
+        "--num-procs",
+        str(num_procs),
+    ]
     if main(args) != 0:
         raise RuntimeError("finetune-encoder failed")
     for key, value in json.loads(Path(encoder.path, "metrics.json").read_text()).items():

@@ -7,10 +7,22 @@ from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def train_heads(config_json: str, code_version: str, prepared: Input[Dataset], plm_embeddings: Input[Dataset],
-                finetuned_embeddings: Input[Dataset], heads: Output[Model]):
+def train_heads(
+    config_json: str,
+    code_version: str,
+    prepared: Input[Dataset],
+    encoder: Input[Model],
+    plm_embeddings: Input[Dataset],
+    finetuned_embeddings: Input[Dataset],
+    heads: Output[Model],
+):
     """Logistic-regression heads on frozen PLM and fine-tuned embeddings."""
-    from commerce_lm import config, train_heads
+    from pathlib import Path
 
+    from commerce_lm import config, names, train_heads
+    from commerce_lm.embedding_checks import expected_checksums
+
+    cfg = config.config_from_json(config_json)
+    checks = expected_checksums(cfg.model, str(Path(encoder.path, names.MODEL_DIR)))
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    train_heads.run(config.config_from_json(config_json), prepared.path, arms, heads.path)
+    train_heads.run(cfg, prepared.path, arms, heads.path, checks)

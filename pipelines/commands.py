@@ -38,8 +38,10 @@ def claim_run_dir(out: Path, cfg_json: str, fingerprint: str, overwrite: bool) -
     if marker.exists() and not overwrite:
         previous = storage.read_json(marker)
         if previous.get("fingerprint") != fingerprint:
-            raise ConfigError(f"{out}: this run folder holds a run of config {previous.get('fingerprint')}, "
-                              f"not {fingerprint}; use another --output or pass --overwrite")
+            raise ConfigError(
+                f"{out}: this run folder holds a run of config {previous.get('fingerprint')}, "
+                f"not {fingerprint}; use another --output or pass --overwrite"
+            )
     if overwrite and out.exists():
         shutil.rmtree(out)
     storage.write_json(marker, {"fingerprint": fingerprint, "config": cfg_json})

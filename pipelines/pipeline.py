@@ -6,7 +6,6 @@ memory-backed /dev/shm, node selection and tolerations from pipeline parameters,
 with backoff (they resume from their checkpoints).
 """
 
-
 from typing import Any
 
 from kfp import compiler, dsl, kubernetes
@@ -25,8 +24,9 @@ PIPELINE_NAME = "commerce-lm"
 SHM_SIZE = "16Gi"
 
 
-def _training_settings(task: dsl.PipelineTask, gpus: int, accelerator: str, node_selector: dict,
-                       tolerations: list, cluster: bool) -> None:
+def _training_settings(
+    task: dsl.PipelineTask, gpus: int, accelerator: str, node_selector: dict, tolerations: list, cluster: bool
+) -> None:
     """GPU, scheduling, /dev/shm and retry settings of a training step."""
     task.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="3600s")
     if not cluster:
@@ -53,25 +53,58 @@ def build_pipeline(cluster: bool = True) -> Any:
     ):
         prepared = prepare_data(config_json=config_json, code_version=code_version)
         prepared.set_caching_options(True)
-        encoder = finetune_encoder(config_json=config_json, code_version=code_version, num_procs=num_gpus,
-                                   prepared=prepared.outputs["prepared"])
+        encoder = finetune_encoder(
+            config_json=config_json,
+            code_version=code_version,
+            num_procs=num_gpus,
+            prepared=prepared.outputs["prepared"],
+        )
         _training_settings(encoder, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
-        plm = extract_plm_embeddings(config_json=config_json, code_version=code_version,
-                                     prepared=prepared.outputs["prepared"])
-        tuned = extract_finetuned_embeddings(config_json=config_json, code_version=code_version,
-                                             prepared=prepared.outputs["prepared"], encoder=encoder.outputs["encoder"])
-        heads = train_heads(config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"],
-                            plm_embeddings=plm.outputs["embeddings"], finetuned_embeddings=tuned.outputs["embeddings"])
-        knn = evaluate_knn(config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"],
-                           plm_embeddings=plm.outputs["embeddings"], finetuned_embeddings=tuned.outputs["embeddings"])
+        plm = extract_plm_embeddings(
+            config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"]
+        )
+        tuned = extract_finetuned_embeddings(
+            config_json=config_json,
+            code_version=code_version,
+            prepared=prepared.outputs["prepared"],
+            encoder=encoder.outputs["encoder"],
+        )
+        heads = train_heads(
+            config_json=config_json,
+            code_version=code_version,
+            prepared=prepared.outputs["prepared"],
+            encoder=encoder.outputs["encoder"],
+            plm_embeddings=plm.outputs["embeddings"],
+            finetuned_embeddings=tuned.outputs["embeddings"],
+        )
+        knn = evaluate_knn(
+            config_json=config_json,
+            code_version=code_version,
+            prepared=prepared.outputs["prepared"],
+            encoder=encoder.outputs["encoder"],
+            plm_embeddings=plm.outputs["embeddings"],
+            finetuned_embeddings=tuned.outputs["embeddings"],
+        )
         with dsl.ParallelFor(items=tasks, name="baselines") as task_name:
-            baseline = finetune_baseline(config_json=config_json, code_version=code_version, num_procs=num_gpus,
-                                         task=task_name, prepared=prepared.outputs["prepared"])
+            baseline = finetune_baseline(
+                config_json=config_json,
+                code_version=code_version,
+                num_procs=num_gpus,
+                task=task_name,
+                prepared=prepared.outputs["prepared"],
+            )
             _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
-        build_report(config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"],
-                     encoder=encoder.outputs["encoder"], plm_embeddings=plm.outputs["embeddings"],
-                     finetuned_embeddings=tuned.outputs["embeddings"], heads=heads.outputs["heads"],
-                     baselines=dsl.Collected(baseline.outputs["baseline"]), knn=knn.outputs["knn"])
+        build_report(
+            config_json=config_json,
+            code_version=code_version,
+            prepared=prepared.outputs["prepared"],
+            encoder=encoder.outputs["encoder"],
+            plm_embeddings=plm.outputs["embeddings"],
+            finetuned_embeddings=tuned.outputs["embeddings"],
+            heads=heads.outputs["heads"],
+            baselines=dsl.Collected(baseline.outputs["baseline"]),
+            knn=knn.outputs["knn"],
+        )
 
     return commerce_lm_pipeline
 
@@ -82,8 +115,12 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
     The config travels as canonical JSON, so a changed setting changes the cache key; so does
     ``code_version``, so a new release is never served a stale cached step.
     """
-    return {"config_json": cfg.to_json(), "tasks": [t.name for t in cfg.tasks], "code_version": code_version(),
-            "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1)}
+    return {
+        "config_json": cfg.to_json(),
+        "tasks": [t.name for t in cfg.tasks],
+        "code_version": code_version(),
+        "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1),
+    }
 
 
 def code_version() -> str:
@@ -92,10 +129,16 @@ def code_version() -> str:
     from pathlib import Path
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return __version__
     return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"

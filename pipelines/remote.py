@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,12 +145,13 @@ class PipelineVersion:
 
 
 def version_name_for(package_path: str | Path, now: dt.datetime | None = None) -> str:
-    """A unique, readable version name: package version, UTC time and the spec's digest."""
+    """A unique, readable version name: package version, UTC time, the spec's digest and a nonce."""
     from commerce_lm import __version__
 
     now = now or dt.datetime.now(dt.UTC)
     digest = hashlib.sha256(Path(package_path).read_bytes()).hexdigest()[:8]
-    return f"v{__version__}-{now:%Y%m%d-%H%M%S}-{digest}"
+    # The nonce keeps two submissions of the same spec in the same second apart.
+    return f"v{__version__}-{now:%Y%m%d-%H%M%S}-{digest}-{uuid.uuid4().hex[:4]}"
 
 
 def upload_version(
@@ -162,9 +164,7 @@ def upload_version(
     version_name = version_name_for(package_path)
     pipeline_id = client.get_pipeline_id(pipeline_name)
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(
-            str(package_path), pipeline_name=pipeline_name, description=description
-        )
+        pipeline = client.upload_pipeline(str(package_path), pipeline_name=pipeline_name, description=description)
         pipeline_id = pipeline.pipeline_id
         versions = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
         if not versions.pipeline_versions:

@@ -95,16 +95,24 @@ def _arms(args: argparse.Namespace) -> dict[str, str]:
     return {"plm": args.plm_embeddings, "finetuned": args.finetuned_embeddings}
 
 
+def _embedding_step(step: Any, args: argparse.Namespace) -> int:
+    from commerce_lm.embedding_checks import expected_checksums
+
+    cfg = load_run_config(args)
+    checks = expected_checksums(cfg.model, args.finetuned_model)
+    return _print(step.run(cfg, args.prepared, _arms(args), args.output, checks))
+
+
 def _train_heads(args: argparse.Namespace) -> int:
     from commerce_lm import train_heads
 
-    return _print(train_heads.run(load_run_config(args), args.prepared, _arms(args), args.output))
+    return _embedding_step(train_heads, args)
 
 
 def _knn(args: argparse.Namespace) -> int:
     from commerce_lm import evaluate_knn
 
-    return _print(evaluate_knn.run(load_run_config(args), args.prepared, _arms(args), args.output))
+    return _embedding_step(evaluate_knn, args)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -149,10 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--num-shards", type=int, default=0, help="0: from config")
     gather = _step(sub, "gather-embeddings", _gather, "merge embedding shards, checking every id", "prepared")
     gather.add_argument("--parts", nargs="+", required=True)
-    _step(sub, "train-heads", _train_heads, "one linear head per task and embedding set", "prepared",
-          "plm-embeddings", "finetuned-embeddings")
-    _step(sub, "evaluate-knn", _knn, "KNN similarity detection, PLM vs fine-tuned", "prepared",
-          "plm-embeddings", "finetuned-embeddings")
+    for name, func, help_text in (("train-heads", _train_heads, "one linear head per task and embedding set"),
+                                  ("evaluate-knn", _knn, "KNN similarity detection, PLM vs fine-tuned")):
+        step = _step(sub, name, func, help_text, "prepared", "plm-embeddings", "finetuned-embeddings")
+        step.add_argument("--finetuned-model", help="the fine-tuned encoder the embeddings must come from")
     report = _step(sub, "build-report", _report, "metrics.json, report.md and report.html", "prepared",
                    "finetuned", "plm-embeddings", "finetuned-embeddings", "heads", "knn")
     report.add_argument("--baselines", nargs="+", required=True)

@@ -41,3 +41,13 @@ def aligned_vectors(emb: EmbeddingSet, ids: Iterable[str], what: str) -> np.ndar
     if missing:
         raise KeyError(f"{what}: {len(missing)} document(s) have no embedding, e.g. {missing[:5]}")
     return emb.vectors[[index[i] for i in ids]]
+
+
+def expected_checksums(plm: str, finetuned: str | None) -> dict[str, str]:
+    """The encoder checksums each embedding arm must carry: the PLM's and the fine-tuned model's."""
+    from commerce_lm.models import model_checksum
+
+    expected = {"plm": model_checksum(plm)}
+    if finetuned:
+        expected["finetuned"] = model_checksum(finetuned)
+    return expected

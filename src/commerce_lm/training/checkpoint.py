@@ -159,8 +159,11 @@ class CheckpointStore:
         dist.barrier()
 
     def prune(self, best_file: str | None) -> None:
-        """Delete all but the last ``keep`` complete checkpoints, cut-off folders before them, and
-        best-weight files other than ``best_file`` (rank 0 only)."""
+        """Delete old checkpoints and stale best weights (rank 0 only).
+
+        Keeps the last ``keep`` complete checkpoints and any folder newer than them (one being
+        written); deletes best-weight files other than ``best_file``.
+        """
         steps = self.complete_steps()
         kept = set(steps[-self.keep :])
         newest = steps[-1] if steps else -1
@@ -184,9 +187,7 @@ class CheckpointStore:
         if self.remote:
             storage.download_dir(storage.join(self.root, tag), self._staging / tag)
         local = self._local_dir()
-        path, _ = engine.load_checkpoint(
-            str(local), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True
-        )
+        path, _ = engine.load_checkpoint(str(local), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True)
         if path is None:
             raise ResumeError(f"{storage.join(self.root, tag)}: DeepSpeed could not load this checkpoint")
         rng = torch.load(local / tag / f"rng-rank{self.info.rank:05d}.pt", weights_only=True)
@@ -248,4 +249,3 @@ def check_resumable(state: dict[str, Any], fingerprint: str, world_size: int, ro
             f"or delete {root} to start over."
         )
     return True
-

@@ -175,7 +175,7 @@ def collate(split: Split, indices: Sequence[int], pad_id: int) -> dict[str, obje
 
 
 def eval_shard(num_docs: int, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """This rank's share of an evaluation split, padded so every rank runs as many batches.
+    """One rank's share of an evaluation split, padded so every rank runs as many batches.
 
     ZeRO-3 gathers weights collectively in every forward pass, so ranks must run the same number
     of batches; the padding rows repeat real documents and are marked invalid.

@@ -285,8 +285,19 @@ def train(
         if tcfg.eval_every and state.step % tcfg.eval_every == 0:
             evaluate()
         if tcfg.checkpoint_every and state.step % tcfg.checkpoint_every == 0 and state.step < total_steps:
-            _checkpoint(store, engine, state, records, started, cpu_started, session_step_seconds,
-                        session_samples, session_tokens, fingerprint, info)
+            _checkpoint(
+                store,
+                engine,
+                state,
+                records,
+                started,
+                cpu_started,
+                session_step_seconds,
+                session_samples,
+                session_tokens,
+                fingerprint,
+                info,
+            )
     progress.close()
     if state.last_eval_step != state.step:
         evaluate()
@@ -310,8 +321,15 @@ def train(
     return TrainResult(metrics=result_metrics, best_state=best_state, log_records=records, ds_config=config)
 
 
-def _totals(state: _State, started: float, cpu_started: float, step_seconds: float, samples: int, tokens: int,
-            info: dist.DistInfo) -> dict[str, Any]:
+def _totals(
+    state: _State,
+    started: float,
+    cpu_started: float,
+    step_seconds: float,
+    samples: int,
+    tokens: int,
+    info: dist.DistInfo,
+) -> dict[str, Any]:
     """Timings and throughput so far: this session's plus the ones before a resume, per process and in total."""
     mine = {
         "rank": info.rank,
@@ -339,9 +357,19 @@ def _totals(state: _State, started: float, cpu_started: float, step_seconds: flo
     }
 
 
-def _checkpoint(store: checkpoint.CheckpointStore, engine: Any, state: _State, records: list[dict], started: float,
-                cpu_started: float, step_seconds: float, samples: int, tokens: int, fingerprint: str,
-                info: dist.DistInfo) -> None:
+def _checkpoint(
+    store: checkpoint.CheckpointStore,
+    engine: Any,
+    state: _State,
+    records: list[dict],
+    started: float,
+    cpu_started: float,
+    step_seconds: float,
+    samples: int,
+    tokens: int,
+    fingerprint: str,
+    info: dist.DistInfo,
+) -> None:
     # Counters are stored per rank as rank 0 sees them; timings are bookkeeping, not trajectory.
     saved = _State(**state.to_json())
     saved.train_seconds += time.perf_counter() - started

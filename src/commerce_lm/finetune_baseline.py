@@ -1,0 +1,111 @@
+"""Step ``finetune-baseline``: the end-to-end baseline, the encoder fine-tuned on one binary task.
+
+Trains ``cfg.model`` with a two-class head on ``prepared/tasks/<task>.parquet`` with the shared
+DeepSpeed trainer and ``cfg.baseline`` (early stopping on the validation split), then scores the
+test split with the best weights: ``predictions.parquet`` holds ``id``, ``label``, ``score`` (the
+probability of label 1) and ``lang``. The model itself is not exported; checkpoints exist only while
+training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from commerce_lm import storage
+from commerce_lm.config import RunConfig
+from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
+from commerce_lm.training import data, dist, metrics, steps
+
+STEP = "finetune-baseline"
+# Documents per scoring batch (one process, no gradients).
+SCORE_BATCH = 64
+
+
+def score(model, split: data.Split, pad_id: int, device: str) -> np.ndarray:  # noqa: ANN001
+    """P(label 1) of every document of ``split``, in order."""
+    import torch
+
+    model.to(device)
+    out = np.zeros(len(split), dtype=np.float64)
+    everything = np.arange(len(split))
+    with torch.no_grad():
+        for positions in data.eval_batches(split, everything, SCORE_BATCH):
+            batch = data.collate(split, positions, pad_id)
+            logits = model(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            ).logits
+            out[positions] = metrics.softmax(logits.float().cpu().numpy())[:, 1]
+    return out
+
+
+def _ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return {"roc_auc": None, "pr_auc": None}
+    return {
+        "roc_auc": float(roc_auc_score(labels, scores)),
+        "pr_auc": float(average_precision_score(labels, scores)),
+    }
+
+
+def run(
+    cfg: RunConfig, prepared_dir: str, task: str, out_dir: str, *, checkpoint_dir: str | None = None
+) -> dict[str, Any]:
+    """Fine-tune the encoder end to end on one binary task and score its test split.
+
+    Every process of a distributed launch calls it with the same arguments; only rank 0 writes.
+
+    Args:
+        cfg: The run config (``cfg.baseline`` holds the trainer settings).
+        prepared_dir: The prepare-data output folder (local or ``gs://``).
+        task: The task name (``prepared/tasks/<task>.parquet``).
+        out_dir: The step's output folder (local or ``gs://``).
+        checkpoint_dir: Where to keep resumable checkpoints instead of beside ``out_dir``.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+    """
+    import pandas as pd
+
+    location = storage.join(prepared_dir, TASKS_DIR, f"{task}.parquet")
+    frame = steps.read_table(location)
+    bad = sorted(set(frame["label"].unique()) - {0, 1})
+    if bad:
+        raise ValueError(f"{location}: column 'label' must be 0/1 for a binary task, found {bad}")
+    test_frame = steps.split_frame(frame, "test", location)
+    trained = steps.train_classifier(
+        cfg,
+        cfg.baseline,
+        steps.split_frame(frame, "train", location),
+        steps.split_frame(frame, "validation", location),
+        2,
+        out_dir,
+        step_name=f"{STEP}:{task}",
+        checkpoint_dir=checkpoint_dir,
+    )
+    result = trained.result.metrics
+    metrics_out: dict[str, Any] = {
+        "step": STEP,
+        "task": task,
+        "n_test": len(test_frame),
+        "best_value": result.get(result["best_metric"]),
+        **result,
+    }
+    if trained.info.is_main:
+        test = data.make_split(trained.tokenizer, test_frame, cfg.baseline.max_length)
+        model = steps.fresh_model(trained.config, trained.result.best_state)
+        scores = score(model, test, trained.tokenizer.pad_token_id, trained.info.device)
+        metrics_out.update(_ranking_metrics(test.labels, scores))
+        predictions = pd.DataFrame(
+            {"id": test.ids, "label": test.labels.astype(np.int64), "score": scores, "lang": test.langs}
+        )
+        with storage.staged_dir(out_dir) as stage:
+            predictions.to_parquet(stage / PREDICTIONS_TABLE, index=False)
+            steps.write_common(stage, cfg, trained, metrics_out)
+    metrics_out = steps.json_safe(metrics_out)
+    steps.finish(trained)
+    # Every rank returns the same metrics, test scores included.
+    return dist.broadcast_object(metrics_out)  # type: ignore[return-value]
