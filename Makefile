@@ -41,3 +41,11 @@ compile: install
 
 clean:
 	rm -rf outputs .cache .pytest_cache
+
+# Container images: tags come from components/images.py (package version); push to $(REGISTRY).
+# Each build runs the image's test stage first. Needs a Docker engine with BuildKit.
+.PHONY: images
+images: install
+	COMMERCE_LM_REGISTRY=$(REGISTRY) $(PY) -m commerce_lm_components.images | while read -r dockerfile tag; do \
+		docker build -f "$$dockerfile" -t "$$tag" . && docker push "$$tag" || exit 1; \
+	done

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_json(args.config_json)
     section = cfg.finetune if args.step == "encoder" else cfg.baseline
     num_procs = args.num_procs or section.num_procs
-    relaunched = maybe_relaunch(num_procs, [sys.executable, "-m", __name__, *(argv or sys.argv[1:])])
+    relaunched = maybe_relaunch(num_procs, [sys.executable, "-m", "commerce_lm.training.entry", *(argv or sys.argv[1:])])
     if relaunched is not None:
         return relaunched
     if args.step == "encoder":

@@ -1,0 +1,64 @@
+"""The pipeline compiles with all seven steps, and the whole DAG runs locally on configs/tiny.yaml."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from commerce_lm import names
+
+STEPS = {"prepare-data", "finetune-encoder", "extract-plm-embeddings", "extract-finetuned-embeddings",
+         "train-heads", "finetune-baseline", "evaluate-knn", "build-report"}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ir") / "pipeline.yaml"
+    subprocess.run([sys.executable, "-m", "commerce_lm.cli", "compile", "--output", str(path)], check=True)
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def test_compiled_ir_holds_all_seven_steps(compiled):
+    spec = compiled[0]
+    executors = {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]}
+    assert executors == STEPS
+
+
+def test_plm_embedding_does_not_wait_for_finetuning(compiled):
+    tasks = compiled[0]["root"]["dag"]["tasks"]
+    assert tasks["extract-plm-embeddings"]["dependentTasks"] == ["prepare-data"]
+    assert "finetune-encoder" in tasks["extract-finetuned-embeddings"]["dependentTasks"]
+
+
+def test_baselines_fan_out_over_tasks(compiled):
+    loop = compiled[0]["root"]["dag"]["tasks"]["for-loop-2"]
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tasks")
+    assert "finetune-baseline" in compiled[0]["components"]["comp-for-loop-2"]["dag"]["tasks"]
+
+
+def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "commerce_lm.cli", "run", "--config",
+                             str(tiny_run_dir / "tiny.yaml"), "--output", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / names.METRICS_JSON).read_text())
+    assert set(metrics["tasks"]) == {"prohibited", "offplatform"}
+    for task in metrics["tasks"].values():
+        for arm in ("plm", "finetuned", "e2e"):
+            assert {"roc_auc", "pr_auc", "train_seconds"} <= set(task[arm])
+            assert 0 <= task[arm]["roc_auc"] <= 1 and task[arm]["train_seconds"] > 0
+    for similarity in metrics["similarity"].values():
+        assert {"f1", "recall_at_10"} <= set(similarity["plm"]) and "f1" in similarity["finetuned"]
+    assert {"val_accuracy", "val_macro_f1", "train_seconds"} <= set(metrics["domain"])
+    assert "docs_per_second" in metrics["embedding"]["plm"]
+    html = (out / names.REPORT_HTML).read_text()
+    assert "ROC AUC" in html and "data:image/png;base64," in html
+    assert "| prohibited / PLM frozen + head" in (out / names.REPORT_MD).read_text()
+
+    # The same folder with another config is refused unless asked to overwrite.
+    again = subprocess.run([sys.executable, "-m", "commerce_lm.cli", "run", "--config", str(tiny_run_dir / "tiny.yaml"),
+                            "--set", "seed=4", "--output", str(out)], capture_output=True, text=True)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
