@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH_VERSION := 2.13.0
-REGISTRY ?= us-docker.pkg.dev/my-project/commerce-lm
+REGISTRY ?= us-docker.pkg.dev/commerce-lm/images
 # DeepSpeed JIT-builds ops on first use; keep them in one cache the tests and demo share.
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export HF_HUB_OFFLINE ?= 1
@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 compile: install
-	$(VENV)/bin/commerce-lm compile --output outputs/pipeline.yaml
+	COMMERCE_LM_REGISTRY=$(REGISTRY) $(VENV)/bin/commerce-lm compile --output outputs/pipeline.yaml
 
 clean:
 	rm -rf outputs .cache .pytest_cache

@@ -79,9 +79,18 @@ def test_no_keys_in_deploy() -> None:
 
 
 def test_runbook_has_every_step() -> None:
+    import re
+
     text = (DEPLOY / "README.md").read_text(encoding="utf-8")
-    steps = ["Kubeflow Pipelines", "Kubeflow Trainer", "GPU node pool", "make images", "commerce-lm submit",
-             "commerce-lm schedule"]  # fmt: skip
-    positions = [text.find(step) for step in steps]
-    assert -1 not in positions, dict(zip(steps, positions, strict=True))
-    assert positions == sorted(positions), "the runbook goes in order: install, nodes, images, submit, schedule"
+    sections = dict(re.findall(r"^## (\d)\. (.*?)(?=^## \d\. |\Z)", text, re.M | re.S))
+    expected = {
+        "1": ["Kubeflow Pipelines", "Kubeflow Trainer", "kubectl apply -k deploy/overlays"],
+        "2": ["GPU node pool", "--accelerator"],
+        "3": ["make images"],
+        "4": ["commerce-lm submit"],
+        "5": ["commerce-lm schedule"],
+    }
+    assert sorted(sections) == sorted(expected), "five steps, numbered in order"
+    for number, words in expected.items():
+        for word in words:
+            assert word in sections[number], f"step {number} mentions {word!r}"

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 dockerfile_parse = pytest.importorskip("dockerfile_parse")
 pytest.importorskip("kfp")
 
-import commerce_lm  # noqa: E402
 import commerce_lm_components  # noqa: E402
 from commerce_lm_components import images  # noqa: E402
+
+import commerce_lm  # noqa: E402
 
 
 def _pyproject() -> dict:
@@ -44,6 +45,18 @@ def _stages(parser) -> list[list[dict]]:  # noqa: ANN001
         if stages:
             stages[-1].append(instruction)
     return stages
+
+
+def _global_args(parser) -> dict[str, str]:  # noqa: ANN001
+    """ARG defaults declared before the first FROM (they parametrize every stage)."""
+    args = {}
+    for instruction in parser.structure:
+        if instruction["instruction"] == "FROM":
+            break
+        if instruction["instruction"] == "ARG" and "=" in instruction["value"]:
+            key, value = instruction["value"].split("=", 1)
+            args[key.strip()] = value.strip().strip('"')
+    return args
 
 
 def _component_images() -> set[str]:
@@ -80,7 +93,7 @@ def test_compiled_pipeline_uses_only_our_images(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dockerfile", sorted(set(images.IMAGES.values())))
 def test_dockerfile_pins_and_installs(dockerfile: str) -> None:
     parser = _parsed(dockerfile)
-    args = parser.args  # global ARG defaults
+    args = _global_args(parser)
     assert args.get("TORCH_VERSION") == _torch_pin(), "torch pin matches pyproject.toml"
     base = next(v for k, v in args.items() if k.endswith("_IMAGE"))
     assert re.search(r":[0-9][\w.\-]*$", base), f"base image {base} has a pinned version tag"

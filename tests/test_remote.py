@@ -5,7 +5,6 @@ against the API's own models (``kfp_server_api``): an unknown field, a wrong typ
 fails the request. Nothing of ``pipelines/remote.py`` or ``kfp.Client`` is replaced.
 """
 
-
 import datetime as dt
 import email.parser
 import http.server
@@ -22,9 +21,8 @@ import yaml
 
 kfp = pytest.importorskip("kfp")
 kfp_server_api = pytest.importorskip("kfp_server_api")
-from kfp import dsl  # noqa: E402
-
 from commerce_lm_pipelines import remote  # noqa: E402
+from kfp import dsl  # noqa: E402
 
 API = "/apis/v2beta1"
 

@@ -1,0 +1,107 @@
+"""Kill -9 in the middle of training, rerun with the same arguments: same end state as no kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest_training import tiny_model, write_prepared
+
+from commerce_lm import finetune_encoder
+from commerce_lm.config import load_config
+from commerce_lm.training import checkpoint
+
+# Dropout stays on (0.1): resuming must replay the RNG too, not only weights and optimizer.
+SECTION = {
+    "max_length": 32,
+    "epochs": 3,
+    "per_device_batch_size": 8,
+    "learning_rate": 1e-3,
+    "eval_every": 6,
+    "checkpoint_every": 3,
+    "keep_checkpoints": 2,
+    "best_metric": "val_macro_f1",
+}
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def _complete(root: Path) -> list[int]:
+    if not root.exists():
+        return []
+    return sorted(int(p.parent.name[5:]) for p in root.glob("step-*/_COMPLETE"))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    write_prepared(root / "prepared")
+    model = tiny_model(root / "model")
+    config = {
+        "model": str(model),
+        "seed": 5,
+        "domain": {"data": "unused", "label": "label"},
+        "tasks": [{"name": "weapons", "data": "unused", "label": "label"}],
+        "finetune": SECTION,
+    }
+    (root / "cfg.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
+    cfg = load_config(work / "cfg.yaml")
+    reference = finetune_encoder.run(cfg, str(work / "prepared"), str(work / "reference"))
+    assert reference["global_steps"] == 36
+
+    out = work / "killed"
+    ckpts = Path(checkpoint.default_root(str(out)))
+    command = [
+        sys.executable, "-m", "commerce_lm.training.entry", "encoder",
+        "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(out),
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not any(step >= 9 for step in _complete(ckpts)):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed step must not publish outputs"
+    complete = _complete(ckpts)
+    assert len(complete) <= SECTION["keep_checkpoints"] + 1  # the last K, plus one being pruned
+    last = complete[-1]
+
+    # A checkpoint cut off half-written (no completion marker, truncated shard) is never loaded.
+    cut = ckpts / checkpoint.tag_for(last + 3)
+    cut.mkdir(exist_ok=True)
+    (cut / "mp_rank_00_model_states.pt").write_bytes(b"\x80\x02truncated")
+
+    resumed = finetune_encoder.run(cfg, str(work / "prepared"), str(out))
+    log = _log(out)
+    resumes = [r for r in log if r["event"] == "resumed"]
+    assert [r["step"] for r in resumes] == [last]
+    steps = [r["step"] for r in log if r["event"] == "step"]
+    assert steps == list(range(1, 37)), "a step was repeated or skipped"
+    reference_losses = [r["loss"] for r in _log(work / "reference") if r["event"] == "step"]
+    assert [r["loss"] for r in log if r["event"] == "step"] == pytest.approx(reference_losses, abs=1e-5)
+    for key in ("val_loss", "val_accuracy", "val_macro_f1", "global_steps", "best_step"):
+        assert resumed[key] == pytest.approx(reference[key], abs=1e-5), key
+    assert not ckpts.exists(), "checkpoints are dropped once the outputs are published"
+
+
+def test_resuming_with_another_world_size_is_refused_with_a_clear_message():
+    state = {"fingerprint": "abc", "world_size": 2, "step": 12}
+    assert checkpoint.check_resumable(state, "abc", 2, "ckpts") is True
+    assert checkpoint.check_resumable(state, "other-run", 1, "ckpts") is False
+    with pytest.raises(checkpoint.ResumeError, match=r"written by 2 process\(es\), this run has 1"):
+        checkpoint.check_resumable(state, "abc", 1, "ckpts")
