@@ -434,6 +434,25 @@ def _publish_gcs(stage: Path, uri: str, marker_generation: int | None) -> None:
     _gcs_upload(marker, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode(), 0)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _remove_abandoned_stages(final: Path) -> None:
+    """Delete staging and trash folders left by killed writers of ``final`` (their process is gone)."""
+    for leftover in final.parent.glob(f".{final.name}.*"):
+        parts = leftover.name[len(final.name) + 2 :].split(".")
+        owner = int(parts[0]) if parts[0].isdigit() else None
+        if leftover.suffix in (".staging", ".old") and (owner is None or not _pid_alive(owner)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged_dir(location: str | Path) -> Iterator[Path]:
     """Build a folder under a temporary name and publish it only when the block succeeds.
@@ -455,7 +474,8 @@ def staged_dir(location: str | Path) -> Iterator[Path]:
         return
     final = Path(location)
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = final.with_name(f".{final.name}.{uuid.uuid4().hex}.staging")
+    _remove_abandoned_stages(final)
+    stage = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.staging")
     stage.mkdir()
     try:
         yield stage
