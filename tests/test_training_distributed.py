@@ -13,6 +13,7 @@ from conftest_training import tiny_model, write_prepared
 
 from commerce_lm import finetune_encoder
 from commerce_lm.config import load_config
+from commerce_lm.training import dist
 
 
 def _losses(out):
@@ -47,7 +48,7 @@ def test_two_processes_zero3_match_one_process_zero0_and_zero2(work):
         "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(work / "two"),
         "--num-procs", "2", "--set", "finetune.per_device_batch_size=4", "--set", "finetune.zero_stage=3",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=dist.child_env())
     assert done.returncode == 0, done.stderr[-4000:]
     two = json.loads((work / "two" / "metrics.json").read_text())
     assert two["world_size"] == 2 and two["zero_stage"] == 3 and len(two["per_process"]) == 2

@@ -16,7 +16,7 @@ from conftest_training import tiny_model, write_prepared
 
 from commerce_lm import finetune_encoder
 from commerce_lm.config import load_config
-from commerce_lm.training import checkpoint
+from commerce_lm.training import checkpoint, dist
 
 # Dropout stays on (0.1): resuming must replay the RNG too, not only weights and optimizer.
 SECTION = {
@@ -68,14 +68,16 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
         sys.executable, "-m", "commerce_lm.training.entry", "encoder",
         "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(out),
     ]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stderr = open(work / "killed.stderr", "wb")  # a file, not a pipe: a full pipe would stall the child
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=dist.child_env())
     deadline = time.monotonic() + 180
     while not any(step >= 9 for step in _complete(ckpts)):
-        assert proc.poll() is None, "the run ended before it could be killed"
+        assert proc.poll() is None, "run ended before the kill: " + (work / "killed.stderr").read_text()[-3000:]
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    stderr.close()
     assert not out.exists(), "a killed step must not publish outputs"
     complete = _complete(ckpts)
     assert len(complete) <= SECTION["keep_checkpoints"] + 1  # the last K, plus one being pruned

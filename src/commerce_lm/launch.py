@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from commerce_lm.training.dist import under_launcher
+from commerce_lm.training import dist
 
 
 def torchrun_command(num_procs: int, argv: Sequence[str]) -> list[str]:
@@ -34,13 +34,13 @@ def torchrun_command(num_procs: int, argv: Sequence[str]) -> list[str]:
     ]
 
 
-def child_env(num_procs: int) -> dict[str, str]:
+def rank_env(num_procs: int) -> dict[str, str]:
     """Environment of the launched ranks.
 
     torchrun would pin every rank to one OpenMP thread; on CPU that wastes the cores, so each rank
     gets an equal share unless the caller chose already.
     """
-    env = dict(os.environ)
+    env = dist.child_env()
     if "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // num_procs))
     return env
@@ -57,9 +57,9 @@ def maybe_relaunch(num_procs: int, argv: list[str]) -> int | None:
         torchrun's exit code, or ``None`` when the caller should just run the step in-process
         (one process requested, or already under a launcher).
     """
-    if num_procs <= 1 or under_launcher():
+    if num_procs <= 1 or dist.under_launcher():
         return None
-    proc = subprocess.Popen(torchrun_command(num_procs, argv), env=child_env(num_procs))
+    proc = subprocess.Popen(torchrun_command(num_procs, argv), env=rank_env(num_procs))
 
     def forward(signum: int, _frame: object) -> None:
         # A pod being stopped (SIGTERM) must stop the ranks too, or they outlive it as orphans.

@@ -18,6 +18,11 @@ import socket
 from dataclasses import dataclass
 
 LAUNCHER_ENV = ("LOCAL_RANK", "TORCHELASTIC_RUN_ID")
+# Variables :func:`init` sets for a world of one, and the marker saying it did: a child process
+# (torchrun, a test's subprocess) must not inherit them, or it would think it is already rank 0 of
+# a launched job and reuse our rendezvous port.
+SINGLE_PROCESS_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+FILLED_MARKER = "COMMERCE_LM_SINGLE_PROCESS"
 SHM_COMM_ENV = "COMMERCE_LM_DS_SHM_COMM"
 # Collective timeout: long enough for a rank-0-only export of a large model while others wait.
 TIMEOUT = datetime.timedelta(minutes=60)
@@ -59,12 +64,24 @@ def free_port() -> int:
 
 def under_launcher() -> bool:
     """Whether torchrun / the deepspeed launcher started this process."""
+    if os.environ.get(FILLED_MARKER) == "1":
+        return False
     return any(name in os.environ for name in LAUNCHER_ENV)
+
+
+def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) without the single-process settings :func:`init` added."""
+    env = dict(os.environ if base is None else base)
+    if env.pop(FILLED_MARKER, None) == "1":
+        for name in SINGLE_PROCESS_ENV:
+            env.pop(name, None)
+    return env
 
 
 def _fill_single_process_env() -> None:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return
+    os.environ[FILLED_MARKER] = "1"
     os.environ.setdefault("RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("LOCAL_RANK", "0")
