@@ -96,9 +96,10 @@ def _disable_shm_comm_op() -> None:
         return
     import deepspeed.ops
 
-    # DeepSpeed caches its op-compatibility probe in this module-level dict and consults it before
-    # building the op; marking the op incompatible makes the backend fall back to plain gloo.
-    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    # DeepSpeed caches its op-compatibility probe in this module-level dict and consults it (only)
+    # before building this op; marking the op incompatible makes the backend use plain gloo. Seeding
+    # the dict also skips the probe itself, which runs a compiler per op (seconds, and linker noise).
+    vars(deepspeed.ops).setdefault("__compatible_ops__", {})["deepspeed_shm_comm"] = False
 
 
 def init() -> DistInfo:
