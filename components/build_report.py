@@ -1,5 +1,6 @@
 """KFP component: build-report, logging Metrics, ClassificationMetrics and an HTML report to the UI."""
 
+from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import (
     HTML,
@@ -11,8 +12,6 @@ from kfp.dsl import (
     Output,
     SlicedClassificationMetrics,
 )
-
-from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)

@@ -1,9 +1,8 @@
 """KFP component: evaluate-knn (FAISS similarity detection, PLM vs fine-tuned)."""
 
+from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
-
-from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -19,7 +18,7 @@ def evaluate_knn(
     """F1, recall@10 and MRR per similarity task and embedding set."""
     from pathlib import Path
 
-    from commerce_lm import config, names, evaluate_knn
+    from commerce_lm import config, evaluate_knn, names
     from commerce_lm.embedding_checks import expected_checksums
 
     cfg = config.config_from_json(config_json)

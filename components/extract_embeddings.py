@@ -1,9 +1,8 @@
 """KFP components: extract-embeddings with the off-the-shelf encoder and with the fine-tuned one."""
 
+from commerce_lm_components.images import TRAINING_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
-
-from commerce_lm_components.images import TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)

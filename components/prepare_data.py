@@ -1,9 +1,8 @@
 """KFP component: prepare-data."""
 
+from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Output
-
-from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)

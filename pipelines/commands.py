@@ -55,9 +55,8 @@ def _find_report(root: Path, started: float) -> Path:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from kfp import local
-
     from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
+    from kfp import local
 
     cfg = load_run_config(args)
     out = Path(args.output).resolve()

@@ -8,10 +8,6 @@ with backoff (they resume from their checkpoints).
 
 from typing import Any
 
-from kfp import compiler, dsl, kubernetes
-
-from commerce_lm import __version__
-from commerce_lm.config import RunConfig
 from commerce_lm_components.build_report import build_report
 from commerce_lm_components.evaluate_knn import evaluate_knn
 from commerce_lm_components.extract_embeddings import extract_finetuned_embeddings, extract_plm_embeddings
@@ -19,6 +15,10 @@ from commerce_lm_components.finetune_baseline import finetune_baseline
 from commerce_lm_components.finetune_encoder import finetune_encoder
 from commerce_lm_components.prepare_data import prepare_data
 from commerce_lm_components.train_heads import train_heads
+from kfp import compiler, dsl, kubernetes
+
+from commerce_lm import __version__
+from commerce_lm.config import RunConfig
 
 PIPELINE_NAME = "commerce-lm"
 SHM_SIZE = "16Gi"

@@ -58,7 +58,9 @@ def test_fingerprint_changes_with_any_setting(tmp_path):
 
 
 def test_duplicate_task_names_rejected(tmp_path):
-    text = BASE.replace("tasks: [{name: t, data: d.parquet, label: z}]",
-                        "tasks: [{name: t, data: d.parquet, label: z}, {name: t, data: e.parquet, label: z}]")
+    text = BASE.replace(
+        "tasks: [{name: t, data: d.parquet, label: z}]",
+        "tasks: [{name: t, data: d.parquet, label: z}, {name: t, data: e.parquet, label: z}]",
+    )
     with pytest.raises(ConfigError, match="duplicate names"):
         load_config(_write(tmp_path, text))

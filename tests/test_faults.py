@@ -16,8 +16,9 @@ from commerce_lm import demo_data, names
 def _outputs(folder):
     """Every output table and JSON file of a prepared folder (metrics.json holds timings: left out)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != names.METRICS_JSON)
-    return {str(p.relative_to(folder)): (pd.read_parquet(p) if p.suffix == ".parquet" else p.read_text())
-            for p in files}
+    return {
+        str(p.relative_to(folder)): (pd.read_parquet(p) if p.suffix == ".parquet" else p.read_text()) for p in files
+    }
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,16 @@ def big_run_dir(tmp_path_factory, tiny_run_dir):
 
 
 def _prepare_command(run_dir, out):
-    return [sys.executable, "-m", "commerce_lm.cli", "prepare-data", "--config", str(run_dir / "tiny.yaml"),
-            "--output", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "commerce_lm.cli",
+        "prepare-data",
+        "--config",
+        str(run_dir / "tiny.yaml"),
+        "--output",
+        str(out),
+    ]
 
 
 def test_prepare_data_killed_at_any_moment_then_rerun(big_run_dir, tmp_path):
@@ -40,8 +49,9 @@ def test_prepare_data_killed_at_any_moment_then_rerun(big_run_dir, tmp_path):
     expected = _outputs(clean)
     out = tmp_path / "killed"
     for delay in (0.5, 2.0, 3.5, 5.0):
-        process = subprocess.Popen(_prepare_command(big_run_dir, out), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _prepare_command(big_run_dir, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()

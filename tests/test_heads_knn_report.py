@@ -55,18 +55,29 @@ def test_heads_learn_a_linearly_separable_signal(tmp_path, tiny_cfg, tiny_prepar
 
 def test_heads_refuse_embeddings_of_another_encoder(tmp_path, tiny_cfg, tiny_prepared, embeddings):
     with pytest.raises(EncoderMismatchError) as error:
-        train_heads.run(tiny_cfg, str(tiny_prepared), {"plm": str(embeddings)}, str(tmp_path / "h"),
-                        expected_checksums={"plm": "0123456789abcdef"})
+        train_heads.run(
+            tiny_cfg,
+            str(tiny_prepared),
+            {"plm": str(embeddings)},
+            str(tmp_path / "h"),
+            expected_checksums={"plm": "0123456789abcdef"},
+        )
     found = extract_embeddings.load_embeddings(str(embeddings)).manifest["encoder_checksum"]
     assert "0123456789abcdef" in str(error.value) and found in str(error.value)
     with pytest.raises(EncoderMismatchError):
-        evaluate_knn.run(tiny_cfg, str(tiny_prepared), {"plm": str(embeddings)}, str(tmp_path / "k"),
-                         expected_checksums={"plm": "0123456789abcdef"})
+        evaluate_knn.run(
+            tiny_cfg,
+            str(tiny_prepared),
+            {"plm": str(embeddings)},
+            str(tmp_path / "k"),
+            expected_checksums={"plm": "0123456789abcdef"},
+        )
 
 
 def test_knn_scores_and_language_breakdown(tmp_path, tiny_cfg, tiny_prepared, embeddings):
-    metrics = evaluate_knn.run(tiny_cfg, str(tiny_prepared), {"plm": str(embeddings), "finetuned": str(embeddings)},
-                               str(tmp_path / "knn"))
+    metrics = evaluate_knn.run(
+        tiny_cfg, str(tiny_prepared), {"plm": str(embeddings), "finetuned": str(embeddings)}, str(tmp_path / "knn")
+    )
     for spec in tiny_cfg.similarity:
         arm = metrics[spec.name]["plm"]
         for key in ("f1", "precision", "recall", "recall_at_10", "mrr"):
@@ -78,9 +89,14 @@ def test_knn_scores_and_language_breakdown(tmp_path, tiny_cfg, tiny_prepared, em
 def test_knn_is_perfect_on_group_identity_vectors():
     """One-hot group vectors: every neighbour in the group has cosine 1, others 0."""
     groups = ["a", "a", "a", "b", "b", "c", "c", None, None, "d", "d", "d"]
-    table = pd.DataFrame({"id": [str(i) for i in range(len(groups))], "group": groups,
-                          "lang": ["en", "de"] * 6,
-                          "split": ["validation"] * 3 + ["test"] * 4 + ["train"] * 2 + ["test"] * 3})
+    table = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(len(groups))],
+            "group": groups,
+            "lang": ["en", "de"] * 6,
+            "split": ["validation"] * 3 + ["test"] * 4 + ["train"] * 2 + ["test"] * 3,
+        }
+    )
     codes = {g: i for i, g in enumerate(sorted({g for g in groups if g}))}
     vectors = np.zeros((len(groups), 8), dtype=np.float32)
     for row, group in enumerate(groups):
@@ -93,11 +109,34 @@ def test_knn_is_perfect_on_group_identity_vectors():
 
 
 def test_report_escapes_untrusted_text_and_inlines_plots(tmp_path, tiny_cfg):
-    metrics = {"tasks": {"t": {"plm": {"roc_auc": 0.7, "pr_auc": 0.5, "roc_auc_ci": [0.6, 0.8], "pr_auc_ci": [],
-                                       "train_seconds": 1.0, "by_language": {}}, "n_test": 10, "positive_rate": 0.3}},
-               "similarity": {}, "domain": {}, "cost": {}, "data": {}}
-    curves = {"t": {"plm": {"roc": {"fpr": [0, 1], "tpr": [0, 1], "thresholds": [1, 0]},
-                            "pr": {"precision": [1, 0.3], "recall": [0, 1]}}}}
+    metrics = {
+        "tasks": {
+            "t": {
+                "plm": {
+                    "roc_auc": 0.7,
+                    "pr_auc": 0.5,
+                    "roc_auc_ci": [0.6, 0.8],
+                    "pr_auc_ci": [],
+                    "train_seconds": 1.0,
+                    "by_language": {},
+                },
+                "n_test": 10,
+                "positive_rate": 0.3,
+            }
+        },
+        "similarity": {},
+        "domain": {},
+        "cost": {},
+        "data": {},
+    }
+    curves = {
+        "t": {
+            "plm": {
+                "roc": {"fpr": [0, 1], "tpr": [0, 1], "thresholds": [1, 0]},
+                "pr": {"precision": [1, 0.3], "recall": [0, 1]},
+            }
+        }
+    }
     examples = {"t": [{"id": "x", "label": 1, "score": 0.1, "text": "<script>alert('pwned')</script>"}]}
     from commerce_lm.report_render import render_html
 

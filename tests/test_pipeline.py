@@ -9,8 +9,16 @@ import yaml
 
 from commerce_lm import names
 
-STEPS = {"prepare-data", "finetune-encoder", "extract-plm-embeddings", "extract-finetuned-embeddings",
-         "train-heads", "finetune-baseline", "evaluate-knn", "build-report"}
+STEPS = {
+    "prepare-data",
+    "finetune-encoder",
+    "extract-plm-embeddings",
+    "extract-finetuned-embeddings",
+    "train-heads",
+    "finetune-baseline",
+    "evaluate-knn",
+    "build-report",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +48,21 @@ def test_baselines_fan_out_over_tasks(compiled):
 
 def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "commerce_lm.cli", "run", "--config",
-                             str(tiny_run_dir / "tiny.yaml"), "--output", str(out)],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "commerce_lm.cli",
+            "run",
+            "--config",
+            str(tiny_run_dir / "tiny.yaml"),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / names.METRICS_JSON).read_text())
     assert set(metrics["tasks"]) == {"prohibited", "offplatform"}
@@ -59,6 +79,20 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     assert "| prohibited / PLM frozen + head" in (out / names.REPORT_MD).read_text()
 
     # The same folder with another config is refused unless asked to overwrite.
-    again = subprocess.run([sys.executable, "-m", "commerce_lm.cli", "run", "--config", str(tiny_run_dir / "tiny.yaml"),
-                            "--set", "seed=4", "--output", str(out)], capture_output=True, text=True)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "commerce_lm.cli",
+            "run",
+            "--config",
+            str(tiny_run_dir / "tiny.yaml"),
+            "--set",
+            "seed=4",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 2 and "--overwrite" in again.stderr

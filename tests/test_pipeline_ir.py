@@ -31,7 +31,8 @@ def test_accelerators_come_from_pipeline_parameters(ir):
         accelerator = spec["deploymentSpec"]["executors"][f"exec-{step}"]["container"]["resources"]["accelerator"]
         assert "num_gpus" in accelerator["resourceCount"] and "accelerator_type" in accelerator["resourceType"]
     assert {"num_gpus", "accelerator_type", "gpu_node_selector", "gpu_tolerations"} <= set(
-        spec["root"]["inputDefinitions"]["parameters"])
+        spec["root"]["inputDefinitions"]["parameters"]
+    )
 
 
 def test_training_steps_get_node_selector_tolerations_and_shm(ir):
@@ -63,8 +64,9 @@ def test_caching_is_on_and_keyed_by_config_and_code_version(ir):
 
 
 def test_code_version_changes_with_the_commit():
-    from commerce_lm import __version__
     from commerce_lm_pipelines.pipeline import code_version
+
+    from commerce_lm import __version__
 
     assert code_version().startswith(__version__)
 

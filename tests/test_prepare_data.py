@@ -20,7 +20,7 @@ def test_outputs_follow_the_contract(tiny_prepared, tiny_cfg):
         table = pd.read_parquet(tiny_prepared / names.TASKS_DIR / f"{task.name}.parquet")
         assert set(table["label"]) == {0, 1} and set(table["id"]) <= set(corpus["id"])
     stats = json.loads((tiny_prepared / names.STATS_JSON).read_text())
-    for name, counts in stats.items():
+    for counts in stats.values():
         assert counts["input_rows"] == counts["accepted_rows"] + counts["rejected_rows"] + counts["sampled_out_rows"]
 
 
@@ -59,9 +59,12 @@ def _bad_csv(tmp_path):
 
 
 def _cfg(tmp_path, data, **prepare):
-    raw = {"model": "m", "domain": {"data": str(data), "label": "label"},
-           "tasks": [{"name": "t", "data": str(data), "label": "label"}],
-           "prepare": {"max_text_chars": 300, "overlong": "reject", "max_rejected_fraction": 1.0, **prepare}}
+    raw = {
+        "model": "m",
+        "domain": {"data": str(data), "label": "label"},
+        "tasks": [{"name": "t", "data": str(data), "label": "label"}],
+        "prepare": {"max_text_chars": 300, "overlong": "reject", "max_rejected_fraction": 1.0, **prepare},
+    }
     return config.parse_config(raw)
 
 
@@ -90,8 +93,9 @@ def test_every_bad_row_is_kept_with_its_reason(tmp_path):
 
 def test_overlong_text_is_truncated_by_config(tmp_path):
     data = tmp_path / "d.jsonl"
-    rows = [{"id": f"r{i}", "text": f"listing {i} " + "word " * (100 if i == 0 else 1), "label": i % 2}
-            for i in range(60)]
+    rows = [
+        {"id": f"r{i}", "text": f"listing {i} " + "word " * (100 if i == 0 else 1), "label": i % 2} for i in range(60)
+    ]
     data.write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "prepared"
     prepare_data.run(_cfg(tmp_path, data, overlong="truncate", max_text_chars=50), str(out))
@@ -99,11 +103,14 @@ def test_overlong_text_is_truncated_by_config(tmp_path):
     assert table["text"].str.len().max() == 50 and len(table) == 60
 
 
-@pytest.mark.parametrize(("content", "suffix", "message"), [
-    (b"", ".csv", "file is empty"),
-    (b"id,text\n1,hello\n", ".csv", "missing column(s) ['label']"),
-    (b"whatever", ".xlsx", "unsupported file type .xlsx"),
-])
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        (b"", ".csv", "file is empty"),
+        (b"id,text\n1,hello\n", ".csv", "missing column(s) ['label']"),
+        (b"whatever", ".xlsx", "unsupported file type .xlsx"),
+    ],
+)
 def test_file_errors_name_the_file(tmp_path, content, suffix, message):
     data = tmp_path / f"input{suffix}"
     data.write_bytes(content)
@@ -135,9 +142,14 @@ def test_label_with_no_examples_refused(tmp_path):
 
 def test_published_split_kept_and_validation_carved(tmp_path):
     data = tmp_path / "d.parquet"
-    pd.DataFrame({"id": [f"r{i}" for i in range(200)], "text": [f"review {i}" for i in range(200)],
-                  "label": [i % 2 for i in range(200)],
-                  "split": ["test" if i < 50 else "train" for i in range(200)]}).to_parquet(data)
+    pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(200)],
+            "text": [f"review {i}" for i in range(200)],
+            "label": [i % 2 for i in range(200)],
+            "split": ["test" if i < 50 else "train" for i in range(200)],
+        }
+    ).to_parquet(data)
     out = tmp_path / "prepared"
     prepare_data.run(_cfg(tmp_path, data, validation_fraction=0.2), str(out))
     table = pd.read_parquet(out / names.TASKS_DIR / "t.parquet")

@@ -22,8 +22,11 @@ def _write(frame: pd.DataFrame, path, fmt: str) -> None:
 
 
 @SETTINGS
-@given(texts=st.lists(TEXT, min_size=1, max_size=30), fmt=st.sampled_from(["parquet", "csv", "jsonl"]),
-       batch=st.integers(1, 7))
+@given(
+    texts=st.lists(TEXT, min_size=1, max_size=30),
+    fmt=st.sampled_from(["parquet", "csv", "jsonl"]),
+    batch=st.integers(1, 7),
+)
 def test_loaders_return_every_row_unchanged_in_order(tmp_path_factory, texts, fmt, batch):
     folder = tmp_path_factory.mktemp("load")
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts})
@@ -33,21 +36,37 @@ def test_loaders_return_every_row_unchanged_in_order(tmp_path_factory, texts, fm
     assert list(got["id"]) == list(frame["id"]) and list(got["_row"]) == list(range(len(texts)))
     # CSV cannot tell an all-space string from a missing one; every other value comes back exactly.
     expected = [t if fmt != "csv" or t.strip() else None for t in texts]
-    assert [None if pd.isna(v) else v for v in got["text"]] == [None if v is None else v for v in expected] or fmt == "csv"
+    assert [None if pd.isna(v) else v for v in got["text"]] == [
+        None if v is None else v for v in expected
+    ] or fmt == "csv"
 
 
-ROWS = st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from([None, "g1", "g2", "g3", "g4"]), st.integers(0, 1)),
-                min_size=1, max_size=40, unique_by=lambda r: r[0])
+ROWS = st.lists(
+    st.tuples(st.integers(0, 10_000), st.sampled_from([None, "g1", "g2", "g3", "g4"]), st.integers(0, 1)),
+    min_size=1,
+    max_size=40,
+    unique_by=lambda r: r[0],
+)
 
 
 def _prepare(folder, rows):
     data = folder / "d.parquet"
-    pd.DataFrame({"id": [f"r{n}" for n, _, _ in rows], "text": [f"listing number {n}" for n, _, _ in rows],
-                  "group": [g for _, g, _ in rows], "label": [y for _, _, y in rows]}).to_parquet(data)
-    cfg = config.parse_config({
-        "model": "m", "domain": {"data": str(data), "label": "label", "group_by": ["group"]},
-        "tasks": [{"name": "t", "data": str(data), "label": "label", "group_by": ["group"]}],
-        "similarity": [{"name": "s", "data": str(data), "group": "group"}]})
+    pd.DataFrame(
+        {
+            "id": [f"r{n}" for n, _, _ in rows],
+            "text": [f"listing number {n}" for n, _, _ in rows],
+            "group": [g for _, g, _ in rows],
+            "label": [y for _, _, y in rows],
+        }
+    ).to_parquet(data)
+    cfg = config.parse_config(
+        {
+            "model": "m",
+            "domain": {"data": str(data), "label": "label", "group_by": ["group"]},
+            "tasks": [{"name": "t", "data": str(data), "label": "label", "group_by": ["group"]}],
+            "similarity": [{"name": "s", "data": str(data), "group": "group"}],
+        }
+    )
     preparer = prepare_data.Preparer(cfg, folder)
     tables = {}
     for ds in prepare_data._datasets(cfg):

@@ -11,8 +11,16 @@ from commerce_lm import names
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Appended to a copy of the page: reports what the browser saw, as the page's title.
 PROBE = """<script>
@@ -30,13 +38,27 @@ window.addEventListener("load", () => {
 def report_html(tmp_path_factory, tiny_cfg):
     from commerce_lm.report_render import render_html
 
-    metrics = {"tasks": {"t": {"plm": {"roc_auc": 0.7, "pr_auc": 0.5, "train_seconds": 1.0, "by_language": {}},
-                               "finetuned": {"roc_auc": 0.8, "pr_auc": 0.6, "train_seconds": 1.0, "by_language": {}}}},
-               "similarity": {"s": {"plm": {"f1": 0.3, "precision": 0.3, "recall": 0.3},
-                                    "finetuned": {"f1": 0.5, "precision": 0.5, "recall": 0.5}}},
-               "domain": {}, "cost": {}, "data": {}}
-    curve = {"roc": {"fpr": [0, 0.2, 1], "tpr": [0, 0.7, 1], "thresholds": [1, 0.5, 0]},
-             "pr": {"precision": [1, 0.6, 0.3], "recall": [0, 0.5, 1]}}
+    metrics = {
+        "tasks": {
+            "t": {
+                "plm": {"roc_auc": 0.7, "pr_auc": 0.5, "train_seconds": 1.0, "by_language": {}},
+                "finetuned": {"roc_auc": 0.8, "pr_auc": 0.6, "train_seconds": 1.0, "by_language": {}},
+            }
+        },
+        "similarity": {
+            "s": {
+                "plm": {"f1": 0.3, "precision": 0.3, "recall": 0.3},
+                "finetuned": {"f1": 0.5, "precision": 0.5, "recall": 0.5},
+            }
+        },
+        "domain": {},
+        "cost": {},
+        "data": {},
+    }
+    curve = {
+        "roc": {"fpr": [0, 0.2, 1], "tpr": [0, 0.7, 1], "thresholds": [1, 0.5, 0]},
+        "pr": {"precision": [1, 0.6, 0.3], "recall": [0, 0.5, 1]},
+    }
     examples = {"t": [{"id": "x", "label": 1, "score": 0.1, "text": "<script>document.title='pwned'</script>"}]}
     page = render_html(tiny_cfg, metrics, {"t": {"plm": curve, "finetuned": curve}}, examples)
     path = tmp_path_factory.mktemp("report") / names.REPORT_HTML
@@ -45,8 +67,13 @@ def report_html(tmp_path_factory, tiny_cfg):
 
 
 def _chromium(*args, cwd):
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={cwd / 'profile'}", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={cwd / 'profile'}", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_plots_load_without_script_errors(report_html, tmp_path):

@@ -24,8 +24,11 @@ CURVES_JSON = "curves.json"
 MAX_CURVE_POINTS = 200
 MIN_SLICE_ROWS = 20  # smaller language slices give meaningless AUCs
 
-ARM_LABELS = {"plm": "PLM frozen + linear head", "finetuned": "Fine-tuned frozen + linear head",
-              "e2e": "End-to-end fine-tuned"}
+ARM_LABELS = {
+    "plm": "PLM frozen + linear head",
+    "finetuned": "Fine-tuned frozen + linear head",
+    "e2e": "End-to-end fine-tuned",
+}
 # The reference system's published numbers (DESIGN.md), quoted beside ours.
 REFERENCE = {
     "plm": {"roc_auc": "-", "pr_auc": "0.59"},
@@ -56,28 +59,43 @@ def score_arm(predictions: pd.DataFrame, cfg: RunConfig, train_cost: dict[str, A
     """Metrics (with CIs and language slices) and curves of one arm's test predictions."""
     labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
     roc, pr = roc_pr(labels, scores)
-    result = {"roc_auc": roc, "pr_auc": pr, **bootstrap_ci(labels, scores, cfg.report.bootstrap_samples, cfg.seed),
-              "train_seconds": float(train_cost.get("train_seconds", float("nan"))),
-              "cpu_seconds": float(train_cost.get("cpu_seconds", float("nan"))), "by_language": {}}
+    result = {
+        "roc_auc": roc,
+        "pr_auc": pr,
+        **bootstrap_ci(labels, scores, cfg.report.bootstrap_samples, cfg.seed),
+        "train_seconds": float(train_cost.get("train_seconds", float("nan"))),
+        "cpu_seconds": float(train_cost.get("cpu_seconds", float("nan"))),
+        "by_language": {},
+    }
     both = 0 < labels.sum() < len(labels)
-    curves = {"roc": _roc_curve(labels, scores) if both else None, "pr": _pr_curve(labels, scores) if both else None,
-              "confusion": confusion_matrix(labels, (scores >= 0.5).astype(int), labels=[0, 1]).tolist(),
-              "by_language": {}}
+    curves = {
+        "roc": _roc_curve(labels, scores) if both else None,
+        "pr": _pr_curve(labels, scores) if both else None,
+        "confusion": confusion_matrix(labels, (scores >= 0.5).astype(int), labels=[0, 1]).tolist(),
+        "by_language": {},
+    }
     for lang, part in predictions.groupby("lang"):
         part_labels = part["label"].to_numpy()
         if len(part) < MIN_SLICE_ROWS or not 0 < part_labels.sum() < len(part):
             continue
         lang_roc, lang_pr = roc_pr(part_labels, part["score"].to_numpy())
-        result["by_language"][lang] = {"roc_auc": lang_roc, "pr_auc": lang_pr, "n": int(len(part)),
-                                       "positive_rate": float(part_labels.mean())}
+        result["by_language"][lang] = {
+            "roc_auc": lang_roc,
+            "pr_auc": lang_pr,
+            "n": int(len(part)),
+            "positive_rate": float(part_labels.mean()),
+        }
         curves["by_language"][lang] = _roc_curve(part_labels, part["score"].to_numpy())
     return result, curves
 
 
 def _task_predictions(heads_dir: str, baseline_dirs: list[str], task: str) -> dict[str, tuple[pd.DataFrame, dict]]:
     heads = storage.read_json(Path(heads_dir, names.METRICS_JSON))[task]
-    arms = {arm: (pd.read_parquet(Path(heads_dir, names.HEADS_DIR, arm, f"{task}.parquet")), heads[arm])
-            for arm in ("plm", "finetuned") if arm in heads}
+    arms = {
+        arm: (pd.read_parquet(Path(heads_dir, names.HEADS_DIR, arm, f"{task}.parquet")), heads[arm])
+        for arm in ("plm", "finetuned")
+        if arm in heads
+    }
     for folder in baseline_dirs:
         baseline = storage.read_json(Path(folder, names.METRICS_JSON))
         if baseline.get("task") == task:
@@ -90,25 +108,44 @@ def _cost(tasks: dict[str, Any], embedding: dict[str, Any], domain: dict[str, An
     for name, task in tasks.items():
         head, e2e = task.get("finetuned", {}), task.get("e2e", {})
         if head and e2e and e2e.get("train_seconds"):
-            per_task[name] = {"head_seconds": head["train_seconds"], "e2e_seconds": e2e["train_seconds"],
-                              "head_to_e2e_time_ratio": head["train_seconds"] / e2e["train_seconds"]}
+            per_task[name] = {
+                "head_seconds": head["train_seconds"],
+                "e2e_seconds": e2e["train_seconds"],
+                "head_to_e2e_time_ratio": head["train_seconds"] / e2e["train_seconds"],
+            }
     k = len(tasks)
     extract = float(embedding.get("finetuned", {}).get("seconds", 0.0))
     heads_total = sum(t.get("finetuned", {}).get("train_seconds", 0.0) for t in tasks.values())
     e2e_total = sum(t.get("e2e", {}).get("train_seconds", 0.0) for t in tasks.values())
     route = extract + heads_total
-    return {"per_task": per_task, "num_tasks": k,
-            "embedding_route_seconds": route, "embedding_extract_seconds": extract, "heads_seconds": heads_total,
-            "e2e_route_seconds": e2e_total, "embedding_route_to_e2e_ratio": route / e2e_total if e2e_total else None,
-            "domain_finetune_seconds": float(domain.get("train_seconds", 0.0)),
-            "note": "domain fine-tuning is a one-off shared cost, reported apart from the per-task routes"}
+    return {
+        "per_task": per_task,
+        "num_tasks": k,
+        "embedding_route_seconds": route,
+        "embedding_extract_seconds": extract,
+        "heads_seconds": heads_total,
+        "e2e_route_seconds": e2e_total,
+        "embedding_route_to_e2e_ratio": route / e2e_total if e2e_total else None,
+        "domain_finetune_seconds": float(domain.get("train_seconds", 0.0)),
+        "note": "domain fine-tuning is a one-off shared cost, reported apart from the per-task routes",
+    }
 
 
-def collect(cfg: RunConfig, prepared_dir: str, finetune_dir: str, embeddings: dict[str, str], heads_dir: str,
-            baseline_dirs: list[str], knn_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def collect(
+    cfg: RunConfig,
+    prepared_dir: str,
+    finetune_dir: str,
+    embeddings: dict[str, str],
+    heads_dir: str,
+    baseline_dirs: list[str],
+    knn_dir: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build the metrics document (DESIGN.md schema plus CIs, slices and cost) and the curves."""
-    metrics: dict[str, Any] = {"tasks": {}, "similarity": {}, "run": {"name": cfg.name, "model": cfg.model,
-                                                                     "config_fingerprint": cfg.fingerprint()}}
+    metrics: dict[str, Any] = {
+        "tasks": {},
+        "similarity": {},
+        "run": {"name": cfg.name, "model": cfg.model, "config_fingerprint": cfg.fingerprint()},
+    }
     curves: dict[str, Any] = {}
     for task in cfg.tasks:
         entry: dict[str, Any] = {}
@@ -119,15 +156,30 @@ def collect(cfg: RunConfig, prepared_dir: str, finetune_dir: str, embeddings: di
         metrics["tasks"][task.name] = entry
     metrics["similarity"] = storage.read_json(Path(knn_dir, names.METRICS_JSON))
     domain = storage.read_json(Path(finetune_dir, names.METRICS_JSON))
-    metrics["domain"] = {k: domain.get(k) for k in ("val_accuracy", "val_macro_f1", "val_loss", "train_seconds",
-                                                    "tokens_per_second", "samples_per_second")}
-    metrics["embedding"] = {arm: {k: m.get(k) for k in ("docs_per_second", "seconds", "count", "dim")}
-                            for arm, loc in embeddings.items()
-                            for m in [storage.read_json(Path(loc, names.MANIFEST_JSON))]}
+    metrics["domain"] = {
+        k: domain.get(k)
+        for k in (
+            "val_accuracy",
+            "val_macro_f1",
+            "val_loss",
+            "train_seconds",
+            "tokens_per_second",
+            "samples_per_second",
+        )
+    }
+    metrics["embedding"] = {
+        arm: {k: m.get(k) for k in ("docs_per_second", "seconds", "count", "dim")}
+        for arm, loc in embeddings.items()
+        for m in [storage.read_json(Path(loc, names.MANIFEST_JSON))]
+    }
     metrics["cost"] = _cost(metrics["tasks"], metrics["embedding"], metrics["domain"])
     stats = storage.read_json(Path(prepared_dir, names.STATS_JSON))
-    metrics["data"] = {name: {k: s[k] for k in ("input_rows", "accepted_rows", "rejected_rows", "sampled_out_rows",
-                                                 "accepted_by_split")} for name, s in stats.items()}
+    metrics["data"] = {
+        name: {
+            k: s[k] for k in ("input_rows", "accepted_rows", "rejected_rows", "sampled_out_rows", "accepted_by_split")
+        }
+        for name, s in stats.items()
+    }
     metrics["data_sampling"] = _samples(cfg)
     metrics["reference"] = REFERENCE
     return metrics, curves
@@ -147,12 +199,23 @@ def hardest_examples(prepared_dir: str, heads_dir: str, task: str, n: int = 3) -
 
 
 def _samples(cfg: RunConfig) -> dict[str, int | None]:
-    return {"domain": cfg.domain.sample, **{f"task-{t.name}": t.sample for t in cfg.tasks},
-            **{f"similarity-{s.name}": s.sample for s in cfg.similarity}}
+    return {
+        "domain": cfg.domain.sample,
+        **{f"task-{t.name}": t.sample for t in cfg.tasks},
+        **{f"similarity-{s.name}": s.sample for s in cfg.similarity},
+    }
 
 
-def run(cfg: RunConfig, prepared_dir: str, finetune_dir: str, embeddings: dict[str, str], heads_dir: str,
-        baseline_dirs: list[str], knn_dir: str, out_dir: str) -> dict[str, Any]:
+def run(
+    cfg: RunConfig,
+    prepared_dir: str,
+    finetune_dir: str,
+    embeddings: dict[str, str],
+    heads_dir: str,
+    baseline_dirs: list[str],
+    knn_dir: str,
+    out_dir: str,
+) -> dict[str, Any]:
     """Write ``metrics.json``, ``curves.json``, ``report.md`` and ``report.html`` into ``out_dir``.
 
     Args:

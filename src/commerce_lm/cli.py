@@ -23,8 +23,13 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="run config YAML")
     source.add_argument("--config-json", help="resolved run config as JSON (what pipeline steps pass)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="dotted override, e.g. finetune.zero_stage=3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, e.g. finetune.zero_stage=3 (repeatable)",
+    )
 
 
 def load_run_config(args: argparse.Namespace) -> RunConfig:
@@ -81,8 +86,16 @@ def _extract(args: argparse.Namespace) -> int:
     from commerce_lm import extract_embeddings
 
     cfg = load_run_config(args)
-    return _print(extract_embeddings.run(cfg, args.model or cfg.model, args.prepared, args.output,
-                                         shard=args.shard, num_shards=args.num_shards or cfg.embed.num_shards))
+    return _print(
+        extract_embeddings.run(
+            cfg,
+            args.model or cfg.model,
+            args.prepared,
+            args.output,
+            shard=args.shard,
+            num_shards=args.num_shards or cfg.embed.num_shards,
+        )
+    )
 
 
 def _gather(args: argparse.Namespace) -> int:
@@ -118,14 +131,23 @@ def _knn(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from commerce_lm import build_report
 
-    metrics = build_report.run(load_run_config(args), args.prepared, args.finetuned, _arms(args), args.heads,
-                               args.baselines, args.knn, args.output)
+    metrics = build_report.run(
+        load_run_config(args),
+        args.prepared,
+        args.finetuned,
+        _arms(args),
+        args.heads,
+        args.baselines,
+        args.knn,
+        args.output,
+    )
     print(f"wrote {args.output}/metrics.json, report.md, report.html ({len(metrics['tasks'])} tasks)")
     return 0
 
 
-def _step(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help_text: str,
-          *inputs: str) -> argparse.ArgumentParser:
+def _step(
+    sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help_text: str, *inputs: str
+) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     add_config_args(parser)
     for flag in inputs:
@@ -147,8 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo_data)
 
     _step(sub, "prepare-data", _prepare, "validate, normalise, de-duplicate and split the data")
-    for name, func, extra in (("finetune-encoder", _finetune_encoder, ()),
-                              ("finetune-baseline", _finetune_baseline, ("task",))):
+    for name, func, extra in (
+        ("finetune-encoder", _finetune_encoder, ()),
+        ("finetune-baseline", _finetune_baseline, ("task",)),
+    ):
         parser_ = _step(sub, name, func, f"{name}: DeepSpeed fine-tuning", "prepared", *extra)
         parser_.add_argument("--num-procs", type=int, default=0, help="processes under torchrun (0: from config)")
     extract = _step(sub, "extract-embeddings", _extract, "embed the corpus with a frozen encoder", "prepared")
@@ -157,12 +181,24 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--num-shards", type=int, default=0, help="0: from config")
     gather = _step(sub, "gather-embeddings", _gather, "merge embedding shards, checking every id", "prepared")
     gather.add_argument("--parts", nargs="+", required=True)
-    for name, func, help_text in (("train-heads", _train_heads, "one linear head per task and embedding set"),
-                                  ("evaluate-knn", _knn, "KNN similarity detection, PLM vs fine-tuned")):
+    for name, func, help_text in (
+        ("train-heads", _train_heads, "one linear head per task and embedding set"),
+        ("evaluate-knn", _knn, "KNN similarity detection, PLM vs fine-tuned"),
+    ):
         step = _step(sub, name, func, help_text, "prepared", "plm-embeddings", "finetuned-embeddings")
         step.add_argument("--finetuned-model", help="the fine-tuned encoder the embeddings must come from")
-    report = _step(sub, "build-report", _report, "metrics.json, report.md and report.html", "prepared",
-                   "finetuned", "plm-embeddings", "finetuned-embeddings", "heads", "knn")
+    report = _step(
+        sub,
+        "build-report",
+        _report,
+        "metrics.json, report.md and report.html",
+        "prepared",
+        "finetuned",
+        "plm-embeddings",
+        "finetuned-embeddings",
+        "heads",
+        "knn",
+    )
     report.add_argument("--baselines", nargs="+", required=True)
 
     for plugin in entry_points(group="commerce_lm.commands"):

@@ -111,6 +111,11 @@ class TrainConfig(_Strict):
     keep_checkpoints: int = Field(default=2, gt=0)
     num_procs: int = Field(default=1, gt=0)
     num_gpus: int = Field(default=0, ge=0)
+    # Several nodes: with num_nodes > 1 the step submits a Kubeflow PyTorchJob (commerce_lm.trainjob)
+    # running the same entry point on num_nodes pods of num_procs processes each.
+    num_nodes: int = Field(default=1, gt=0)
+    trainjob_image: str | None = None
+    trainjob_namespace: str = "kubeflow"
 
 
 class EmbedConfig(_Strict):

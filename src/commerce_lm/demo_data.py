@@ -24,17 +24,66 @@ from commerce_lm import storage
 
 # Localised listing phrases: (for sale, brand new, used, fast shipping, contact me, description).
 PHRASES: dict[str, tuple[str, str, str, str, str, str]] = {
-    "en": ("for sale", "brand new", "lightly used", "fast shipping", "message me", "Great condition, original box included."),
-    "de": ("zu verkaufen", "neu", "kaum benutzt", "schneller Versand", "schreib mir", "Top Zustand, Originalverpackung dabei."),
-    "fr": ("à vendre", "neuf", "peu utilisé", "livraison rapide", "contactez-moi", "Très bon état, boîte d'origine incluse."),
+    "en": (
+        "for sale",
+        "brand new",
+        "lightly used",
+        "fast shipping",
+        "message me",
+        "Great condition, original box included.",
+    ),
+    "de": (
+        "zu verkaufen",
+        "neu",
+        "kaum benutzt",
+        "schneller Versand",
+        "schreib mir",
+        "Top Zustand, Originalverpackung dabei.",
+    ),
+    "fr": (
+        "à vendre",
+        "neuf",
+        "peu utilisé",
+        "livraison rapide",
+        "contactez-moi",
+        "Très bon état, boîte d'origine incluse.",
+    ),
     "es": ("se vende", "nuevo", "poco uso", "envío rápido", "escríbeme", "Excelente estado, incluye caja original."),
-    "it": ("vendo", "nuovo", "poco usato", "spedizione veloce", "scrivimi", "Ottime condizioni, scatola originale inclusa."),
+    "it": (
+        "vendo",
+        "nuovo",
+        "poco usato",
+        "spedizione veloce",
+        "scrivimi",
+        "Ottime condizioni, scatola originale inclusa.",
+    ),
     "pt": ("vendo", "novo", "pouco usado", "envio rápido", "fale comigo", "Ótimo estado, caixa original incluída."),
-    "nl": ("te koop", "nieuw", "weinig gebruikt", "snelle verzending", "stuur een bericht", "Prima staat, originele doos erbij."),
-    "pl": ("sprzedam", "nowy", "mało używany", "szybka wysyłka", "napisz do mnie", "Stan idealny, oryginalne pudełko w zestawie."),
+    "nl": (
+        "te koop",
+        "nieuw",
+        "weinig gebruikt",
+        "snelle verzending",
+        "stuur een bericht",
+        "Prima staat, originele doos erbij.",
+    ),
+    "pl": (
+        "sprzedam",
+        "nowy",
+        "mało używany",
+        "szybka wysyłka",
+        "napisz do mnie",
+        "Stan idealny, oryginalne pudełko w zestawie.",
+    ),
     "tr": ("satılık", "sıfır", "az kullanılmış", "hızlı kargo", "mesaj at", "Temiz durumda, orijinal kutusuyla."),
     "vi": ("cần bán", "mới", "ít dùng", "giao hàng nhanh", "nhắn tin cho tôi", "Tình trạng tốt, còn hộp gốc."),
-    "ru": ("продам", "новый", "почти не использовался", "быстрая доставка", "пишите", "Отличное состояние, оригинальная коробка."),
+    "ru": (
+        "продам",
+        "новый",
+        "почти не использовался",
+        "быстрая доставка",
+        "пишите",
+        "Отличное состояние, оригинальная коробка.",
+    ),
     "ja": ("販売", "新品", "美品", "迅速発送", "ご連絡ください", "状態良好、元箱付きです。"),
     "zh": ("出售", "全新", "轻微使用", "快速发货", "联系我", "成色很好，带原包装盒。"),
     "ar": ("للبيع", "جديد", "مستعمل قليلا", "شحن سريع", "راسلني", "حالة ممتازة مع العلبة الأصلية."),
@@ -45,15 +94,35 @@ LANGUAGES = tuple(PHRASES)
 
 # Policy label -> items. Brand and product names stay untranslated, as in real listings.
 POLICY_ITEMS: dict[str, tuple[str, ...]] = {
-    "allowed": ("iPhone 13 Pro", "Nike Air Max 90", "LEGO Star Wars set", "Dyson V11 vacuum", "Kindle Paperwhite",
-                "Canon EOS 250D camera", "IKEA Billy bookshelf", "Levi's 501 jeans", "Sony WH-1000XM4 headphones"),
-    "weapons": ("Glock 19 pistol", "AR-15 rifle kit", "switchblade knife", "taser stun gun", "9mm ammunition box",
-                "brass knuckles"),
+    "allowed": (
+        "iPhone 13 Pro",
+        "Nike Air Max 90",
+        "LEGO Star Wars set",
+        "Dyson V11 vacuum",
+        "Kindle Paperwhite",
+        "Canon EOS 250D camera",
+        "IKEA Billy bookshelf",
+        "Levi's 501 jeans",
+        "Sony WH-1000XM4 headphones",
+    ),
+    "weapons": (
+        "Glock 19 pistol",
+        "AR-15 rifle kit",
+        "switchblade knife",
+        "taser stun gun",
+        "9mm ammunition box",
+        "brass knuckles",
+    ),
     "drugs": ("CBD THC gummies", "magic mushrooms", "cannabis seeds", "MDMA pills", "kratom powder"),
     "prescription_meds": ("Viagra 100mg", "Xanax 2mg", "Adderall XR", "Ozempic pen", "OxyContin tablets"),
     "adult": ("adult toy", "erotic DVD collection", "escort service", "lingerie photo set"),
-    "hazardous": ("mercury thermometer", "fireworks pack", "lithium battery cells", "pesticide concentrate",
-                  "butane refill cans"),
+    "hazardous": (
+        "mercury thermometer",
+        "fireworks pack",
+        "lithium battery cells",
+        "pesticide concentrate",
+        "butane refill cans",
+    ),
     "wildlife": ("ivory carving", "tiger skin rug", "rhino horn powder", "pangolin scales", "sea turtle shell"),
     "tobacco": ("Marlboro cigarettes carton", "vape pods", "nicotine pouches", "Cuban cigars box"),
 }
@@ -63,8 +132,14 @@ PROHIBITED = frozenset({"weapons", "drugs", "prescription_meds", "hazardous", "w
 POLICY_WEIGHTS = (0.44, 0.08, 0.08, 0.08, 0.08, 0.08, 0.08, 0.08)
 
 REPLICA_CUES = ("1:1 replica", "AAA quality copy", "mirror quality", "high copy", "inspired version, unbranded")
-OFFPLATFORM_CUES = ("WhatsApp {phone}", "pay via Western Union only", "telegram @{handle}", "wire money first",
-                    "contact {handle}@gmail.com", "PayPal friends and family only")
+OFFPLATFORM_CUES = (
+    "WhatsApp {phone}",
+    "pay via Western Union only",
+    "telegram @{handle}",
+    "wire money first",
+    "contact {handle}@gmail.com",
+    "PayPal friends and family only",
+)
 HTML_REMNANTS = ("<br>", "&amp;", "<b>", "</b>", "&nbsp;", "<p>")
 EMOJI = ("🔥", "💊", "✅", "⭐", "📦", "💯")
 CURRENCIES = ("€", "$", "£", "¥", "₹", "₩", "zł", "₺")
@@ -100,8 +175,10 @@ def _obfuscate(name: str, rng: random.Random) -> str:
 
 
 def _contact(rng: random.Random) -> dict[str, str]:
-    return {"phone": f"+{rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(1000000, 9999999)}",
-            "handle": f"seller{rng.randint(100, 99999)}"}
+    return {
+        "phone": f"+{rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(1000000, 9999999)}",
+        "handle": f"seller{rng.randint(100, 99999)}",
+    }
 
 
 def _render(item: _Item, lang: str, rng: random.Random, obfuscate: bool = False) -> tuple[str, str]:
@@ -156,12 +233,20 @@ def generate(n_items: int, seed: int = 7) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
 
     def add(item: _Item, lang: str, title: str, description: str, relist: str | None, translation: str | None) -> None:
-        rows.append({
-            "id": f"L{len(rows):07d}", "title": title, "description": description, "lang": lang,
-            "policy_label": item.policy, "is_prohibited": int(item.policy in PROHIBITED),
-            "is_counterfeit": int(item.counterfeit), "is_offplatform": int(item.offplatform),
-            "relist_group": relist, "translation_group": translation,
-        })
+        rows.append(
+            {
+                "id": f"L{len(rows):07d}",
+                "title": title,
+                "description": description,
+                "lang": lang,
+                "policy_label": item.policy,
+                "is_prohibited": int(item.policy in PROHIBITED),
+                "is_counterfeit": int(item.counterfeit),
+                "is_offplatform": int(item.offplatform),
+                "relist_group": relist,
+                "translation_group": translation,
+            }
+        )
 
     for index in range(n_items):
         item = _new_item(rng)

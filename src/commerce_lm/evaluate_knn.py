@@ -79,10 +79,8 @@ def pair_scores(nb: Neighbours, threshold: float, mask: np.ndarray | None = None
     tp = float((predicted & nb.similar).sum())
     positives = float(predicted.sum())
     k = nb.similar.shape[1]
-    if mask.all():
-        relevant = float(np.minimum(nb.group_sizes, k).sum())
-    else:  # for a language slice, the relevant pairs are the true neighbours found in that slice
-        relevant = float((nb.similar & mask).sum())
+    # For a language slice, the relevant pairs are the true neighbours found in that slice.
+    relevant = float(np.minimum(nb.group_sizes, k).sum()) if mask.all() else float((nb.similar & mask).sum())
     precision = tp / positives if positives else 0.0
     recall = tp / relevant if relevant else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -121,15 +119,26 @@ def evaluate_arm(table: pd.DataFrame, vectors: np.ndarray, cfg: KnnConfig) -> di
     tune_q = val_q if len(val_q) else np.flatnonzero(grouped & (split == "train"))
     threshold = choose_threshold(search(index, vectors, table, tune_q, cfg.k))
     nb = search(index, vectors, table, test_q, cfg.k)
-    result = {"threshold": threshold, "n_queries": int(len(test_q)), **pair_scores(nb, threshold),
-              **ranking_scores(nb, cfg.k)}
-    result["by_language"] = {"same_language": pair_scores(nb, threshold, nb.same_lang),
-                             "cross_language": pair_scores(nb, threshold, ~nb.same_lang)}
+    result = {
+        "threshold": threshold,
+        "n_queries": int(len(test_q)),
+        **pair_scores(nb, threshold),
+        **ranking_scores(nb, cfg.k),
+    }
+    result["by_language"] = {
+        "same_language": pair_scores(nb, threshold, nb.same_lang),
+        "cross_language": pair_scores(nb, threshold, ~nb.same_lang),
+    }
     return result
 
 
-def run(cfg: RunConfig, prepared_dir: str, embeddings: dict[str, str], out_dir: str,
-        expected_checksums: dict[str, str] | None = None) -> dict[str, Any]:
+def run(
+    cfg: RunConfig,
+    prepared_dir: str,
+    embeddings: dict[str, str],
+    out_dir: str,
+    expected_checksums: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Evaluate every similarity task on every embedding set.
 
     Args:

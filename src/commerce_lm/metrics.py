@@ -45,8 +45,10 @@ def bootstrap_ci(
             roc.append(r)
             pr.append(p)
     tail = (1 - level) / 2 * 100
-    return {"roc_auc_ci": [float(v) for v in np.percentile(roc, [tail, 100 - tail])],
-            "pr_auc_ci": [float(v) for v in np.percentile(pr, [tail, 100 - tail])]}
+    return {
+        "roc_auc_ci": [float(v) for v in np.percentile(roc, [tail, 100 - tail])],
+        "pr_auc_ci": [float(v) for v in np.percentile(pr, [tail, 100 - tail])],
+    }
 
 
 def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

@@ -31,21 +31,48 @@ TAG = re.compile(r"<[^>]{0,200}>")
 SPACE = re.compile(r"\s+")
 TRUE_VALUES = {"1", "true", "yes", "y", "t"}
 FALSE_VALUES = {"0", "false", "no", "n", "f"}
-SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
-                 "dev": "validation", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+}
 
 ACCEPTED_SCHEMA = {
-    "domain": pa.schema([("id", pa.string()), ("text", pa.string()), ("lang", pa.string()),
-                         ("split", pa.string()), ("label", pa.int64())]),
-    "task": pa.schema([("id", pa.string()), ("text", pa.string()), ("lang", pa.string()),
-                       ("split", pa.string()), ("label", pa.int64())]),
-    "similarity": pa.schema([("id", pa.string()), ("text", pa.string()), ("lang", pa.string()),
-                             ("split", pa.string()), ("group", pa.string())]),
+    "domain": pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("lang", pa.string()),
+            ("split", pa.string()),
+            ("label", pa.int64()),
+        ]
+    ),
+    "task": pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("lang", pa.string()),
+            ("split", pa.string()),
+            ("label", pa.int64()),
+        ]
+    ),
+    "similarity": pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("lang", pa.string()),
+            ("split", pa.string()),
+            ("group", pa.string()),
+        ]
+    ),
 }
-REJECTED_SCHEMA = pa.schema([("file", pa.string()), ("row", pa.int64()), ("reason", pa.string()),
-                             ("input", pa.string())])
-CORPUS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("lang", pa.string()),
-                           ("split", pa.string())])
+REJECTED_SCHEMA = pa.schema(
+    [("file", pa.string()), ("row", pa.int64()), ("reason", pa.string()), ("input", pa.string())]
+)
+CORPUS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("lang", pa.string()), ("split", pa.string())])
 
 
 class DataError(ValueError):
@@ -93,8 +120,10 @@ def parse_binary_label(value: Any) -> tuple[int | None, str | None]:
 
 
 def parse_class_label(value: Any, allowed: set[str] | None) -> tuple[str | None, str | None]:
-    """A multi-class label as a string, or a rejection reason (``null_label``, ``unknown_label``,
-    ``invalid_label_type``)."""
+    """A multi-class label as a string, or a rejection reason.
+
+    Reasons: ``null_label``, ``unknown_label`` (not in ``allowed``), ``invalid_label_type``.
+    """
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
         return None, "null_label"
     if isinstance(value, float) and value.is_integer():
@@ -197,8 +226,14 @@ class Preparer:
         if row.reason is None:
             row.target, row.reason = self._target(ds, record.get(ds.target_column) if ds.target_column else None)
         text_key = splits.text_key(row.text)
-        group = next((f"{c}:{record[c]}" for c in self._group_columns(ds) if record.get(c) is not None
-                      and record.get(c) == record.get(c)), None)
+        group = next(
+            (
+                f"{c}:{record[c]}"
+                for c in self._group_columns(ds)
+                if record.get(c) is not None and record.get(c) == record.get(c)
+            ),
+            None,
+        )
         row.split_key = group or text_key
         return row
 
@@ -234,7 +269,7 @@ class Preparer:
 
     def write(self, ds: _Dataset, table_path: Path) -> dict[str, Any]:
         """Second pass: decide every row, write accepted and rejected rows, count them."""
-        prep, sample = self.cfg.prepare, ds.spec.sample
+        sample = ds.spec.sample
         keep_share = 1.0 if not sample or ds.valid_rows <= sample else sample / ds.valid_rows
         accepted = _Writer(table_path, ACCEPTED_SCHEMA[ds.kind])
         rejected = _Writer(self.stage / names.REJECTED_DIR / f"{ds.name}.parquet", REJECTED_SCHEMA)
@@ -259,21 +294,34 @@ class Preparer:
             row.split = self._split(ds, row)
             splits_count[row.split] += 1
             target = self.domain_labels.index(row.target) if ds.kind == "domain" else row.target
-            accepted.add({"id": row.id, "text": row.text, "lang": row.lang, "split": row.split,
-                          ("group" if ds.kind == "similarity" else "label"): target})
+            accepted.add(
+                {
+                    "id": row.id,
+                    "text": row.text,
+                    "lang": row.lang,
+                    "split": row.split,
+                    ("group" if ds.kind == "similarity" else "label"): target,
+                }
+            )
             if ds.kind != "domain" and row.id not in self.corpus_keys:
                 self.corpus_keys[row.id] = key
                 self.corpus_writer.add({"id": row.id, "text": row.text, "lang": row.lang, "split": row.split})
         accepted.close()
         rejected.close()
         n_rejected = sum(reasons.values())
-        return {"input_rows": ds.input_rows, "accepted_rows": sum(splits_count.values()),
-                "rejected_rows": n_rejected, "sampled_out_rows": sampled_out,
-                "rejected_by_reason": dict(sorted(reasons.items())), "accepted_by_split": dict(splits_count),
-                "source": ds.spec.data}
+        return {
+            "input_rows": ds.input_rows,
+            "accepted_rows": sum(splits_count.values()),
+            "rejected_rows": n_rejected,
+            "sampled_out_rows": sampled_out,
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "accepted_by_split": dict(splits_count),
+            "source": ds.spec.data,
+        }
 
-    def _row_conflict(self, ds: _Dataset, row: _Row, key: str, seen_ids: dict[str, str],
-                      seen_texts: set[str]) -> str | None:
+    def _row_conflict(
+        self, ds: _Dataset, row: _Row, key: str, seen_ids: dict[str, str], seen_texts: set[str]
+    ) -> str | None:
         if ds.kind in ("domain", "task") and len(ds.labels_by_text.get(key, ())) > 1:
             return "conflicting_labels"
         if row.id in seen_ids:
@@ -336,14 +384,20 @@ def _printable(value: Any) -> Any:
 def _rejected_record(record: dict[str, Any], row: _Row, path: str) -> dict[str, Any]:
     """The input row as it was (JSON), where it came from, and why it was rejected."""
     kept = {k: _printable(v) for k, v in record.items() if k != "_row"}
-    return {"file": path, "row": int(record["_row"]), "reason": row.reason,
-            "input": json.dumps(kept, ensure_ascii=False, default=str)}
+    return {
+        "file": path,
+        "row": int(record["_row"]),
+        "reason": row.reason,
+        "input": json.dumps(kept, ensure_ascii=False, default=str),
+    }
 
 
 def _datasets(cfg: RunConfig) -> list[_Dataset]:
-    return [_Dataset("domain", "domain", cfg.domain),
-            *(_Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
-            *(_Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity)]
+    return [
+        _Dataset("domain", "domain", cfg.domain),
+        *(_Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
+        *(_Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity),
+    ]
 
 
 def _table_path(stage: Path, ds: _Dataset) -> Path:
@@ -358,21 +412,27 @@ def _check_trainable(cfg: RunConfig, stage: Path, stats: dict[str, Any], labels:
     problems = []
     for name, counts in stats.items():
         if counts["input_rows"] and counts["rejected_rows"] / counts["input_rows"] > cfg.prepare.max_rejected_fraction:
-            problems.append(f"{name} ({counts['source']}): {counts['rejected_rows']} of {counts['input_rows']} rows "
-                            f"rejected, over max_rejected_fraction={cfg.prepare.max_rejected_fraction}: "
-                            f"{counts['rejected_by_reason']}")
+            problems.append(
+                f"{name} ({counts['source']}): {counts['rejected_rows']} of {counts['input_rows']} rows "
+                f"rejected, over max_rejected_fraction={cfg.prepare.max_rejected_fraction}: "
+                f"{counts['rejected_by_reason']}"
+            )
     domain = pd.read_parquet(stage / names.DOMAIN_TABLE, columns=["split", "label"])
     train_counts = Counter(domain.loc[domain.split == "train", "label"])
     empty = [labels[i] for i in range(len(labels)) if train_counts[i] == 0]
     if empty:
-        problems.append(f"domain ({cfg.domain.data}), column {cfg.domain.label!r}: label(s) {empty} have no training examples")
+        problems.append(
+            f"domain ({cfg.domain.data}), column {cfg.domain.label!r}: label(s) {empty} have no training examples"
+        )
     for task in cfg.tasks:
         table = pd.read_parquet(stage / names.TASKS_DIR / f"{task.name}.parquet", columns=["split", "label"])
         for split in ("train", "test"):
             classes = sorted(set(table.loc[table.split == split, "label"]))
             if len(classes) < 2:
-                problems.append(f"task {task.name} ({task.data}), column {task.label!r}: the {split} split has "
-                                f"{'no rows' if not classes else f'a single class {classes[0]}'}; need both 0 and 1")
+                problems.append(
+                    f"task {task.name} ({task.data}), column {task.label!r}: the {split} split has "
+                    f"{'no rows' if not classes else f'a single class {classes[0]}'}; need both 0 and 1"
+                )
     if problems:
         raise DataError("prepare-data refused the input:\n  " + "\n  ".join(problems))
 
@@ -408,10 +468,13 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
         except DataError:
             _keep_for_inspection(stage, out_dir)
             raise
-        metrics = {"seconds": time.perf_counter() - started, "corpus_rows": len(preparer.corpus_keys),
-                   "accepted_rows": sum(s["accepted_rows"] for s in stats.values()),
-                   "rejected_rows": sum(s["rejected_rows"] for s in stats.values()),
-                   "input_rows": sum(s["input_rows"] for s in stats.values())}
+        metrics = {
+            "seconds": time.perf_counter() - started,
+            "corpus_rows": len(preparer.corpus_keys),
+            "accepted_rows": sum(s["accepted_rows"] for s in stats.values()),
+            "rejected_rows": sum(s["rejected_rows"] for s in stats.values()),
+            "input_rows": sum(s["input_rows"] for s in stats.values()),
+        }
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
     return metrics

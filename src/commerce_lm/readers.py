@@ -90,7 +90,9 @@ def _parquet_batches(local: Path, columns: list[str], batch_rows: int) -> Iterat
         # Binary columns can hold undecodable bytes: decode per value so only bad rows fail.
         for i, field in enumerate(batch.schema):
             if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-                values = [None if v is None else v.decode("utf-8", "surrogateescape") for v in batch.column(i).to_pylist()]
+                values = [
+                    None if v is None else v.decode("utf-8", "surrogateescape") for v in batch.column(i).to_pylist()
+                ]
                 batch = batch.set_column(i, field.name, pa.array(values, pa.string()))
         yield batch.to_pandas(types_mapper=None)
 
@@ -143,11 +145,17 @@ def _read(local: Path, fmt: str, columns: list[str], batch_rows: int) -> Iterato
         yield from _parquet_batches(local, columns, batch_rows)
         return
     if fmt == "csv":
-        reader = pd.read_csv(local, usecols=columns, dtype=object, chunksize=batch_rows,
-                             encoding_errors="surrogateescape", keep_default_na=False, na_values=[""])
+        reader = pd.read_csv(
+            local,
+            usecols=columns,
+            dtype=object,
+            chunksize=batch_rows,
+            encoding_errors="surrogateescape",
+            keep_default_na=False,
+            na_values=[""],
+        )
     else:
-        reader = pd.read_json(local, lines=True, chunksize=batch_rows, dtype=False,
-                              encoding_errors="surrogateescape")
+        reader = pd.read_json(local, lines=True, chunksize=batch_rows, dtype=False, encoding_errors="surrogateescape")
     with reader:
         for chunk in reader:
             yield chunk[columns]

@@ -43,13 +43,27 @@ def reference_rows(metrics: dict[str, Any]) -> list[list[str]]:
         for arm, label in ARMS:
             if arm in entry:
                 ref = reference.get(arm, {})
-                rows.append([f"{task} / {label}", _ci(entry[arm], "roc_auc"), _ci(entry[arm], "pr_auc"),
-                             _fmt(entry[arm].get("train_seconds"), 1), ref.get("roc_auc", "-"), ref.get("pr_auc", "-")])
+                rows.append(
+                    [
+                        f"{task} / {label}",
+                        _ci(entry[arm], "roc_auc"),
+                        _ci(entry[arm], "pr_auc"),
+                        _fmt(entry[arm].get("train_seconds"), 1),
+                        ref.get("roc_auc", "-"),
+                        ref.get("pr_auc", "-"),
+                    ]
+                )
     return rows
 
 
-REFERENCE_HEADER = ["Task / Model", "ROC AUC [95% CI]", "PR AUC [95% CI]", "Train s", "Reference ROC AUC",
-                    "Reference PR AUC"]
+REFERENCE_HEADER = [
+    "Task / Model",
+    "ROC AUC [95% CI]",
+    "PR AUC [95% CI]",
+    "Train s",
+    "Reference ROC AUC",
+    "Reference PR AUC",
+]
 
 
 def knn_rows(metrics: dict[str, Any]) -> list[list[str]]:
@@ -60,16 +74,35 @@ def knn_rows(metrics: dict[str, Any]) -> list[list[str]]:
             if arm in entry:
                 m = entry[arm]
                 by_lang = m.get("by_language", {})
-                rows.append([task, arm, _fmt(m["f1"]), _fmt(m["precision"]), _fmt(m["recall"]),
-                             _fmt(m.get("recall_at_10")), _fmt(m.get("mrr")),
-                             _fmt(by_lang.get("same_language", {}).get("f1")),
-                             _fmt(by_lang.get("cross_language", {}).get("f1")),
-                             _fmt(entry.get("relative_f1_change")) if arm == "finetuned" else ""])
+                rows.append(
+                    [
+                        task,
+                        arm,
+                        _fmt(m["f1"]),
+                        _fmt(m["precision"]),
+                        _fmt(m["recall"]),
+                        _fmt(m.get("recall_at_10")),
+                        _fmt(m.get("mrr")),
+                        _fmt(by_lang.get("same_language", {}).get("f1")),
+                        _fmt(by_lang.get("cross_language", {}).get("f1")),
+                        _fmt(entry.get("relative_f1_change")) if arm == "finetuned" else "",
+                    ]
+                )
     return rows
 
 
-KNN_HEADER = ["Similarity task", "Embeddings", "F1", "Precision", "Recall", "Recall@10", "MRR",
-              "F1 same-language", "F1 cross-language", "Relative F1 change"]
+KNN_HEADER = [
+    "Similarity task",
+    "Embeddings",
+    "F1",
+    "Precision",
+    "Recall",
+    "Recall@10",
+    "MRR",
+    "F1 same-language",
+    "F1 cross-language",
+    "Relative F1 change",
+]
 
 
 def language_rows(metrics: dict[str, Any]) -> list[list[str]]:
@@ -78,10 +111,18 @@ def language_rows(metrics: dict[str, Any]) -> list[list[str]]:
     for task, entry in metrics["tasks"].items():
         langs = sorted({lang for arm, _ in ARMS if arm in entry for lang in entry[arm].get("by_language", {})})
         for lang in langs:
-            cells = [_fmt(entry[arm].get("by_language", {}).get(lang, {}).get("roc_auc")) if arm in entry else "-"
-                     for arm, _ in ARMS]
-            n = next((entry[a]["by_language"][lang]["n"] for a, _ in ARMS
-                      if a in entry and lang in entry[a].get("by_language", {})), 0)
+            cells = [
+                _fmt(entry[arm].get("by_language", {}).get(lang, {}).get("roc_auc")) if arm in entry else "-"
+                for arm, _ in ARMS
+            ]
+            n = next(
+                (
+                    entry[a]["by_language"][lang]["n"]
+                    for a, _ in ARMS
+                    if a in entry and lang in entry[a].get("by_language", {})
+                ),
+                0,
+            )
             rows.append([task, lang, str(n), *cells])
     return rows
 
@@ -92,12 +133,19 @@ LANGUAGE_HEADER = ["Task", "Language", "n test", "PLM ROC AUC", "Fine-tuned ROC 
 def cost_rows(metrics: dict[str, Any]) -> list[list[str]]:
     """Head vs end-to-end training time per task, then the route totals."""
     cost = metrics.get("cost", {})
-    rows = [[task, _fmt(c["head_seconds"], 2), _fmt(c["e2e_seconds"], 1), _fmt(c["head_to_e2e_time_ratio"], 4)]
-            for task, c in cost.get("per_task", {}).items()]
+    rows = [
+        [task, _fmt(c["head_seconds"], 2), _fmt(c["e2e_seconds"], 1), _fmt(c["head_to_e2e_time_ratio"], 4)]
+        for task, c in cost.get("per_task", {}).items()
+    ]
     if cost:
-        rows.append([f"all {cost['num_tasks']} tasks: extract once + heads vs end-to-end",
-                     _fmt(cost["embedding_route_seconds"], 1), _fmt(cost["e2e_route_seconds"], 1),
-                     _fmt(cost.get("embedding_route_to_e2e_ratio"), 4)])
+        rows.append(
+            [
+                f"all {cost['num_tasks']} tasks: extract once + heads vs end-to-end",
+                _fmt(cost["embedding_route_seconds"], 1),
+                _fmt(cost["e2e_route_seconds"], 1),
+                _fmt(cost.get("embedding_route_to_e2e_ratio"), 4),
+            ]
+        )
     return rows
 
 
@@ -111,20 +159,35 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _sections(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    return [("Binary integrity tasks (test split)", REFERENCE_HEADER, reference_rows(metrics)),
-            ("Per language", LANGUAGE_HEADER, language_rows(metrics)),
-            ("Similarity detection (KNN)", KNN_HEADER, knn_rows(metrics)),
-            ("Training cost", COST_HEADER, cost_rows(metrics)),
-            ("Data", ["Dataset", "Input rows", "Accepted", "Rejected", "Sampled out", "Sample cap"],
-             [[name, str(d["input_rows"]), str(d["accepted_rows"]), str(d["rejected_rows"]),
-               str(d.get("sampled_out_rows", 0)), _fmt(metrics.get("data_sampling", {}).get(name))]
-              for name, d in metrics.get("data", {}).items()])]
+    return [
+        ("Binary integrity tasks (test split)", REFERENCE_HEADER, reference_rows(metrics)),
+        ("Per language", LANGUAGE_HEADER, language_rows(metrics)),
+        ("Similarity detection (KNN)", KNN_HEADER, knn_rows(metrics)),
+        ("Training cost", COST_HEADER, cost_rows(metrics)),
+        (
+            "Data",
+            ["Dataset", "Input rows", "Accepted", "Rejected", "Sampled out", "Sample cap"],
+            [
+                [
+                    name,
+                    str(d["input_rows"]),
+                    str(d["accepted_rows"]),
+                    str(d["rejected_rows"]),
+                    str(d.get("sampled_out_rows", 0)),
+                    _fmt(metrics.get("data_sampling", {}).get(name)),
+                ]
+                for name, d in metrics.get("data", {}).items()
+            ],
+        ),
+    ]
 
 
 def _domain_line(metrics: dict[str, Any]) -> str:
     domain = metrics.get("domain", {})
-    return (f"Domain fine-tuning: validation accuracy {_fmt(domain.get('val_accuracy'))}, macro-F1 "
-            f"{_fmt(domain.get('val_macro_f1'))}, {_fmt(domain.get('train_seconds'), 1)} s.")
+    return (
+        f"Domain fine-tuning: validation accuracy {_fmt(domain.get('val_accuracy'))}, macro-F1 "
+        f"{_fmt(domain.get('val_macro_f1'))}, {_fmt(domain.get('train_seconds'), 1)} s."
+    )
 
 
 def render_markdown(cfg: RunConfig, metrics: dict[str, Any]) -> str:
@@ -167,8 +230,12 @@ def _knn_plot(metrics: dict[str, Any]) -> str | None:
     tasks = list(similarity)
     width = 0.38
     for offset, arm in ((-width / 2, "plm"), (width / 2, "finetuned")):
-        ax.bar([i + offset for i in range(len(tasks))], [similarity[t].get(arm, {}).get("f1", 0) for t in tasks],
-               width, label=arm)
+        ax.bar(
+            [i + offset for i in range(len(tasks))],
+            [similarity[t].get(arm, {}).get("f1", 0) for t in tasks],
+            width,
+            label=arm,
+        )
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set(title="KNN similarity F1", ylim=(0, 1))
     ax.legend()
@@ -186,8 +253,9 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px soli
 th{background:#f3f3f3}img{max-width:100%}.example{font-family:monospace;white-space:pre-wrap;font-size:12px}"""
 
 
-def render_html(cfg: RunConfig, metrics: dict[str, Any], curves: dict[str, Any],
-                examples: dict[str, list[dict[str, Any]]]) -> str:
+def render_html(
+    cfg: RunConfig, metrics: dict[str, Any], curves: dict[str, Any], examples: dict[str, list[dict[str, Any]]]
+) -> str:
     """The report as one self-contained HTML page (inline CSS and images, no scripts).
 
     Args:
@@ -196,22 +264,32 @@ def render_html(cfg: RunConfig, metrics: dict[str, Any], curves: dict[str, Any],
         curves: ROC/PR curves per task and arm.
         examples: Per task, listings the fine-tuned head gets most wrong (untrusted text).
     """
-    body = [f"<h1>{escape(cfg.report.title)}</h1>",
-            f"<p>Run <code>{escape(cfg.name)}</code>, model <code>{escape(cfg.model)}</code>.</p>",
-            f"<p>{escape(_domain_line(metrics))}</p>"]
+    body = [
+        f"<h1>{escape(cfg.report.title)}</h1>",
+        f"<p>Run <code>{escape(cfg.name)}</code>, model <code>{escape(cfg.model)}</code>.</p>",
+        f"<p>{escape(_domain_line(metrics))}</p>",
+    ]
     for title, header, rows in _sections(metrics):
         body += [f"<h2>{escape(title)}</h2>", _html_table(header, rows)]
         if title.startswith("Binary"):
             for task, task_curves in curves.items():
-                body.append(f'<img alt="ROC and PR curves of {escape(task)}" '
-                            f'src="data:image/png;base64,{_curve_plot(task, task_curves, metrics["tasks"][task])}">')
+                body.append(
+                    f'<img alt="ROC and PR curves of {escape(task)}" '
+                    f'src="data:image/png;base64,{_curve_plot(task, task_curves, metrics["tasks"][task])}">'
+                )
         if title.startswith("Similarity") and (knn := _knn_plot(metrics)):
             body.append(f'<img alt="KNN F1" src="data:image/png;base64,{knn}">')
     if examples:
         body.append("<h2>Listings the fine-tuned head gets most wrong</h2>")
         for task, rows in examples.items():
             body.append(f"<h3>{escape(task)}</h3>")
-            body.append(_html_table(["id", "label", "score", "text"],
-                                    [[str(r["id"]), str(r["label"]), _fmt(r["score"]), str(r["text"])] for r in rows]))
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{escape(cfg.report.title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+            body.append(
+                _html_table(
+                    ["id", "label", "score", "text"],
+                    [[str(r["id"]), str(r["label"]), _fmt(r["score"]), str(r["text"])] for r in rows],
+                )
+            )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(cfg.report.title)}</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )

@@ -23,7 +23,9 @@ from commerce_lm.embedding_checks import aligned_vectors, load_checked
 from commerce_lm.metrics import best_f1_threshold, roc_pr
 
 
-def fit_head(cfg: RunConfig, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+def fit_head(
+    cfg: RunConfig, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
+) -> dict[str, Any]:
     """Fit scaler + logistic regression, choosing C by validation PR AUC.
 
     Returns:
@@ -46,15 +48,27 @@ def fit_head(cfg: RunConfig, train: tuple[np.ndarray, np.ndarray], val: tuple[np
 
 
 def _save_head(head: dict[str, Any], path: Path) -> None:
-    storage.write_json(path, {
-        "c": head["c"], "val_pr_auc": head["val_pr_auc"], "threshold": head["threshold"],
-        "scaler_mean": head["scaler"].mean_.tolist(), "scaler_scale": head["scaler"].scale_.tolist(),
-        "weight": head["model"].coef_[0].tolist(), "bias": float(head["model"].intercept_[0]),
-    })
+    storage.write_json(
+        path,
+        {
+            "c": head["c"],
+            "val_pr_auc": head["val_pr_auc"],
+            "threshold": head["threshold"],
+            "scaler_mean": head["scaler"].mean_.tolist(),
+            "scaler_scale": head["scaler"].scale_.tolist(),
+            "weight": head["model"].coef_[0].tolist(),
+            "bias": float(head["model"].intercept_[0]),
+        },
+    )
 
 
-def run(cfg: RunConfig, prepared_dir: str, embeddings: dict[str, str], out_dir: str,
-        expected_checksums: dict[str, str] | None = None) -> dict[str, Any]:
+def run(
+    cfg: RunConfig,
+    prepared_dir: str,
+    embeddings: dict[str, str],
+    out_dir: str,
+    expected_checksums: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Train one head per task on each embedding set.
 
     Args:
@@ -78,20 +92,29 @@ def run(cfg: RunConfig, prepared_dir: str, embeddings: dict[str, str], out_dir: 
                 parts = {s: table["split"].to_numpy() == s for s in names.SPLITS}
                 labels = table["label"].to_numpy()
                 wall, cpu = time.perf_counter(), time.process_time()
-                head = fit_head(cfg, (vectors[parts["train"]], labels[parts["train"]]),
-                                (vectors[parts["validation"]], labels[parts["validation"]]))
+                head = fit_head(
+                    cfg,
+                    (vectors[parts["train"]], labels[parts["train"]]),
+                    (vectors[parts["validation"]], labels[parts["validation"]]),
+                )
                 train_seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
                 test = table[parts["test"]]
                 scores = head["model"].predict_proba(head["scaler"].transform(vectors[parts["test"]]))[:, 1]
                 roc, pr = roc_pr(test["label"].to_numpy(), scores)
                 _save_head(head, stage / names.HEADS_DIR / arm / f"{task.name}.json")
-                predictions = pd.DataFrame({"id": test["id"], "label": test["label"], "score": scores,
-                                            "lang": test["lang"]})
+                predictions = pd.DataFrame(
+                    {"id": test["id"], "label": test["label"], "score": scores, "lang": test["lang"]}
+                )
                 path = stage / names.HEADS_DIR / arm / f"{task.name}.parquet"
                 predictions.to_parquet(path, index=False)
                 metrics.setdefault(task.name, {})[arm] = {
-                    "roc_auc": roc, "pr_auc": pr, "train_seconds": train_seconds, "cpu_seconds": cpu_seconds,
-                    "c": head["c"], "val_pr_auc": head["val_pr_auc"], "n_test": int(len(test)),
+                    "roc_auc": roc,
+                    "pr_auc": pr,
+                    "train_seconds": train_seconds,
+                    "cpu_seconds": cpu_seconds,
+                    "c": head["c"],
+                    "val_pr_auc": head["val_pr_auc"],
+                    "n_test": int(len(test)),
                     "encoder_checksum": emb.manifest.get("encoder_checksum"),
                 }
         storage.write_json(stage / names.METRICS_JSON, metrics)

@@ -1,0 +1,105 @@
+"""The data plan, dynamic padding, DeepSpeed config and launcher command: pure functions, no training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from commerce_lm.config import TrainConfig
+from commerce_lm.launch import maybe_relaunch, torchrun_command
+from commerce_lm.training import data, ds_config
+from commerce_lm.training.checkpoint import default_root
+
+
+def _plan(world: int, micro: int, accum: int = 1, n: int = 203, seed: int = 3) -> data.Plan:
+    lengths = np.random.default_rng(0).integers(3, 60, size=n)
+    return data.Plan(lengths=lengths, seed=seed, micro_batch=micro, accumulation=accum, world_size=world)
+
+
+def test_plan_is_reproducible_and_covers_each_document_at_most_once_per_epoch():
+    plan, again = _plan(2, 4, accum=2), _plan(2, 4, accum=2)
+    assert plan.global_batch == 16 and plan.steps_per_epoch == 203 // 16
+    epoch = [plan.step_indices(s) for s in range(plan.steps_per_epoch)]
+    flat = np.concatenate(epoch)
+    assert len(flat) == len(set(flat.tolist())) == 16 * plan.steps_per_epoch
+    for step in range(3 * plan.steps_per_epoch):
+        assert np.array_equal(plan.step_indices(step), again.step_indices(step))
+    # A new epoch is a new order; another seed is another order.
+    assert not np.array_equal(plan.step_indices(0), plan.step_indices(plan.steps_per_epoch))
+    assert not np.array_equal(plan.step_indices(0), _plan(2, 4, accum=2, seed=4).step_indices(0))
+
+
+def test_ranks_and_accumulation_steps_partition_the_global_batch_whatever_the_world_size():
+    one, two = _plan(1, 8), _plan(2, 4)
+    for step in range(2 * one.steps_per_epoch):
+        assert np.array_equal(one.step_indices(step), two.step_indices(step))
+        parts = [m for rank in range(2) for m in two.micro_batches(step, rank)]
+        assert sorted(np.concatenate(parts).tolist()) == sorted(two.step_indices(step).tolist())
+    accum = _plan(2, 2, accum=2)
+    parts = [m for rank in range(2) for m in accum.micro_batches(0, rank)]
+    assert all(len(p) == 2 for p in parts) and len(np.unique(np.concatenate(parts))) == 8
+
+
+def test_length_grouping_cuts_padding_compared_with_random_batches():
+    plan = _plan(1, 8, n=2000)
+    lengths = np.asarray(plan.lengths)
+
+    def padding(batches):
+        return sum(int(lengths[b].max() * len(b) - lengths[b].sum()) for b in batches)
+
+    grouped = [plan.step_indices(s) for s in range(plan.steps_per_epoch)]
+    shuffled = np.random.default_rng(1).permutation(len(lengths))[: 8 * plan.steps_per_epoch].reshape(-1, 8)
+    assert padding(grouped) < 0.2 * padding(shuffled)
+
+
+def test_too_little_data_fails_clearly_and_max_steps_caps():
+    with pytest.raises(ValueError, match="fewer than one global batch of 32"):
+        _plan(4, 8, n=20).total_steps(1, None)
+    assert _plan(1, 8, n=100).total_steps(2.5, None) == 30
+    assert _plan(1, 8, n=100).total_steps(2.5, 7) == 7
+
+
+def test_collate_pads_dynamically_and_counts_real_tokens():
+    split = data.Split(
+        ids=["a", "b"], input_ids=[np.array([0, 5, 2]), np.array([0, 5, 6, 7, 2])], labels=np.array([1, 0])
+    )
+    batch = data.collate(split, [0, 1], pad_id=1)
+    assert batch["input_ids"].tolist() == [[0, 5, 2, 1, 1], [0, 5, 6, 7, 2]]
+    assert batch["attention_mask"].sum().item() == batch["tokens"] == 8
+    assert batch["labels"].tolist() == [1, 0]
+
+
+def test_eval_shards_give_every_rank_as_many_rows_and_every_document_once():
+    shards = [data.eval_shard(7, rank, 3) for rank in range(3)]
+    assert {len(idx) for idx, _ in shards} == {3}
+    valid = np.concatenate([idx[ok] for idx, ok in shards])
+    assert sorted(valid.tolist()) == list(range(7))
+
+
+def test_deepspeed_config_follows_the_run_config():
+    tcfg = TrainConfig(per_device_batch_size=4, gradient_accumulation_steps=3, zero_stage=2, max_grad_norm=0.5)
+    config = ds_config.build(tcfg, world_size=2, precision="bf16")
+    assert config["train_batch_size"] == 24 and config["train_micro_batch_size_per_gpu"] == 4
+    assert config["gradient_accumulation_steps"] == 3 and config["gradient_clipping"] == 0.5
+    assert config["zero_optimization"]["stage"] == 2 and config["bf16"]["enabled"] and not config["fp16"]["enabled"]
+    assert "optimizer" not in config and "scheduler" not in config  # torch objects, no JIT-built kernels
+    assert ds_config.resolve_precision("bf16", on_gpu=False, bf16_supported=False) == "fp32"
+    assert ds_config.resolve_precision("auto", on_gpu=True, bf16_supported=True) == "bf16"
+    assert ds_config.resolve_precision("auto", on_gpu=True, bf16_supported=False) == "fp16"
+    assert ds_config.resolve_precision("fp16", on_gpu=True, bf16_supported=True) == "fp16"
+
+
+def test_launcher_relaunches_only_when_asked_and_not_nested(monkeypatch):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert maybe_relaunch(1, ["python", "-c", "pass"]) is None
+    command = torchrun_command(2, ["python", "-m", "commerce_lm.cli", "finetune-encoder"])
+    assert command[-4:] == ["python", "-m", "commerce_lm.cli", "finetune-encoder"]
+    assert "--nproc-per-node=2" in command and "--no-python" in command
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")
+    assert maybe_relaunch(2, ["python", "-c", "pass"]) is None
+
+
+def test_checkpoints_live_beside_the_output():
+    assert default_root("/runs/a/finetune") == "/runs/a/.finetune.checkpoints"
+    assert default_root("gs://bucket/root/finetune/") == "gs://bucket/root/.finetune.checkpoints"
