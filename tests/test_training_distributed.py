@@ -17,7 +17,9 @@ from commerce_lm.training import dist
 
 
 def _losses(out):
-    return [r["loss"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if r["event"] == "step"]
+    return [
+        r["loss"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if r["event"] == "step"
+    ]
 
 
 @pytest.fixture(scope="module")

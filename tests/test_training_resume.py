@@ -68,7 +68,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
         sys.executable, "-m", "commerce_lm.training.entry", "encoder",
         "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(out),
     ]  # fmt: skip
-    stderr = open(work / "killed.stderr", "wb")  # a file, not a pipe: a full pipe would stall the child
+    stderr = open(work / "killed.stderr", "wb")  # noqa: SIM115 - a file, not a pipe: a full pipe stalls the child
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=dist.child_env())
     deadline = time.monotonic() + 180
     while not any(step >= 9 for step in _complete(ckpts)):

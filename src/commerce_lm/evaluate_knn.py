@@ -159,8 +159,9 @@ def run(
         task: dict[str, Any] = {}
         for arm, emb in sets.items():
             task[arm] = evaluate_arm(table, aligned_vectors(emb, table["id"], f"similarity {spec.name}"), cfg.knn)
-        if "plm" in task and "finetuned" in task and task["plm"]["f1"] > 0:
-            task["relative_f1_change"] = task["finetuned"]["f1"] / task["plm"]["f1"] - 1
+        if "plm" in task and "finetuned" in task:  # undefined (None) when the PLM finds nothing
+            plm_f1 = task["plm"]["f1"]
+            task["relative_f1_change"] = task["finetuned"]["f1"] / plm_f1 - 1 if plm_f1 > 0 else None
         metrics[spec.name] = task
     with storage.staged_dir(out_dir) as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)

@@ -84,6 +84,9 @@ class Embedder:
         self.tokenizer = tokenizer if tokenizer is not None else models.load_tokenizer(model)
         self.encoder = encoder if encoder is not None else models.load_encoder(model)
         self.encoder.eval().to(self.device)
+        if getattr(self.encoder, "pooler", None) is not None:
+            # BERT-style pooler (dense + tanh on [CLS]) feeds classification heads; we never use it.
+            self.encoder.pooler = None
         self.autocast_dtype = _autocast_dtype(self.device)
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
@@ -111,10 +114,12 @@ class Embedder:
 
         ids_t = torch.from_numpy(input_ids).to(self.device, non_blocking=True)
         mask_t = torch.from_numpy(mask).to(self.device, non_blocking=True)
+        # A batch without padding needs no mask: attention then skips building and applying one.
+        model_mask = None if mask.all() else mask_t
         with torch.autocast(
             device_type="cuda", dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
         ):
-            hidden = self.encoder(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
+            hidden = self.encoder(input_ids=ids_t, attention_mask=model_mask).last_hidden_state
             pooled = pool(hidden, mask_t, self.settings.pooling)
         return pooled.float().cpu().numpy()
 

@@ -49,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_json(args.config_json)
     section = cfg.finetune if args.step == "encoder" else cfg.baseline
     num_procs = args.num_procs or section.num_procs
-    relaunched = maybe_relaunch(num_procs, [sys.executable, "-m", "commerce_lm.training.entry", *(argv or sys.argv[1:])])
+    relaunched = maybe_relaunch(
+        num_procs, [sys.executable, "-m", "commerce_lm.training.entry", *(argv or sys.argv[1:])]
+    )
     if relaunched is not None:
         return relaunched
     if args.step == "encoder":
         metrics = finetune_encoder.run(cfg, args.prepared, args.output, checkpoint_dir=args.checkpoint_dir)
     else:
-        metrics = finetune_baseline.run(
-            cfg, args.prepared, args.task, args.output, checkpoint_dir=args.checkpoint_dir
-        )
+        metrics = finetune_baseline.run(cfg, args.prepared, args.task, args.output, checkpoint_dir=args.checkpoint_dir)
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps({k: v for k, v in metrics.items() if k != "per_process"}, sort_keys=True))
     return 0

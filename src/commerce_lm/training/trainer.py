@@ -131,8 +131,15 @@ def run_fingerprint(tcfg: TrainConfig, seed: int, model: str, splits: list[data.
     import json
 
     settings = tcfg.model_dump(mode="json")
-    for key in ("num_procs", "num_gpus", "num_nodes", "trainjob_image", "trainjob_namespace", "checkpoint_every",
-                "keep_checkpoints"):
+    for key in (
+        "num_procs",
+        "num_gpus",
+        "num_nodes",
+        "trainjob_image",
+        "trainjob_namespace",
+        "checkpoint_every",
+        "keep_checkpoints",
+    ):
         settings.pop(key, None)
     digest = hashlib.sha256(json.dumps([settings, seed, model, extra], sort_keys=True).encode())
     for split in splits:
