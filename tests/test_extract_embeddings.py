@@ -16,7 +16,24 @@ from commerce_lm.config import RunConfig
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.tiny_model import build_tiny_xlmr
 
-WORDS = "red blue shoe bag watch fake genuine leather cheap brand new sealed box ships fast refund".split()
+WORDS = [
+    "red",
+    "blue",
+    "shoe",
+    "bag",
+    "watch",
+    "fake",
+    "genuine",
+    "leather",
+    "cheap",
+    "brand",
+    "new",
+    "sealed",
+    "box",
+    "ships",
+    "fast",
+    "refund",
+]
 
 
 def _texts(n: int, seed: int = 0) -> list[str]:

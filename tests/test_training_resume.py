@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest_training import tiny_model, write_prepared
+from gcs_emulator import gcs_bucket, gcs_emulator  # noqa: F401 - fixtures
 
 from commerce_lm import finetune_encoder
 from commerce_lm.config import load_config
@@ -99,6 +100,47 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
     for key in ("val_loss", "val_accuracy", "val_macro_f1", "global_steps", "best_step"):
         assert resumed[key] == pytest.approx(reference[key], abs=1e-5), key
     assert not ckpts.exists(), "checkpoints are dropped once the outputs are published"
+
+
+def _gcs_complete(root: str) -> list[int]:
+    from commerce_lm import storage
+
+    return sorted(int(uri.split("/")[-2][5:]) for uri in storage.list_files(root) if uri.endswith("/_COMPLETE"))
+
+
+def test_checkpoints_on_gcs_resume_after_a_kill(work, gcs_bucket):  # noqa: F811 - the fixture
+    """The same scenario with every location on gs:// (the GCS emulator): staged uploads, download to resume."""
+    from commerce_lm import storage
+
+    prepared = f"gs://{gcs_bucket}/prepared"
+    storage.upload_dir(work / "prepared", prepared)
+    out = f"gs://{gcs_bucket}/runs/encoder"
+    root = checkpoint.default_root(out)
+    overrides = ["--set", "finetune.epochs=1", "--set", "finetune.checkpoint_every=2"]
+    command = [
+        sys.executable, "-m", "commerce_lm.training.entry", "encoder", "--config", str(work / "cfg.yaml"),
+        *overrides, "--prepared", prepared, "--output", out,
+    ]  # fmt: skip
+    with open(work / "gcs.stderr", "wb") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=dist.child_env())
+        deadline = time.monotonic() + 180
+        while not any(step >= 4 for step in _gcs_complete(root)):
+            assert proc.poll() is None, "run ended before the kill: " + (work / "gcs.stderr").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not storage.is_complete(out)
+    last = _gcs_complete(root)[-1]
+
+    cfg = load_config(work / "cfg.yaml", ["finetune.epochs=1", "finetune.checkpoint_every=2"])
+    resumed = finetune_encoder.run(cfg, prepared, out)
+    log = [json.loads(line) for line in storage.read_bytes(f"{out}/train_log.jsonl").decode().splitlines()]
+    assert [r["step"] for r in log if r["event"] == "resumed"] == [last]
+    assert [r["step"] for r in log if r["event"] == "step"] == list(range(1, 13))
+    assert resumed["global_steps"] == 12 and storage.is_complete(out)
+    assert storage.exists(f"{out}/model/model.safetensors")
+    assert not storage.list_files(root)
 
 
 def test_resuming_with_another_world_size_is_refused_with_a_clear_message():

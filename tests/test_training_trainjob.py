@@ -127,3 +127,16 @@ def test_submit_streams_status_and_fails_with_the_jobs_reason():
     failing = _Cluster([{"conditions": [_condition("Running"), _condition("Failed", "OOMKilled", "pod master-0")]}])
     with pytest.raises(trainjob.TrainJobFailed, match="failed: OOMKilled: pod master-0"):
         trainjob.submit_and_wait(manifest, api=failing, poll_seconds=0)
+
+
+def test_num_nodes_switches_the_steps_to_a_trainjob(monkeypatch):
+    from commerce_lm import finetune_baseline, finetune_encoder
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    cfg = _request().cfg
+    # The steps build the job before any training; local paths are refused since pods cannot see them.
+    with pytest.raises(ValueError, match="gs:// locations"):
+        finetune_encoder.run(cfg, "/local/prepared", "/local/out")
+    with pytest.raises(ValueError, match="gs:// locations"):
+        finetune_baseline.run(cfg, "/local/prepared", "weapons", "/local/out")

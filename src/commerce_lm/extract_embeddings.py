@@ -91,8 +91,10 @@ def _fingerprint(**parts: object) -> str:
 
 def _complete(out_dir: str, fingerprint: str) -> dict | None:
     """Return the stored metrics when ``out_dir`` already holds this exact shard, else ``None``."""
-    manifest_path = storage.join(out_dir, MANIFEST_JSON)
-    metrics_path = storage.join(out_dir, METRICS_JSON)
+    # Published folders are whole (a rename locally, a completion marker on GCS written last).
+    if not storage.is_complete(out_dir):
+        return None
+    manifest_path, metrics_path = storage.join(out_dir, MANIFEST_JSON), storage.join(out_dir, METRICS_JSON)
     if not (storage.exists(manifest_path) and storage.exists(metrics_path)):
         return None
     manifest = storage.read_json(manifest_path)
@@ -111,9 +113,7 @@ def _progress(total: int, desc: str):  # noqa: ANN202 - a tqdm bar
     return tqdm(total=total, unit="doc", desc=desc, mininterval=1.0 if interactive else 30.0)
 
 
-def run(
-    cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1
-) -> dict:
+def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1) -> dict:
     """Embed one shard of ``prepared_dir/corpus.parquet`` with the frozen encoder ``model``.
 
     Args:

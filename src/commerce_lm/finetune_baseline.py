@@ -4,7 +4,8 @@ Trains ``cfg.model`` with a two-class head on ``prepared/tasks/<task>.parquet`` 
 DeepSpeed trainer and ``cfg.baseline`` (early stopping on the validation split), then scores the
 test split with the best weights: ``predictions.parquet`` holds ``id``, ``label``, ``score`` (the
 probability of label 1) and ``lang``. The model itself is not exported; checkpoints exist only while
-training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`).
+training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`). With
+``baseline.num_nodes > 1`` the step runs as a Kubeflow PyTorchJob (:mod:`commerce_lm.trainjob`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from commerce_lm import storage
+from commerce_lm import storage, trainjob
 from commerce_lm.config import RunConfig
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
 from commerce_lm.training import data, dist, metrics, steps
@@ -70,6 +71,10 @@ def run(
     """
     import pandas as pd
 
+    if cfg.baseline.num_nodes > 1 and not dist.under_launcher():
+        # The config switch for several nodes: this process submits a PyTorchJob and waits for it.
+        request = trainjob.JobRequest(step=STEP, cfg=cfg, prepared=prepared_dir, output=out_dir, task=task)
+        return trainjob.run_multi_node(request)
     location = storage.join(prepared_dir, TASKS_DIR, f"{task}.parquet")
     frame = steps.read_table(location)
     bad = sorted(set(frame["label"].unique()) - {0, 1})

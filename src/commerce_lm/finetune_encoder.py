@@ -5,6 +5,9 @@ evaluated on the validation split) with the shared DeepSpeed trainer (:mod:`comm
 then exports the best weights in Hugging Face format. ``AutoModel.from_pretrained(out_dir/model)``
 loads the encoder (the head's weights are kept in the same files and ignored by ``AutoModel``).
 
+With ``finetune.num_nodes > 1`` (and not already inside a launched job) the step submits a Kubeflow
+PyTorchJob running this same step on that many nodes and waits for it (:mod:`commerce_lm.trainjob`).
+
 Checkpoints live beside the output, in ``<parent>/.<name>.checkpoints`` (see
 :func:`commerce_lm.training.checkpoint.default_root`), so a rerun resumes; they are deleted once the
 outputs are published.
@@ -14,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm import storage
+from commerce_lm import storage, trainjob
 from commerce_lm.config import RunConfig
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
-from commerce_lm.training import steps
+from commerce_lm.training import dist, steps
 
 STEP = "finetune-encoder"
 
@@ -36,6 +39,9 @@ def run(cfg: RunConfig, prepared_dir: str, out_dir: str, *, checkpoint_dir: str 
     Returns:
         The metrics written to ``metrics.json``.
     """
+    if cfg.finetune.num_nodes > 1 and not dist.under_launcher():
+        # The config switch for several nodes: this process submits a PyTorchJob and waits for it.
+        return trainjob.run_multi_node(trainjob.JobRequest(step=STEP, cfg=cfg, prepared=prepared_dir, output=out_dir))
     location = storage.join(prepared_dir, DOMAIN_TABLE)
     labels = list(storage.read_json(storage.join(prepared_dir, LABELS_JSON)))
     frame = steps.read_table(location)

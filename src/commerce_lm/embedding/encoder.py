@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from commerce_lm import models
+from commerce_lm.embedding import fastpath
 from commerce_lm.embedding.batching import pad_batch, token_budget_batches
 from commerce_lm.embedding.pooling import POOLINGS, pool
 
@@ -29,6 +30,8 @@ class EncoderSettings:
         pooling: ``cls`` or ``mean``.
         device: ``cpu``, ``cuda`` or ``None`` for CUDA when available.
         num_threads: Torch intra-op threads on CPU; ``None`` keeps torch's default.
+        fast_path: On CPU, run BERT-family encoders through :mod:`~commerce_lm.embedding.fastpath`
+            (same results, less work); other models and devices always use Hugging Face's forward.
     """
 
     max_length: int = 128
@@ -36,6 +39,7 @@ class EncoderSettings:
     pooling: str = "cls"
     device: str | None = None
     num_threads: int | None = None
+    fast_path: bool = True
 
 
 def _pick_device(requested: str | None) -> str:
@@ -88,6 +92,10 @@ class Embedder:
             # BERT-style pooler (dense + tanh on [CLS]) feeds classification heads; we never use it.
             self.encoder.pooler = None
         self.autocast_dtype = _autocast_dtype(self.device)
+        # The fast path is measured and tested on CPU only; on GPU the HF forward with SDPA and
+        # autocast is already kernel-bound.
+        use_fast = self.settings.fast_path and self.device == "cpu" and fastpath.supports(self.encoder)
+        self.fast = fastpath.FastEncoder(self.encoder) if use_fast else None
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             raise ValueError(f"{model}: the tokenizer has no padding token")
@@ -116,9 +124,9 @@ class Embedder:
         mask_t = torch.from_numpy(mask).to(self.device, non_blocking=True)
         # A batch without padding needs no mask: attention then skips building and applying one.
         model_mask = None if mask.all() else mask_t
-        with torch.autocast(
-            device_type="cuda", dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
-        ):
+        if self.fast is not None:
+            return self.fast(ids_t, model_mask, self.settings.pooling).float().numpy()
+        with torch.autocast(device_type="cuda", dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             hidden = self.encoder(input_ids=ids_t, attention_mask=model_mask).last_hidden_state
             pooled = pool(hidden, mask_t, self.settings.pooling)
         return pooled.float().cpu().numpy()
@@ -178,6 +186,7 @@ class Embedder:
         iterator = iter(chunks)
         # One worker is enough: the fast tokenizer releases the GIL and is far quicker than the model.
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool_:
+
             def submit() -> concurrent.futures.Future | None:
                 chunk = next(iterator, None)
                 return None if chunk is None else pool_.submit(self.tokenize, chunk)

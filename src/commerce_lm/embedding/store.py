@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from commerce_lm import storage
-from commerce_lm.names import EMBEDDINGS_DIR, MANIFEST_JSON
+from commerce_lm.names import MANIFEST_JSON
 
 VECTOR_DTYPES = {"float32": (np.float32, pa.float32()), "float16": (np.float16, pa.float16())}
 
@@ -77,10 +77,10 @@ class EmbeddingSet:
 
 def part_files(location: str) -> list[str]:
     """List the part files under an output folder (or its ``embeddings/`` folder), in corpus order."""
-    folder = storage.join(location, EMBEDDINGS_DIR)
-    if not storage.exists(folder) and not storage.is_gcs(location):
-        folder = location
-    parts = [f for f in storage.list_files(folder) if Path(f).name.startswith("part-")]
+    # Listing the whole folder works for the output folder and for its embeddings/ folder alike,
+    # locally and on GCS (where a "folder" is only a prefix that exists() cannot see).
+    files = storage.list_files(location)
+    parts = [f for f in files if Path(f).name.startswith("part-") and f.endswith(".parquet")]
     return sorted(parts, key=lambda f: Path(f).name)
 
 

@@ -247,7 +247,9 @@ def train(
         result = metrics.classification(logits, val_split.labels)
         state.last_eval_step = state.step
         record: dict[str, Any] = {"event": "eval", "step": state.step, **result}
-        if metrics.improved(tcfg.best_metric, result[tcfg.best_metric], state.best_value):
+        # The first evaluation is always kept, so there are weights to export even when the metric
+        # is undefined (NaN: e.g. ROC AUC with a class missing from the validation split).
+        if state.best_step is None or metrics.improved(tcfg.best_metric, result[tcfg.best_metric], state.best_value):
             state.best_value, state.best_step, state.best_metrics = result[tcfg.best_metric], state.step, result
             state.stale_evals = 0
             weights = consolidated_state(engine)
@@ -326,6 +328,15 @@ def train(
         "zero_stage": tcfg.zero_stage,
         "global_batch_size": plan.global_batch,
     }
+    if info.is_main:
+        log.info(
+            "trained %d steps in %.1fs: %.1f samples/s, %.0f tokens/s over %d process(es); best %s=%s at step %s",
+            state.step, totals["train_seconds"], totals["samples_per_second"], totals["tokens_per_second"],
+            info.world_size, tcfg.best_metric, state.best_value, state.best_step,
+        )  # fmt: skip
+        for proc in totals["per_process"]:
+            log.info("  rank %d: %.1f samples/s, %.0f tokens/s", proc["rank"], proc["samples_per_second"],
+                     proc["tokens_per_second"])  # fmt: skip
     return TrainResult(metrics=result_metrics, best_state=best_state, log_records=records, ds_config=config)
 
 
