@@ -19,9 +19,8 @@ def evaluate_knn(
     from pathlib import Path
 
     from commerce_lm import config, evaluate_knn, names
-    from commerce_lm.embedding_checks import expected_checksums
+    from commerce_lm.embedding_checks import run_on_embeddings
 
     cfg = config.config_from_json(config_json)
-    checks = expected_checksums(cfg.model, str(Path(encoder.path, names.MODEL_DIR)))
-    arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    evaluate_knn.run(cfg, prepared.path, arms, knn.path, checks)
+    model = str(Path(encoder.path, names.MODEL_DIR))
+    run_on_embeddings(evaluate_knn, cfg, prepared.path, plm_embeddings.path, finetuned_embeddings.path, model, knn.path)

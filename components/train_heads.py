@@ -19,9 +19,10 @@ def train_heads(
     from pathlib import Path
 
     from commerce_lm import config, names, train_heads
-    from commerce_lm.embedding_checks import expected_checksums
+    from commerce_lm.embedding_checks import run_on_embeddings
 
     cfg = config.config_from_json(config_json)
-    checks = expected_checksums(cfg.model, str(Path(encoder.path, names.MODEL_DIR)))
-    arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    train_heads.run(cfg, prepared.path, arms, heads.path, checks)
+    model = str(Path(encoder.path, names.MODEL_DIR))
+    run_on_embeddings(
+        train_heads, cfg, prepared.path, plm_embeddings.path, finetuned_embeddings.path, model, heads.path
+    )

@@ -51,58 +51,30 @@ def build_pipeline(cluster: bool = True) -> Any:
         gpu_node_selector: dict = {"cloud.google.com/gke-nodepool": "gpu-pool"},  # noqa: B006 - KFP default
         gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
     ):
-        prepared = prepare_data(config_json=config_json, code_version=code_version)
+        # Every step gets the config and the code version: both are part of each step's cache key.
+        run = {"config_json": config_json, "code_version": code_version}
+        prepared = prepare_data(**run)
         prepared.set_caching_options(True)
-        encoder = finetune_encoder(
-            config_json=config_json,
-            code_version=code_version,
-            num_procs=num_gpus,
-            prepared=prepared.outputs["prepared"],
-        )
+        data = {**run, "prepared": prepared.outputs["prepared"]}
+        encoder = finetune_encoder(**data, num_procs=num_gpus)
         _training_settings(encoder, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
-        plm = extract_plm_embeddings(
-            config_json=config_json, code_version=code_version, prepared=prepared.outputs["prepared"]
-        )
-        tuned = extract_finetuned_embeddings(
-            config_json=config_json,
-            code_version=code_version,
-            prepared=prepared.outputs["prepared"],
-            encoder=encoder.outputs["encoder"],
-        )
-        heads = train_heads(
-            config_json=config_json,
-            code_version=code_version,
-            prepared=prepared.outputs["prepared"],
-            encoder=encoder.outputs["encoder"],
-            plm_embeddings=plm.outputs["embeddings"],
-            finetuned_embeddings=tuned.outputs["embeddings"],
-        )
-        knn = evaluate_knn(
-            config_json=config_json,
-            code_version=code_version,
-            prepared=prepared.outputs["prepared"],
-            encoder=encoder.outputs["encoder"],
-            plm_embeddings=plm.outputs["embeddings"],
-            finetuned_embeddings=tuned.outputs["embeddings"],
-        )
+        plm = extract_plm_embeddings(**data)
+        tuned = extract_finetuned_embeddings(**data, encoder=encoder.outputs["encoder"])
+        both = {
+            **data,
+            "encoder": encoder.outputs["encoder"],
+            "plm_embeddings": plm.outputs["embeddings"],
+            "finetuned_embeddings": tuned.outputs["embeddings"],
+        }
+        heads = train_heads(**both)
+        knn = evaluate_knn(**both)
         # On one machine, concurrent baselines would share its cores and inflate each other's
         # measured cost; on a cluster each gets its own GPUs.
         with dsl.ParallelFor(items=tasks, name="baselines", parallelism=0 if cluster else 1) as task_name:
-            baseline = finetune_baseline(
-                config_json=config_json,
-                code_version=code_version,
-                num_procs=num_gpus,
-                task=task_name,
-                prepared=prepared.outputs["prepared"],
-            )
+            baseline = finetune_baseline(**data, num_procs=num_gpus, task=task_name)
             _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
         build_report(
-            config_json=config_json,
-            code_version=code_version,
-            prepared=prepared.outputs["prepared"],
-            encoder=encoder.outputs["encoder"],
-            plm_embeddings=plm.outputs["embeddings"],
-            finetuned_embeddings=tuned.outputs["embeddings"],
+            **both,
             heads=heads.outputs["heads"],
             baselines=dsl.Collected(baseline.outputs["baseline"]),
             knn=knn.outputs["knn"],

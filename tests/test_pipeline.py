@@ -41,9 +41,11 @@ def test_plm_embedding_does_not_wait_for_finetuning(compiled):
 
 
 def test_baselines_fan_out_over_tasks(compiled):
-    loop = compiled[0]["root"]["dag"]["tasks"]["for-loop-2"]
+    spec = compiled[0]
+    (name,) = [n for n in spec["root"]["dag"]["tasks"] if n.startswith("for-loop")]
+    loop = spec["root"]["dag"]["tasks"][name]
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tasks")
-    assert "finetune-baseline" in compiled[0]["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    assert "finetune-baseline" in spec["components"][f"comp-{name}"]["dag"]["tasks"]
 
 
 def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):

@@ -104,16 +104,20 @@ def _gather(args: argparse.Namespace) -> int:
     return _print(extract_embeddings.gather(args.parts, args.prepared, args.output))
 
 
-def _arms(args: argparse.Namespace) -> dict[str, str]:
-    return {"plm": args.plm_embeddings, "finetuned": args.finetuned_embeddings}
-
-
 def _embedding_step(step: Any, args: argparse.Namespace) -> int:
-    from commerce_lm.embedding_checks import expected_checksums
+    from commerce_lm.embedding_checks import run_on_embeddings
 
-    cfg = load_run_config(args)
-    checks = expected_checksums(cfg.model, args.finetuned_model)
-    return _print(step.run(cfg, args.prepared, _arms(args), args.output, checks))
+    return _print(
+        run_on_embeddings(
+            step,
+            load_run_config(args),
+            args.prepared,
+            args.plm_embeddings,
+            args.finetuned_embeddings,
+            args.finetuned_model,
+            args.output,
+        )
+    )
 
 
 def _train_heads(args: argparse.Namespace) -> int:
@@ -135,7 +139,7 @@ def _report(args: argparse.Namespace) -> int:
         load_run_config(args),
         args.prepared,
         args.finetuned,
-        _arms(args),
+        {"plm": args.plm_embeddings, "finetuned": args.finetuned_embeddings},
         args.heads,
         args.baselines,
         args.knn,
