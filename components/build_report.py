@@ -51,11 +51,14 @@ def build_report(
     if best["roc"]:
         roc.log_roc_curve(best["roc"]["fpr"], best["roc"]["tpr"], best["roc"]["thresholds"])
     roc.log_confusion_matrix(["0", "1"], best["confusion"])
+    # kfp 2.17's SlicedClassificationMetrics cannot log ROC readings (it calls methods that
+    # ClassificationMetrics lacks), so its metadata is built the way its _update_metadata would.
+    slices = []
     for task, arms_curves in curves.items():
         for arm, curve in arms_curves.items():
             for lang, lang_curve in curve["by_language"].items():
-                roc_by_language.load_roc_readings(
-                    f"{task}/{arm}/{lang}",
-                    [list(x) for x in zip(lang_curve["thresholds"], lang_curve["tpr"], lang_curve["fpr"], strict=True)],
-                )
+                part = ClassificationMetrics()
+                part.log_roc_curve(lang_curve["fpr"], lang_curve["tpr"], lang_curve["thresholds"])
+                slices.append({"slice": f"{task}/{arm}/{lang}", "sliceClassificationMetrics": part.metadata})
+    roc_by_language.metadata = {"evaluationSlices": slices}
     shutil.copy(Path(report.path, names.REPORT_HTML), html.path)

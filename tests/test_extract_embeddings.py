@@ -104,10 +104,23 @@ def test_cls_vectors_match_unbatched_forward_in_corpus_order(tiny_model, prepare
     assert (tmp_path / "out" / "embeddings" / "part-00000-of-00001.parquet").is_file()
 
 
-def test_mean_pooling_ignores_padding(tiny_model, prepared):
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hf-forward"])
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_embedder_matches_hf_with_either_forward(tiny_model, prepared, fast_path, pooling):
+    _, _, texts = prepared
+    settings = EncoderSettings(max_length=24, token_budget=64, pooling=pooling, fast_path=fast_path)
+    embedder = Embedder(tiny_model, settings)
+    assert (embedder.fast is not None) == fast_path  # XLM-R is a supported architecture
+    cls, mean = _reference(tiny_model, texts, max_length=24)
+    np.testing.assert_allclose(embedder.embed(texts), cls if pooling == "cls" else mean, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hf-forward"])
+def test_mean_pooling_ignores_padding(tiny_model, prepared, fast_path):
     _, _, texts = prepared
     short, long = "red shoe", texts[max(range(len(texts)), key=lambda i: len(texts[i]))]
-    embedder = Embedder(tiny_model, EncoderSettings(max_length=24, token_budget=10_000, pooling="mean"))
+    settings = EncoderSettings(max_length=24, token_budget=10_000, pooling="mean", fast_path=fast_path)
+    embedder = Embedder(tiny_model, settings)
     together = embedder.embed([short, long])  # one batch: the short text is padded to the long one
     alone = embedder.embed([short])
     _, reference = _reference(tiny_model, [short, long], max_length=24)

@@ -76,6 +76,8 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
         assert {"f1", "recall_at_10"} <= set(similarity["plm"]) and "f1" in similarity["finetuned"]
     assert {"val_accuracy", "val_macro_f1", "train_seconds"} <= set(metrics["domain"])
     assert "docs_per_second" in metrics["embedding"]["plm"]
+    # Non-empty language slices: build-report logged them as SlicedClassificationMetrics.
+    assert any(task["finetuned"]["by_language"] for task in metrics["tasks"].values())
     html = (out / names.REPORT_HTML).read_text()
     assert "ROC AUC" in html and "data:image/png;base64," in html
     assert "| prohibited / PLM frozen + head" in (out / names.REPORT_MD).read_text()

@@ -22,7 +22,6 @@ from commerce_lm.report_render import render_html, render_markdown
 
 CURVES_JSON = "curves.json"
 MAX_CURVE_POINTS = 200
-MIN_SLICE_ROWS = 20  # smaller language slices give meaningless AUCs
 
 ARM_LABELS = {
     "plm": "PLM frozen + linear head",
@@ -76,7 +75,7 @@ def score_arm(predictions: pd.DataFrame, cfg: RunConfig, train_cost: dict[str, A
     }
     for lang, part in predictions.groupby("lang"):
         part_labels = part["label"].to_numpy()
-        if len(part) < MIN_SLICE_ROWS or not 0 < part_labels.sum() < len(part):
+        if len(part) < cfg.report.min_slice_rows or not 0 < part_labels.sum() < len(part):
             continue
         lang_roc, lang_pr = roc_pr(part_labels, part["score"].to_numpy())
         result["by_language"][lang] = {

@@ -146,6 +146,8 @@ class ReportConfig(_Strict):
     """Settings of ``build-report``."""
 
     bootstrap_samples: int = Field(default=1000, ge=0)
+    # Smaller language slices give meaningless AUCs, so they are left out of the breakdown.
+    min_slice_rows: int = Field(default=20, gt=0)
     title: str = "commerce-lm report"
 
 
