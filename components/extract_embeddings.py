@@ -1,28 +1,53 @@
-"""KFP components: extract-embeddings with the off-the-shelf encoder and with the fine-tuned one."""
+"""KFP components: extract-embeddings, one shard at a time, and the gather step that merges shards.
 
-from commerce_lm_components.images import TRAINING_IMAGE
+The PLM and the fine-tuned encoder get a component each (the PLM comes from the config, the
+fine-tuned encoder from the upstream artifact), so PLM embedding never waits for fine-tuning.
+"""
+
+from commerce_lm_components.images import CPU_IMAGE, TRAINING_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
-def extract_plm_embeddings(config_json: str, code_version: str, prepared: Input[Dataset], embeddings: Output[Dataset]):
-    """[CLS] vectors of the config's pre-trained model; does not wait for fine-tuning."""
+def extract_plm_embeddings(
+    config_json: str, code_version: str, shard: int, prepared: Input[Dataset], embeddings: Output[Dataset]
+):
+    """[CLS] vectors of one shard of the corpus with the config's pre-trained model."""
     from commerce_lm import config, extract_embeddings
 
     cfg = config.config_from_json(config_json)
-    embeddings.metadata.update(extract_embeddings.run(cfg, cfg.model, prepared.path, embeddings.path))
+    extract_embeddings.run(cfg, cfg.model, prepared.path, embeddings.path, int(shard), cfg.embed.num_shards)
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def extract_finetuned_embeddings(
-    config_json: str, code_version: str, prepared: Input[Dataset], encoder: Input[Model], embeddings: Output[Dataset]
+    config_json: str,
+    code_version: str,
+    shard: int,
+    prepared: Input[Dataset],
+    encoder: Input[Model],
+    embeddings: Output[Dataset],
 ):
-    """[CLS] vectors of the fine-tuned, frozen encoder."""
+    """[CLS] vectors of one shard of the corpus with the fine-tuned, frozen encoder."""
     from pathlib import Path
 
     from commerce_lm import config, extract_embeddings, names
 
     cfg = config.config_from_json(config_json)
     model = str(Path(encoder.path, names.MODEL_DIR))
-    embeddings.metadata.update(extract_embeddings.run(cfg, model, prepared.path, embeddings.path))
+    extract_embeddings.run(cfg, model, prepared.path, embeddings.path, int(shard), cfg.embed.num_shards)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def gather_embeddings(
+    config_json: str,
+    code_version: str,
+    prepared: Input[Dataset],
+    parts: Input[list[Dataset]],
+    embeddings: Output[Dataset],
+):
+    """Merge the shards, checking that every corpus id came back exactly once."""
+    from commerce_lm import extract_embeddings
+
+    embeddings.metadata.update(extract_embeddings.gather([p.path for p in parts], prepared.path, embeddings.path))

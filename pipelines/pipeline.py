@@ -10,7 +10,11 @@ from typing import Any
 
 from commerce_lm_components.build_report import build_report
 from commerce_lm_components.evaluate_knn import evaluate_knn
-from commerce_lm_components.extract_embeddings import extract_finetuned_embeddings, extract_plm_embeddings
+from commerce_lm_components.extract_embeddings import (
+    extract_finetuned_embeddings,
+    extract_plm_embeddings,
+    gather_embeddings,
+)
 from commerce_lm_components.finetune_baseline import finetune_baseline
 from commerce_lm_components.finetune_encoder import finetune_encoder
 from commerce_lm_components.prepare_data import prepare_data
@@ -45,6 +49,7 @@ def build_pipeline(cluster: bool = True) -> Any:
     def commerce_lm_pipeline(
         config_json: str,
         tasks: list,
+        shards: list = [0],  # noqa: B006 - KFP default
         code_version: str = __version__,
         num_gpus: int = 1,
         accelerator_type: str = "nvidia-tesla-a100",
@@ -58,8 +63,16 @@ def build_pipeline(cluster: bool = True) -> Any:
         data = {**run, "prepared": prepared.outputs["prepared"]}
         encoder = finetune_encoder(**data, num_procs=num_gpus)
         _training_settings(encoder, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
-        plm = extract_plm_embeddings(**data)
-        tuned = extract_finetuned_embeddings(**data, encoder=encoder.outputs["encoder"])
+        # On one machine, concurrent loop iterations would share its cores and inflate each other's
+        # measured cost; on a cluster each gets its own machine.
+        parallel = 0 if cluster else 1
+        # Embedding fans out over corpus shards (embed.num_shards); gathering checks every id.
+        with dsl.ParallelFor(items=shards, name="plm-shards", parallelism=parallel) as shard:
+            plm_part = extract_plm_embeddings(**data, shard=shard)
+        plm = gather_embeddings(**data, parts=dsl.Collected(plm_part.outputs["embeddings"]))
+        with dsl.ParallelFor(items=shards, name="finetuned-shards", parallelism=parallel) as shard:
+            tuned_part = extract_finetuned_embeddings(**data, shard=shard, encoder=encoder.outputs["encoder"])
+        tuned = gather_embeddings(**data, parts=dsl.Collected(tuned_part.outputs["embeddings"]))
         both = {
             **data,
             "encoder": encoder.outputs["encoder"],
@@ -68,9 +81,7 @@ def build_pipeline(cluster: bool = True) -> Any:
         }
         heads = train_heads(**both)
         knn = evaluate_knn(**both)
-        # On one machine, concurrent baselines would share its cores and inflate each other's
-        # measured cost; on a cluster each gets its own GPUs.
-        with dsl.ParallelFor(items=tasks, name="baselines", parallelism=0 if cluster else 1) as task_name:
+        with dsl.ParallelFor(items=tasks, name="baselines", parallelism=parallel) as task_name:
             baseline = finetune_baseline(**data, num_procs=num_gpus, task=task_name)
             _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
         build_report(
@@ -92,6 +103,7 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
     return {
         "config_json": cfg.to_json(),
         "tasks": [t.name for t in cfg.tasks],
+        "shards": list(range(cfg.embed.num_shards)),
         "code_version": code_version(),
         "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1),
     }

@@ -19,6 +19,7 @@ STEPS = {
     "evaluate-knn",
     "build-report",
 }
+GATHERS = {"gather-embeddings", "gather-embeddings-2"}  # one per embedding set
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +32,38 @@ def compiled(tmp_path_factory):
 def test_compiled_ir_holds_all_seven_steps(compiled):
     spec = compiled[0]
     executors = {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]}
-    assert executors == STEPS
+    assert executors == STEPS | GATHERS
+
+
+def _loop_with(spec, step):
+    """The root task of the ParallelFor whose body runs ``step``, and that body's task."""
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        body = spec["components"].get(task["componentRef"]["name"], {}).get("dag", {}).get("tasks", {})
+        if name.startswith("for-loop") and step in body:
+            return task, body[step]
+    raise AssertionError(f"no ParallelFor runs {step}")
 
 
 def test_plm_embedding_does_not_wait_for_finetuning(compiled):
-    tasks = compiled[0]["root"]["dag"]["tasks"]
-    assert tasks["extract-plm-embeddings"]["dependentTasks"] == ["prepare-data"]
-    assert "finetune-encoder" in tasks["extract-finetuned-embeddings"]["dependentTasks"]
+    spec = compiled[0]
+    plm_loop, _ = _loop_with(spec, "extract-plm-embeddings")
+    assert plm_loop["dependentTasks"] == ["prepare-data"]
+    tuned_loop, _ = _loop_with(spec, "extract-finetuned-embeddings")
+    assert "finetune-encoder" in tuned_loop["dependentTasks"]
+
+
+def test_embedding_fans_out_over_shards_and_gathers(compiled):
+    spec = compiled[0]
+    for step in ("extract-plm-embeddings", "extract-finetuned-embeddings"):
+        loop, _ = _loop_with(spec, step)
+        assert loop["parameterIterator"]["items"]["inputParameter"].endswith("shards")
+    gathers = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("gather-embeddings")]
+    assert len(gathers) == 2
 
 
 def test_baselines_fan_out_over_tasks(compiled):
-    spec = compiled[0]
-    (name,) = [n for n in spec["root"]["dag"]["tasks"] if n.startswith("for-loop")]
-    loop = spec["root"]["dag"]["tasks"][name]
+    loop, _ = _loop_with(compiled[0], "finetune-baseline")
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tasks")
-    assert "finetune-baseline" in spec["components"][f"comp-{name}"]["dag"]["tasks"]
 
 
 def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
