@@ -14,6 +14,9 @@ REGISTRY = os.environ.get("COMMERCE_LM_REGISTRY", "us-docker.pkg.dev/commerce-lm
 TRAINING_IMAGE = f"{REGISTRY}/commerce-lm-train:{__version__}"
 CPU_IMAGE = f"{REGISTRY}/commerce-lm-cpu:{__version__}"
 
+# The unprivileged user both Dockerfiles create (`USER 10001:10001`); pods run as it.
+IMAGE_UID = 10001
+
 # Image -> its Dockerfile, relative to the repository root (the build context).
 IMAGES = {
     TRAINING_IMAGE: "images/train.Dockerfile",

@@ -17,6 +17,7 @@ from commerce_lm_components.extract_embeddings import (
 )
 from commerce_lm_components.finetune_baseline import finetune_baseline
 from commerce_lm_components.finetune_encoder import finetune_encoder
+from commerce_lm_components.images import IMAGE_UID
 from commerce_lm_components.prepare_data import prepare_data
 from commerce_lm_components.train_heads import train_heads
 from kfp import compiler, dsl, kubernetes
@@ -40,6 +41,12 @@ def _training_settings(
     kubernetes.add_toleration_json(task, tolerations)
     # NCCL and DataLoader workers share memory through /dev/shm; the default 64 MB is far too small.
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=SHM_SIZE)
+
+
+def _non_root(tasks: list[dsl.PipelineTask]) -> None:
+    """Run every step as the images' unprivileged user (kfp also drops all capabilities)."""
+    for task in tasks:
+        kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
 
 
 def build_pipeline(cluster: bool = True) -> Any:
@@ -84,12 +91,14 @@ def build_pipeline(cluster: bool = True) -> Any:
         with dsl.ParallelFor(items=tasks, name="baselines", parallelism=parallel) as task_name:
             baseline = finetune_baseline(**data, num_procs=num_gpus, task=task_name)
             _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
-        build_report(
+        report = build_report(
             **both,
             heads=heads.outputs["heads"],
             baselines=dsl.Collected(baseline.outputs["baseline"]),
             knn=knn.outputs["knn"],
         )
+        if cluster:
+            _non_root([prepared, encoder, plm_part, plm, tuned_part, tuned, heads, knn, baseline, report])
 
     return commerce_lm_pipeline
 

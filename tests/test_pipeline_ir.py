@@ -76,3 +76,13 @@ def test_large_artifacts_go_to_the_gcs_pipeline_root():
 
     launcher = [doc for doc in render("prod") if doc["metadata"]["name"] == "kfp-launcher"]
     assert launcher and launcher[0]["data"]["defaultPipelineRoot"].startswith("gs://")
+
+
+def test_every_step_runs_as_the_images_non_root_user(ir):
+    spec, executors = ir
+    from commerce_lm_components.images import IMAGE_UID
+
+    assert set(executors) == set(spec["deploymentSpec"]["executors"])
+    for name, settings in executors.items():
+        context = settings["securityContext"]
+        assert context["runAsNonRoot"] is True and int(context["runAsUser"]) == IMAGE_UID, name
