@@ -25,5 +25,8 @@ def finetune_baseline(
         "--num-procs",
         str(num_procs),
     ]
+    if baseline.uri.startswith("gs://"):
+        # The pod's disk dies with it: keep checkpoints in the bucket, where a KFP retry resumes.
+        args += ["--checkpoint-dir", baseline.uri.rstrip("/") + ".checkpoints"]
     if main(args) != 0:
         raise RuntimeError(f"finetune-baseline failed for task {task}")

@@ -31,6 +31,9 @@ def finetune_encoder(
         "--num-procs",
         str(num_procs),
     ]
+    if encoder.uri.startswith("gs://"):
+        # The pod's disk dies with it: keep checkpoints in the bucket, where a KFP retry resumes.
+        args += ["--checkpoint-dir", encoder.uri.rstrip("/") + ".checkpoints"]
     if main(args) != 0:
         raise RuntimeError("finetune-encoder failed")
     for key, value in json.loads(Path(encoder.path, "metrics.json").read_text()).items():

@@ -97,9 +97,28 @@ def test_launcher_relaunches_only_when_asked_and_not_nested(monkeypatch):
     assert command[-4:] == ["python", "-m", "commerce_lm.cli", "finetune-encoder"]
     assert "--nproc-per-node=2" in command and "--no-python" in command
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")
-    assert maybe_relaunch(2, ["python", "-c", "pass"]) is None
+    assert maybe_relaunch(2, ["python", "-c", "raise SystemExit(3)"]) is None
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.delenv("COMMERCE_LM_SINGLE_PROCESS", raising=False)
+    assert maybe_relaunch(2, ["python", "-c", "raise SystemExit(3)"]) is None
 
 
 def test_checkpoints_live_beside_the_output():
     assert default_root("/runs/a/finetune") == "/runs/a/.finetune.checkpoints"
     assert default_root("gs://bucket/root/finetune/") == "gs://bucket/root/.finetune.checkpoints"
+
+
+def test_relaunch_runs_the_command_as_n_ranks_and_returns_its_exit_code(monkeypatch, tmp_path):
+    import os
+    import sys
+
+    from commerce_lm.training import dist
+
+    for name in (*dist.SINGLE_PROCESS_ENV, dist.FILLED_MARKER, "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TOUCH_DIR", str(tmp_path))
+    script = "import os, pathlib; pathlib.Path(os.environ['TOUCH_DIR'], os.environ['RANK']).touch()"
+    assert maybe_relaunch(2, [sys.executable, "-c", script]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["0", "1"]
+    assert maybe_relaunch(2, [sys.executable, "-c", "raise SystemExit(3)"]) != 0

@@ -71,7 +71,11 @@ def _finetune_encoder(args: argparse.Namespace) -> int:
 
     cfg = load_run_config(args)
     code = _relaunched(args, cfg.finetune.num_procs)
-    return code if code is not None else _print(finetune_encoder.run(cfg, args.prepared, args.output))
+    return (
+        code
+        if code is not None
+        else _print(finetune_encoder.run(cfg, args.prepared, args.output, checkpoint_dir=args.checkpoint_dir))
+    )
 
 
 def _finetune_baseline(args: argparse.Namespace) -> int:
@@ -79,7 +83,13 @@ def _finetune_baseline(args: argparse.Namespace) -> int:
 
     cfg = load_run_config(args)
     code = _relaunched(args, cfg.baseline.num_procs)
-    return code if code is not None else _print(finetune_baseline.run(cfg, args.prepared, args.task, args.output))
+    return (
+        code
+        if code is not None
+        else _print(
+            finetune_baseline.run(cfg, args.prepared, args.task, args.output, checkpoint_dir=args.checkpoint_dir)
+        )
+    )
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -179,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         parser_ = _step(sub, name, func, f"{name}: DeepSpeed fine-tuning", "prepared", *extra)
         parser_.add_argument("--num-procs", type=int, default=0, help="processes under torchrun (0: from config)")
+        parser_.add_argument(
+            "--checkpoint-dir", help="resumable checkpoints (local or gs://; default: beside --output)"
+        )
     extract = _step(sub, "extract-embeddings", _extract, "embed the corpus with a frozen encoder", "prepared")
     extract.add_argument("--model", help="encoder to embed with (default: the config's PLM)")
     extract.add_argument("--shard", type=int, default=0)

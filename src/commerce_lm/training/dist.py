@@ -17,7 +17,6 @@ import os
 import socket
 from dataclasses import dataclass
 
-LAUNCHER_ENV = ("LOCAL_RANK", "TORCHELASTIC_RUN_ID")
 # Variables :func:`init` sets for a world of one, and the marker saying it did: a child process
 # (torchrun, a test's subprocess) must not inherit them, or it would think it is already rank 0 of
 # a launched job and reuse our rendezvous port.
@@ -64,9 +63,10 @@ def free_port() -> int:
 
 def under_launcher() -> bool:
     """Whether torchrun / the deepspeed launcher started this process."""
-    if os.environ.get(FILLED_MARKER) == "1":
-        return False
-    return any(name in os.environ for name in LAUNCHER_ENV)
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        return True
+    # LOCAL_RANK alone may be the one init() set for a world of one.
+    return "LOCAL_RANK" in os.environ and os.environ.get(FILLED_MARKER) != "1"
 
 
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
