@@ -61,6 +61,11 @@ def prepared(tmp_path_factory) -> tuple[str, list[str], list[str]]:
     return str(root), ids, texts
 
 
+@pytest.fixture(scope="module")
+def reference(tiny_model, prepared) -> tuple[np.ndarray, np.ndarray]:
+    return _reference(tiny_model, prepared[2], max_length=24)
+
+
 def _cfg(model: str, **embed) -> RunConfig:
     return RunConfig(
         model=model,
@@ -84,7 +89,7 @@ def _reference(model: str, texts: list[str], max_length: int) -> tuple[np.ndarra
     return np.stack(cls), np.stack(mean)
 
 
-def test_cls_vectors_match_unbatched_forward_in_corpus_order(tiny_model, prepared, tmp_path):
+def test_cls_vectors_match_unbatched_forward_in_corpus_order(tiny_model, prepared, reference, tmp_path):
     prepared_dir, ids, texts = prepared
     metrics = extract_embeddings.run(_cfg(tiny_model), tiny_model, prepared_dir, str(tmp_path / "out"))
     result = extract_embeddings.load_embeddings(str(tmp_path / "out"))
@@ -95,8 +100,7 @@ def test_cls_vectors_match_unbatched_forward_in_corpus_order(tiny_model, prepare
     assert result.vectors.dtype == np.float32 and result.vectors.shape == (len(texts), 32)
     # The budget of 96 tokens forces many batches padded to different lengths.
     assert metrics["padded_tokens"] > metrics["tokens"]
-    cls, _ = _reference(tiny_model, texts, max_length=24)
-    np.testing.assert_allclose(result.vectors, cls, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(result.vectors, reference[0], atol=1e-5, rtol=1e-4)
     manifest = result.manifest
     assert manifest["pooling"] == "cls" and manifest["dim"] == 32 and manifest["count"] == len(texts)
     assert manifest["encoder_checksum"] == extract_embeddings.models.model_checksum(tiny_model)
@@ -106,12 +110,12 @@ def test_cls_vectors_match_unbatched_forward_in_corpus_order(tiny_model, prepare
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hf-forward"])
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_embedder_matches_hf_with_either_forward(tiny_model, prepared, fast_path, pooling):
+def test_embedder_matches_hf_with_either_forward(tiny_model, prepared, reference, fast_path, pooling):
     _, _, texts = prepared
     settings = EncoderSettings(max_length=24, token_budget=64, pooling=pooling, fast_path=fast_path)
     embedder = Embedder(tiny_model, settings)
     assert (embedder.fast is not None) == fast_path  # XLM-R is a supported architecture
-    cls, mean = _reference(tiny_model, texts, max_length=24)
+    cls, mean = reference
     np.testing.assert_allclose(embedder.embed(texts), cls if pooling == "cls" else mean, atol=1e-5, rtol=1e-4)
 
 
