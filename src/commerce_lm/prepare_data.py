@@ -75,6 +75,9 @@ REJECTED_SCHEMA = pa.schema(
 CORPUS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("lang", pa.string()), ("split", pa.string())])
 
 
+CONFLICT = object()  # marks a text seen with two different labels
+
+
 class DataError(ValueError):
     """Data that must not reach training; the message names the dataset, file and what is wrong."""
 
@@ -155,7 +158,8 @@ class _Dataset:
     kind: str  # domain | task | similarity
     spec: DatasetSpec
     # learnt in the first pass
-    labels_by_text: dict[str, set] = field(default_factory=dict)
+    # text digest -> its label, or CONFLICT; digests rather than strings keep memory per row small
+    labels_by_text: dict[int, Any] = field(default_factory=dict)
     label_counts: Counter = field(default_factory=Counter)
     file_splits: set[str] = field(default_factory=set)
     valid_rows: int = 0
@@ -177,7 +181,7 @@ class Preparer:
         """Prepare into the staging folder ``stage``."""
         self.cfg = cfg
         self.stage = stage
-        self.corpus_keys: dict[str, str] = {}
+        self.corpus_keys: dict[int, int] = {}  # id digest -> text digest of every corpus document
         self.corpus_writer = _Writer(stage / names.CORPUS_TABLE, CORPUS_SCHEMA)
         self.stats: dict[str, Any] = {}
         self.domain_labels: list[str] = []
@@ -264,7 +268,9 @@ class Preparer:
             if row.split:
                 ds.file_splits.add(row.split)
             if ds.kind in ("domain", "task"):
-                ds.labels_by_text.setdefault(splits.text_key(row.text), set()).add(row.target)
+                key = splits.hash64(row.text)
+                if ds.labels_by_text.setdefault(key, row.target) != row.target:
+                    ds.labels_by_text[key] = CONFLICT
                 ds.label_counts[row.target] += 1
 
     def write(self, ds: _Dataset, table_path: Path) -> dict[str, Any]:
@@ -273,20 +279,20 @@ class Preparer:
         keep_share = 1.0 if not sample or ds.valid_rows <= sample else sample / ds.valid_rows
         accepted = _Writer(table_path, ACCEPTED_SCHEMA[ds.kind])
         rejected = _Writer(self.stage / names.REJECTED_DIR / f"{ds.name}.parquet", REJECTED_SCHEMA)
-        seen_ids: dict[str, str] = {}
-        seen_texts: set[str] = set()
+        seen_ids: dict[int, int] = {}  # id digest -> text digest
+        seen_texts: set[int] = set()
         reasons: Counter = Counter()
         splits_count: Counter = Counter()
         sampled_out = 0
         for path, record, row in self._rows(ds):
-            key = splits.text_key(row.text) if row.reason is None else ""
+            key = splits.hash64(row.text) if row.reason is None else 0
             if row.reason is None:
                 row.reason = self._row_conflict(ds, row, key, seen_ids, seen_texts)
             if row.reason is not None:
                 reasons[row.reason] += 1
                 rejected.add(_rejected_record(record, row, path))
                 continue
-            seen_ids[row.id] = key
+            seen_ids[splits.hash64(row.id)] = key
             seen_texts.add(key)
             if keep_share < 1.0 and splits.unit_hash(f"sample:{self.cfg.seed}:{row.id}") >= keep_share:
                 sampled_out += 1
@@ -303,8 +309,8 @@ class Preparer:
                     ("group" if ds.kind == "similarity" else "label"): target,
                 }
             )
-            if ds.kind != "domain" and row.id not in self.corpus_keys:
-                self.corpus_keys[row.id] = key
+            if ds.kind != "domain" and splits.hash64(row.id) not in self.corpus_keys:
+                self.corpus_keys[splits.hash64(row.id)] = key
                 self.corpus_writer.add({"id": row.id, "text": row.text, "lang": row.lang, "split": row.split})
         accepted.close()
         rejected.close()
@@ -320,15 +326,16 @@ class Preparer:
         }
 
     def _row_conflict(
-        self, ds: _Dataset, row: _Row, key: str, seen_ids: dict[str, str], seen_texts: set[str]
+        self, ds: _Dataset, row: _Row, key: int, seen_ids: dict[int, int], seen_texts: set[int]
     ) -> str | None:
-        if ds.kind in ("domain", "task") and len(ds.labels_by_text.get(key, ())) > 1:
+        if ds.kind in ("domain", "task") and ds.labels_by_text.get(key) is CONFLICT:
             return "conflicting_labels"
-        if row.id in seen_ids:
-            return "duplicate_row" if seen_ids[row.id] == key else "duplicate_id"
+        id_key = splits.hash64(row.id)
+        if id_key in seen_ids:
+            return "duplicate_row" if seen_ids[id_key] == key else "duplicate_id"
         if key in seen_texts:
             return "duplicate_text"
-        if ds.kind != "domain" and self.corpus_keys.get(row.id, key) != key:
+        if ds.kind != "domain" and self.corpus_keys.get(id_key, key) != key:
             return "id_conflict_across_datasets"
         return None
 
