@@ -12,6 +12,9 @@ import pytest
 from commerce_lm import config, demo_data, prepare_data
 from commerce_lm.tiny_model import build_tiny_xlmr
 
+# The GCS emulator fixtures (gcs_emulator, gcs_bucket) for any test that needs a bucket.
+pytest_plugins = ["gcs_emulator"]
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("COMMERCE_LM_DATASETS", REPO.parent / "shared" / "datasets"))
 

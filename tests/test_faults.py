@@ -85,3 +85,51 @@ def test_models_load_only_safetensors(tmp_path, tiny_xlmr):
         models.load_encoder(str(pickled))
     assert models.SAFE_LOAD_KWARGS == {"use_safetensors": True, "trust_remote_code": False}
     assert os.path.exists(pickled / "pytorch_model.bin")
+
+
+def _extract_command(run_dir, prepared, out, shard):
+    return [sys.executable, "-m", "commerce_lm.cli", "extract-embeddings", "--config", str(run_dir / "tiny.yaml"),
+            "--prepared", str(prepared), "--output", str(out), "--shard", str(shard), "--num-shards", "2"]
+
+
+def test_extract_embeddings_killed_then_rerun_resumes_finished_shards(big_run_dir, tmp_path):
+    from commerce_lm import extract_embeddings
+
+    prepared = tmp_path / "prepared"
+    subprocess.run(_prepare_command(big_run_dir, prepared), check=True, capture_output=True)
+    clean = [tmp_path / f"clean-{shard}" for shard in (0, 1)]
+    for shard, out in enumerate(clean):
+        subprocess.run(_extract_command(big_run_dir, prepared, out, shard), check=True, capture_output=True)
+    parts = [tmp_path / f"part-{shard}" for shard in (0, 1)]
+    subprocess.run(_extract_command(big_run_dir, prepared, parts[0], 0), check=True, capture_output=True)
+    finished = (parts[0] / names.MANIFEST_JSON).stat().st_mtime_ns
+    for delay in (1.0, 4.0):  # shard 1 dies mid-way, at different moments
+        process = subprocess.Popen(_extract_command(big_run_dir, prepared, parts[1], 1),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not parts[1].exists() or (parts[1] / names.MANIFEST_JSON).exists()
+    for shard in (0, 1):  # the rerun of the whole fan-out
+        subprocess.run(_extract_command(big_run_dir, prepared, parts[shard], shard), check=True, capture_output=True)
+    assert (parts[0] / names.MANIFEST_JSON).stat().st_mtime_ns == finished, "a finished shard is not redone"
+    got = extract_embeddings.gather([str(p) for p in parts], str(prepared), str(tmp_path / "got"))
+    want = extract_embeddings.gather([str(p) for p in clean], str(prepared), str(tmp_path / "want"))
+    assert got["count"] == want["count"]
+    a = extract_embeddings.load_embeddings(str(tmp_path / "got"))
+    b = extract_embeddings.load_embeddings(str(tmp_path / "want"))
+    assert a.ids == b.ids
+    import numpy as np
+
+    np.testing.assert_allclose(a.vectors, b.vectors, rtol=1e-5, atol=1e-6)
+
+
+def test_unreadable_gcs_input_names_the_uri(tmp_path, gcs_bucket):
+    from commerce_lm import config, prepare_data
+    from commerce_lm.readers import InputError
+
+    uri = f"gs://{gcs_bucket}/dumps/missing.parquet"
+    cfg = config.parse_config({"model": "m", "domain": {"data": uri, "label": "y"},
+                               "tasks": [{"name": "t", "data": uri, "label": "y"}]})
+    with pytest.raises(InputError, match=uri):
+        prepare_data.run(cfg, str(tmp_path / "out"))

@@ -8,7 +8,6 @@ returns the stored metrics without recomputing.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from commerce_lm import models, storage
-from commerce_lm.config import RunConfig, load_config
+from commerce_lm.config import RunConfig
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.embedding.store import (
     EmbeddingSet,
@@ -34,7 +33,7 @@ from commerce_lm.embedding.store import (
 )
 from commerce_lm.names import CONFIG_JSON, CORPUS_TABLE, EMBEDDINGS_DIR, MANIFEST_JSON, METRICS_JSON
 
-__all__ = ["EmbeddingSet", "gather", "load_embeddings", "run", "main"]
+__all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]
 
 # Documents per sorting window: large enough that length sorting removes almost all padding,
 # small enough that a window's token ids and vectors stay well under a GB.
@@ -298,33 +297,3 @@ def _check_ids(expected: list[str], got: list[str]) -> None:
     if not problems:
         problems.append("every id came back once, but not in corpus order")
     raise ValueError("gather: " + "; ".join(problems))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``run`` embeds one shard, ``gather`` merges shard folders."""
-    parser = argparse.ArgumentParser(prog="extract-embeddings", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="embed one shard")
-    run_p.add_argument("--config", required=True)
-    run_p.add_argument("--set", action="append", default=[], help="dotted override KEY=VALUE")
-    run_p.add_argument("--model", help="encoder (default: the config's model)")
-    run_p.add_argument("--prepared", required=True)
-    run_p.add_argument("--out", required=True)
-    run_p.add_argument("--shard", type=int, default=0)
-    run_p.add_argument("--num-shards", type=int, default=1)
-    gather_p = sub.add_parser("gather", help="merge shard outputs")
-    gather_p.add_argument("--prepared", required=True)
-    gather_p.add_argument("--out", required=True)
-    gather_p.add_argument("parts", nargs="+")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        cfg = load_config(args.config, args.set)
-        metrics = run(cfg, args.model or cfg.model, args.prepared, args.out, args.shard, args.num_shards)
-    else:
-        metrics = gather(args.parts, args.prepared, args.out)
-    print(json.dumps(metrics, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
