@@ -122,3 +122,24 @@ def test_relaunch_runs_the_command_as_n_ranks_and_returns_its_exit_code(monkeypa
     assert maybe_relaunch(2, [sys.executable, "-c", script]) == 0
     assert sorted(os.listdir(tmp_path)) == ["0", "1"]
     assert maybe_relaunch(2, [sys.executable, "-c", "raise SystemExit(3)"]) != 0
+
+
+def test_a_child_does_not_reuse_the_world_its_parent_filled_in(monkeypatch):
+    """A pipeline step spawned by a process that trained in-process must not join its old port."""
+    import os
+    import socket
+
+    from commerce_lm.training import dist
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        parent_port = str(held.getsockname()[1])
+        monkeypatch.setenv(dist.FILLED_MARKER, str(os.getpid() + 1))  # filled by another process
+        for name, value in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1",
+                                MASTER_ADDR="127.0.0.1", MASTER_PORT=parent_port).items():
+            monkeypatch.setenv(name, value)
+        assert not dist.under_launcher()
+        dist._fill_single_process_env()
+        assert os.environ["MASTER_PORT"] != parent_port
+        assert os.environ[dist.FILLED_MARKER] == str(os.getpid())

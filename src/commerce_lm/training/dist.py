@@ -65,29 +65,30 @@ def under_launcher() -> bool:
     """Whether torchrun / the deepspeed launcher started this process."""
     if "TORCHELASTIC_RUN_ID" in os.environ:
         return True
-    # LOCAL_RANK alone may be the one init() set for a world of one.
-    return "LOCAL_RANK" in os.environ and os.environ.get(FILLED_MARKER) != "1"
+    # LOCAL_RANK alone may be the one init() set for a world of one (here or in a parent process).
+    return "LOCAL_RANK" in os.environ and FILLED_MARKER not in os.environ
 
 
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) without the single-process settings :func:`init` added."""
     env = dict(os.environ if base is None else base)
-    if env.pop(FILLED_MARKER, None) == "1":
+    if env.pop(FILLED_MARKER, None) is not None:
         for name in SINGLE_PROCESS_ENV:
             env.pop(name, None)
     return env
 
 
 def _fill_single_process_env() -> None:
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return
-    os.environ[FILLED_MARKER] = "1"
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("LOCAL_WORLD_SIZE", "1")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    filled_by = os.environ.get(FILLED_MARKER)
+    if filled_by == str(os.getpid()):
+        return  # this process filled them already
+    if filled_by is None and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return  # a launcher's settings
+    # Settings a parent process filled for itself are not ours: its MASTER_PORT may still be bound
+    # by its process group, so a child (a pipeline step it spawned) takes a fresh world of one.
+    os.environ[FILLED_MARKER] = str(os.getpid())
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(free_port()))
 
 
 def _disable_shm_comm_op() -> None:
