@@ -88,8 +88,22 @@ def test_models_load_only_safetensors(tmp_path, tiny_xlmr):
 
 
 def _extract_command(run_dir, prepared, out, shard):
-    return [sys.executable, "-m", "commerce_lm.cli", "extract-embeddings", "--config", str(run_dir / "tiny.yaml"),
-            "--prepared", str(prepared), "--output", str(out), "--shard", str(shard), "--num-shards", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "commerce_lm.cli",
+        "extract-embeddings",
+        "--config",
+        str(run_dir / "tiny.yaml"),
+        "--prepared",
+        str(prepared),
+        "--output",
+        str(out),
+        "--shard",
+        str(shard),
+        "--num-shards",
+        "2",
+    ]
 
 
 def test_extract_embeddings_killed_then_rerun_resumes_finished_shards(big_run_dir, tmp_path):
@@ -104,8 +118,9 @@ def test_extract_embeddings_killed_then_rerun_resumes_finished_shards(big_run_di
     subprocess.run(_extract_command(big_run_dir, prepared, parts[0], 0), check=True, capture_output=True)
     finished = (parts[0] / names.MANIFEST_JSON).stat().st_mtime_ns
     for delay in (1.0, 4.0):  # shard 1 dies mid-way, at different moments
-        process = subprocess.Popen(_extract_command(big_run_dir, prepared, parts[1], 1),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _extract_command(big_run_dir, prepared, parts[1], 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -129,7 +144,8 @@ def test_unreadable_gcs_input_names_the_uri(tmp_path, gcs_bucket):
     from commerce_lm.readers import InputError
 
     uri = f"gs://{gcs_bucket}/dumps/missing.parquet"
-    cfg = config.parse_config({"model": "m", "domain": {"data": uri, "label": "y"},
-                               "tasks": [{"name": "t", "data": uri, "label": "y"}]})
+    cfg = config.parse_config(
+        {"model": "m", "domain": {"data": uri, "label": "y"}, "tasks": [{"name": "t", "data": uri, "label": "y"}]}
+    )
     with pytest.raises(InputError, match=uri):
         prepare_data.run(cfg, str(tmp_path / "out"))

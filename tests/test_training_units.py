@@ -136,8 +136,14 @@ def test_a_child_does_not_reuse_the_world_its_parent_filled_in(monkeypatch):
         held.listen()
         parent_port = str(held.getsockname()[1])
         monkeypatch.setenv(dist.FILLED_MARKER, str(os.getpid() + 1))  # filled by another process
-        for name, value in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1",
-                                MASTER_ADDR="127.0.0.1", MASTER_PORT=parent_port).items():
+        for name, value in dict(
+            RANK="0",
+            WORLD_SIZE="1",
+            LOCAL_RANK="0",
+            LOCAL_WORLD_SIZE="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=parent_port,
+        ).items():
             monkeypatch.setenv(name, value)
         assert not dist.under_launcher()
         dist._fill_single_process_env()

@@ -16,6 +16,7 @@ import numpy as np
 
 from commerce_lm import storage, trainjob
 from commerce_lm.config import RunConfig
+from commerce_lm.metrics import roc_pr
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
 from commerce_lm.training import data, dist, metrics, steps
 
@@ -39,17 +40,6 @@ def score(model, split: data.Split, pad_id: int, device: str) -> np.ndarray:  # 
             ).logits
             out[positions] = metrics.softmax(logits.float().cpu().numpy())[:, 1]
     return out
-
-
-def _ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return {"roc_auc": None, "pr_auc": None}
-    return {
-        "roc_auc": float(roc_auc_score(labels, scores)),
-        "pr_auc": float(average_precision_score(labels, scores)),
-    }
 
 
 def run(
@@ -103,7 +93,8 @@ def run(
         test = data.make_split(trained.tokenizer, test_frame, cfg.baseline.max_length)
         model = steps.fresh_model(trained.config, trained.result.best_state)
         scores = score(model, test, trained.tokenizer.pad_token_id, trained.info.device)
-        metrics_out.update(_ranking_metrics(test.labels, scores))
+        # NaN (one class only) becomes null in metrics.json (json_safe).
+        metrics_out.update(zip(("roc_auc", "pr_auc"), roc_pr(test.labels, scores), strict=True))
         predictions = pd.DataFrame(
             {"id": test.ids, "label": test.labels.astype(np.int64), "score": scores, "lang": test.langs}
         )

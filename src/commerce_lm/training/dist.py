@@ -87,8 +87,14 @@ def _fill_single_process_env() -> None:
     # Settings a parent process filled for itself are not ours: its MASTER_PORT may still be bound
     # by its process group, so a child (a pipeline step it spawned) takes a fresh world of one.
     os.environ[FILLED_MARKER] = str(os.getpid())
-    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(free_port()))
+    os.environ.update(
+        RANK="0",
+        WORLD_SIZE="1",
+        LOCAL_RANK="0",
+        LOCAL_WORLD_SIZE="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+    )
 
 
 def _disable_shm_comm_op() -> None:
