@@ -148,7 +148,7 @@ class _Row:
     lang: str
     split: str | None
     target: Any
-    split_key: str
+    group_key: str | None = None  # the first non-null split-group value, as "column:value"
     reason: str | None = None
 
 
@@ -209,7 +209,7 @@ class Preparer:
         raw_text = "\n".join(parts)
         lang = str(record.get(spec.lang) or "und") if spec.lang else "und"
         split = record.get(spec.split) if spec.split else None
-        row = _Row(row_id, "", lang, None, None, "")
+        row = _Row(row_id, "", lang, None, None)
         if not row_id:
             row.reason = "missing_id"
         elif _has_surrogates(raw_text):
@@ -229,8 +229,7 @@ class Preparer:
                 row.reason = "invalid_split"
         if row.reason is None:
             row.target, row.reason = self._target(ds, record.get(ds.target_column) if ds.target_column else None)
-        text_key = splits.text_key(row.text)
-        group = next(
+        row.group_key = next(
             (
                 f"{c}:{record[c]}"
                 for c in self._group_columns(ds)
@@ -238,7 +237,6 @@ class Preparer:
             ),
             None,
         )
-        row.split_key = group or text_key
         return row
 
     def _group_columns(self, ds: _Dataset) -> list[str]:
@@ -286,13 +284,14 @@ class Preparer:
         sampled_out = 0
         for path, record, row in self._rows(ds):
             key = splits.hash64(row.text) if row.reason is None else 0
+            id_key = splits.hash64(row.id)
             if row.reason is None:
-                row.reason = self._row_conflict(ds, row, key, seen_ids, seen_texts)
+                row.reason = self._row_conflict(ds, key, id_key, seen_ids, seen_texts)
             if row.reason is not None:
                 reasons[row.reason] += 1
                 rejected.add(_rejected_record(record, row, path))
                 continue
-            seen_ids[splits.hash64(row.id)] = key
+            seen_ids[id_key] = key
             seen_texts.add(key)
             if keep_share < 1.0 and splits.unit_hash(f"sample:{self.cfg.seed}:{row.id}") >= keep_share:
                 sampled_out += 1
@@ -309,8 +308,8 @@ class Preparer:
                     ("group" if ds.kind == "similarity" else "label"): target,
                 }
             )
-            if ds.kind != "domain" and splits.hash64(row.id) not in self.corpus_keys:
-                self.corpus_keys[splits.hash64(row.id)] = key
+            if ds.kind != "domain" and id_key not in self.corpus_keys:
+                self.corpus_keys[id_key] = key
                 self.corpus_writer.add({"id": row.id, "text": row.text, "lang": row.lang, "split": row.split})
         accepted.close()
         rejected.close()
@@ -326,11 +325,10 @@ class Preparer:
         }
 
     def _row_conflict(
-        self, ds: _Dataset, row: _Row, key: int, seen_ids: dict[int, int], seen_texts: set[int]
+        self, ds: _Dataset, key: int, id_key: int, seen_ids: dict[int, int], seen_texts: set[int]
     ) -> str | None:
         if ds.kind in ("domain", "task") and ds.labels_by_text.get(key) is CONFLICT:
             return "conflicting_labels"
-        id_key = splits.hash64(row.id)
         if id_key in seen_ids:
             return "duplicate_row" if seen_ids[id_key] == key else "duplicate_id"
         if key in seen_texts:
@@ -342,10 +340,15 @@ class Preparer:
     def _split(self, ds: _Dataset, row: _Row) -> str:
         prep = self.cfg.prepare
         if row.split is None:
-            return splits.assign_split(row.split_key, prep.validation_fraction, prep.test_fraction)
+            return splits.assign_split(self._split_key(row), prep.validation_fraction, prep.test_fraction)
         if row.split == "train" and "validation" not in ds.file_splits:
-            return splits.carve_validation(row.split_key, prep.validation_fraction)
+            return splits.carve_validation(self._split_key(row), prep.validation_fraction)
         return row.split
+
+    @staticmethod
+    def _split_key(row: _Row) -> str:
+        """A row's group, or its text digest: related rows and duplicates share a split."""
+        return row.group_key or splits.text_key(row.text)
 
 
 class _Writer:
