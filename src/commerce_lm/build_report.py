@@ -88,17 +88,17 @@ def score_arm(predictions: pd.DataFrame, cfg: RunConfig, train_cost: dict[str, A
     return result, curves
 
 
-def _task_predictions(heads_dir: str, baseline_dirs: list[str], task: str) -> dict[str, tuple[pd.DataFrame, dict]]:
-    heads = storage.read_json(Path(heads_dir, names.METRICS_JSON))[task]
+def _task_predictions(
+    heads_dir: str, heads: dict[str, Any], baselines: dict[str, tuple[str, dict]], task: str
+) -> dict[str, tuple[pd.DataFrame, dict]]:
     arms = {
-        arm: (pd.read_parquet(Path(heads_dir, names.HEADS_DIR, arm, f"{task}.parquet")), heads[arm])
+        arm: (pd.read_parquet(Path(heads_dir, names.HEADS_DIR, arm, f"{task}.parquet")), heads[task][arm])
         for arm in ("plm", "finetuned")
-        if arm in heads
+        if arm in heads[task]
     }
-    for folder in baseline_dirs:
-        baseline = storage.read_json(Path(folder, names.METRICS_JSON))
-        if baseline.get("task") == task:
-            arms["e2e"] = (pd.read_parquet(Path(folder, names.PREDICTIONS_TABLE)), baseline)
+    if task in baselines:
+        folder, baseline = baselines[task]
+        arms["e2e"] = (pd.read_parquet(Path(folder, names.PREDICTIONS_TABLE)), baseline)
     return arms
 
 
@@ -146,9 +146,14 @@ def collect(
         "run": {"name": cfg.name, "model": cfg.model, "config_fingerprint": cfg.fingerprint()},
     }
     curves: dict[str, Any] = {}
+    heads = storage.read_json(Path(heads_dir, names.METRICS_JSON))
+    baselines = {}  # task -> (folder, metrics), each baseline folder read once
+    for folder in baseline_dirs:
+        baseline = storage.read_json(Path(folder, names.METRICS_JSON))
+        baselines[baseline.get("task")] = (folder, baseline)
     for task in cfg.tasks:
         entry: dict[str, Any] = {}
-        for arm, (predictions, cost) in _task_predictions(heads_dir, baseline_dirs, task.name).items():
+        for arm, (predictions, cost) in _task_predictions(heads_dir, heads, baselines, task.name).items():
             entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
             entry["n_test"] = int(len(predictions))
             entry["positive_rate"] = float(predictions["label"].mean())
