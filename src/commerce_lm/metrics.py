@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 
 def _both_classes(labels: np.ndarray) -> bool:
@@ -61,8 +61,3 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, fl
     f1 = 2 * tp / (predicted + positives)
     best = int(np.argmax(f1))
     return float(scores[order][best]), float(f1[best])
-
-
-def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
-    """F1 of ``scores >= threshold``."""
-    return float(f1_score(labels, (np.asarray(scores) >= threshold).astype(int), zero_division=0))
