@@ -1,0 +1,1 @@
+"""The pipeline steps: one module or small package per step."""
