@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from commerce_lm import config, demo_data, prepare_data
+from commerce_lm import config, demo_data
+from commerce_lm.steps import prepare_data
 from commerce_lm.tiny_model import build_tiny_xlmr
 
 # The GCS emulator fixtures (gcs_emulator, gcs_bucket) for any test that needs a bucket.

@@ -181,7 +181,7 @@ def test_exists_and_missing_objects(gcs_bucket: str) -> None:
 
 
 def test_prepare_data_reads_and_writes_gcs(gcs_bucket: str) -> None:
-    prepare_data = pytest.importorskip("commerce_lm.prepare_data")
+    prepare_data = pytest.importorskip("commerce_lm.steps.prepare_data")
     demo_data = pytest.importorskip("commerce_lm.demo_data")
     from commerce_lm.config import parse_config
 

@@ -55,7 +55,7 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from commerce_lm import prepare_data
+    from commerce_lm.steps import prepare_data
 
     return _print(prepare_data.run(load_run_config(args), args.output))
 
@@ -225,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors in the input or config exit with status 2 and a one-line reason."""
-    from commerce_lm.prepare_data import DataError
-    from commerce_lm.readers import InputError
+    from commerce_lm.data.readers import InputError
+    from commerce_lm.steps.prepare_data import DataError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,9 +1,10 @@
 """Streaming readers for Parquet, CSV and JSONL inputs, local or ``gs://``.
 
-Input is read in record batches so memory does not grow with the corpus. Every value arrives as
-it was in the file (strings stay strings, numbers stay numbers); validating them is the caller's
-job, so a bad row is rejected with a reason instead of failing the whole file. Undecodable bytes
-in CSV/JSONL are kept as lone surrogates (``surrogateescape``) for the same reason.
+Input is read record by record (Parquet in record batches), so memory does not grow with the
+corpus. Every value arrives as the file typed it; validating it is the caller's job, so a bad row is
+rejected with a reason instead of failing the whole file (see :mod:`commerce_lm.data.formats`). What
+makes a whole file unusable (unsupported type, wrong encoding, a named column that is not there, a
+corrupt page) raises :class:`InputError` with one line naming the file.
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from commerce_lm import storage
+from commerce_lm.data import formats
+from commerce_lm.data.formats import FormatError, Record
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 class InputError(ValueError):
-    """An input file that cannot be used as a whole; the message names the file (and column)."""
+    """An input file that cannot be used as a whole; the message names the file (and column).
+
+    The message is always one line: the libraries' own messages can span several.
+    """
+
+    def __init__(self, message: str) -> None:
+        """Keep ``message`` on one line."""
+        super().__init__(" ".join(message.split()))
 
 
 def input_format(path: str) -> str:
@@ -39,8 +45,16 @@ def input_format(path: str) -> str:
     return FORMATS[suffix]
 
 
+def _is_data_file(relative: str) -> bool:
+    """Hidden and ``_``-prefixed entries (``_SUCCESS``, ``_temporary/``, ``.crc``) are not data."""
+    return not any(part.startswith((".", "_")) for part in Path(relative).parts)
+
+
 def expand(location: str) -> list[str]:
     """The data files a config's ``data`` names: a file, a folder or a glob, local or ``gs://``.
+
+    A path that exists is taken as it is, even when it holds glob characters such as ``[``. In a
+    folder, hidden and ``_``-prefixed entries are skipped, as Spark and Hadoop write them.
 
     Raises:
         InputError: When nothing matches, or the location cannot be read.
@@ -50,12 +64,15 @@ def expand(location: str) -> list[str]:
             files = _expand_gcs(location)
         except Exception as error:  # the client raises many types; the URI is what the user needs
             raise InputError(f"{location}: cannot read: {error}") from None
+    elif Path(location).is_dir():
+        root = Path(location)
+        files = sorted(str(p) for p in root.rglob("*") if p.is_file() and _is_data_file(str(p.relative_to(root))))
+    elif Path(location).exists():
+        files = [location]
     elif any(ch in location for ch in "*?["):
         files = sorted(glob.glob(location, recursive=True))
-    elif Path(location).is_dir():
-        files = sorted(str(p) for p in Path(location).rglob("*") if p.is_file() and not p.name.startswith("."))
     else:
-        files = [location] if Path(location).exists() else []
+        files = []
     if not files:
         raise InputError(f"{location}: no such file or no files match")
     return files
@@ -67,95 +84,93 @@ def _expand_gcs(location: str) -> list[str]:
         return [f for f in storage.list_files(prefix) if fnmatch.fnmatch(f, location)]
     if storage.exists(location):
         return [location]
-    return storage.list_files(location)
+    folder = location.rstrip("/") + "/"
+    return [f for f in storage.list_files(location) if _is_data_file(f[len(folder) :])]
 
 
-def _columns_of(path: str, fmt: str, local: Path) -> list[str]:
+def _available(fmt: str, local: Path, encoding: str | None) -> list[str] | None:
+    """The file's columns, or None for JSONL (whose keys are known only once it is read)."""
     if fmt == "parquet":
-        return list(pq.ParquetFile(local).schema_arrow.names)
+        return formats.parquet_columns(local)
     if fmt == "csv":
-        return list(pd.read_csv(local, nrows=0, encoding_errors="surrogateescape").columns)
-    first = pd.read_json(local, lines=True, nrows=1, encoding_errors="surrogateescape")
-    return list(first.columns)
+        return formats.csv_header(local, formats.check_encoding(local, encoding))
+    formats.check_encoding(local, encoding)
+    return None
 
 
-def _check_nonempty(path: str, local: Path) -> None:
+def _records(path: str, local: Path, columns: list[str], wanted: list[str], encoding: str | None, batch_rows: int):
+    fmt = input_format(path)
+    if fmt == "parquet":
+        yield from formats.parquet_records(local, wanted, batch_rows)
+    elif fmt == "csv":
+        yield from formats.csv_records(local, wanted, formats.check_encoding(local, encoding))
+    else:
+        seen: set[str] = set()
+        yield from formats.jsonl_records(local, wanted, formats.check_encoding(local, encoding), seen)
+        missing = [c for c in columns if c not in seen]
+        if missing:
+            raise InputError(f"{path}: no record has column(s) {missing}, which the config names")
+
+
+def _file_records(
+    path: str, local: Path, columns: list[str], optional: list[str], encoding: str | None, batch_rows: int
+) -> Iterator[Record]:
     if local.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
+    fmt = input_format(path)
+    try:
+        available = _available(fmt, local, encoding)
+    except FormatError as error:
+        raise InputError(f"{path}: {error}") from None
+    except Exception as error:  # each format's library raises its own types; name the file
+        raise InputError(f"{path}: not a readable {fmt} file: {error}") from None
+    if available is not None:
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}; the file has {available}")
+    wanted = columns + [c for c in optional if c not in columns and (available is None or c in available)]
+    try:
+        yield from _records(path, local, columns, wanted, encoding, batch_rows)
+    except FormatError as error:
+        raise InputError(f"{path}, {error}") from None
+    except UnicodeError as error:  # a configured codec that does not fit the bytes
+        raise InputError(f"{path}: cannot decode as {encoding}: {error}") from None
 
 
-def _parquet_batches(local: Path, columns: list[str], batch_rows: int) -> Iterator[pd.DataFrame]:
-    parquet = pq.ParquetFile(local)
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-        # Binary columns can hold undecodable bytes: decode per value so only bad rows fail.
-        for i, field in enumerate(batch.schema):
-            if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-                values = [
-                    None if v is None else v.decode("utf-8", "surrogateescape") for v in batch.column(i).to_pylist()
-                ]
-                batch = batch.set_column(i, field.name, pa.array(values, pa.string()))
-        yield batch.to_pandas(types_mapper=None)
-
-
-def iter_batches(
-    location: str, columns: list[str], optional: list[str] = (), batch_rows: int = 65536
-) -> Iterator[tuple[str, pd.DataFrame]]:
-    """Stream ``columns`` of every file ``location`` names, in record batches.
+def iter_records(
+    location: str,
+    columns: list[str],
+    optional: list[str] = (),
+    batch_rows: int = 65536,
+    encoding: str | None = None,
+) -> Iterator[tuple[str, Record]]:
+    """Stream ``columns`` of every file ``location`` names, record by record.
 
     Args:
         location: File, folder or glob, local or ``gs://``.
-        columns: Columns to read; each must exist in every file.
-        optional: Columns read where a file has them (e.g. ``lang``, ``split``).
-        batch_rows: Rows per batch.
+        columns: Columns to read; each must exist in every file (the config names them).
+        optional: Columns read where a file has them (defaulted ``lang``, ``split``); a record of a
+            file without one holds None.
+        batch_rows: Rows per Parquet record batch.
+        encoding: The text codec of CSV/JSONL files; None reads UTF-8 (with or without a BOM) and
+            refuses anything else.
 
     Yields:
-        ``(file, frame)`` pairs; the frame's ``_row`` column is the row's number in its file.
+        ``(file, record)`` pairs; see :mod:`commerce_lm.data.formats` for ``_row``, ``_line`` and
+        malformed records.
 
     Raises:
         InputError: For an unsupported, empty or unreadable file, or a missing column (named).
     """
     for path in expand(location):
-        fmt = input_format(path)
         with ExitStack() as stack:
             try:
                 local = stack.enter_context(storage.local_copy(path))
             except Exception as error:
                 raise InputError(f"{path}: cannot read: {error}") from None
-            _check_nonempty(path, local)
-            try:
-                available = _columns_of(path, fmt, local)
-            except Exception as error:
-                raise InputError(f"{path}: not a readable {fmt} file: {error}") from None
-            missing = [c for c in columns if c not in available]
-            if missing:
-                raise InputError(f"{path}: missing column(s) {missing}; the file has {available}")
-            wanted = columns + [c for c in optional if c in available and c not in columns]
-            row = 0
-            for frame in _read(local, fmt, wanted, batch_rows):
-                frame = frame.reset_index(drop=True)
-                frame["_row"] = range(row, row + len(frame))
-                row += len(frame)
-                yield path, frame
-            if row == 0:
+            rows = 0
+            for record in _file_records(path, local, list(columns), list(optional), encoding, batch_rows):
+                rows += 1
+                yield path, {c: None for c in optional} | record
+            if rows == 0:
                 raise InputError(f"{path}: file has no rows")
-
-
-def _read(local: Path, fmt: str, columns: list[str], batch_rows: int) -> Iterator[pd.DataFrame]:
-    if fmt == "parquet":
-        yield from _parquet_batches(local, columns, batch_rows)
-        return
-    if fmt == "csv":
-        reader = pd.read_csv(
-            local,
-            usecols=columns,
-            dtype=object,
-            chunksize=batch_rows,
-            encoding_errors="surrogateescape",
-            keep_default_na=False,
-            na_values=[""],
-        )
-    else:
-        reader = pd.read_json(local, lines=True, chunksize=batch_rows, dtype=False, encoding_errors="surrogateescape")
-    with reader:
-        for chunk in reader:
-            yield chunk[columns]
