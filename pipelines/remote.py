@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -452,7 +453,9 @@ def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         try:
             return func(args)
         except (RemoteError, ValueError) as error:
-            raise SystemExit(f"error: {error}") from None
+            # A user error, as for every other command: one line and status 2.
+            print(f"commerce-lm {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
 
     return run
 

@@ -58,7 +58,7 @@ def run(cfg: RunConfig, prepared_dir: str, out_dir: str, *, checkpoint_dir: str 
     )
     metrics = {"step": STEP, "num_labels": len(labels), **trained.result.metrics}
     if trained.info.is_main:
-        with storage.staged_dir(out_dir) as stage:
+        with storage.staged_dir(out_dir, "finetune-encoder") as stage:
             model = steps.fresh_model(trained.config, trained.result.best_state)
             model.save_pretrained(stage / MODEL_DIR, safe_serialization=True)
             trained.tokenizer.save_pretrained(stage / MODEL_DIR)

@@ -32,7 +32,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -374,14 +373,14 @@ def upload_dir(local: str | Path, uri: str, *, overwrite: bool = False) -> None:
 
 
 def is_complete(location: str | Path) -> bool:
-    """Whether a folder published by :func:`staged_dir` is whole.
+    """Whether a folder published by :func:`staged_dir` is whole: it has its completion marker.
 
-    Locally that is its existence (it appears by one rename); on GCS its completion marker, which is
-    written after every file.
+    Locally the folder appears by one rename, marker included; on GCS the marker is written after
+    every file.
     """
     if is_gcs(location):
         return _gcs_generation(join(location, COMPLETE_MARKER)) is not None
-    return Path(location).is_dir()
+    return Path(location, COMPLETE_MARKER).is_file()
 
 
 @contextlib.contextmanager
@@ -399,7 +398,7 @@ def local_copy(location: str | Path) -> Iterator[Path]:
             yield download_dir(str(location), tmp)
 
 
-def _publish_gcs(stage: Path, uri: str, marker_generation: int | None) -> None:
+def _publish_gcs(stage: Path, uri: str, marker_generation: int | None, step: str) -> None:
     """Publish a staged folder under ``uri``: files first, stale objects removed, marker last."""
     from google.api_core import exceptions
 
@@ -427,11 +426,8 @@ def _publish_gcs(stage: Path, uri: str, marker_generation: int | None) -> None:
             _blob(item[0]).delete(if_generation_match=item[1], retry=_retry(), timeout=REQUEST_TIMEOUT)
 
     _parallel(delete, [(u, g) for u, g in live.items() if u not in targets])
-    record = {
-        "files": {u[len(uri.rstrip("/")) + 1 :]: g for u, g in sorted(written.items())},
-        "published_at": time.time(),
-    }
-    _gcs_upload(marker, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode(), 0)
+    files = {u[len(uri.rstrip("/")) + 1 :]: g for u, g in sorted(written.items())}
+    _gcs_upload(marker, _marker_record(step, files=files), 0)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -453,32 +449,126 @@ def _remove_abandoned_stages(final: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+class OutputError(ValueError):
+    """An output location this step must not write; the message names the path."""
+
+
+def _marker_record(step: str, **extra: Any) -> bytes:
+    return (json.dumps({"step": step, **extra}, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _marked_step(marker: bytes) -> str | None:
+    try:
+        record = json.loads(marker)
+    except ValueError:
+        return None
+    return record.get("step") if isinstance(record, dict) else None
+
+
+def _inside(child: str, parent: str) -> bool:
+    child, parent = child.rstrip("/"), parent.rstrip("/")
+    return child == parent or child.startswith(parent + "/")
+
+
+def _input_roots(inputs: Iterable[str]) -> list[str]:
+    """The folders a step reads: a folder input itself, a glob's fixed part (a file is no folder)."""
+    roots = []
+    for location in inputs:
+        fixed = str(location).split("*", 1)[0]
+        if is_gcs(location):
+            roots.append(fixed if fixed != location else location)
+        elif Path(location).is_dir() or fixed != location:
+            roots.append(os.path.abspath(fixed if Path(fixed).is_dir() else os.path.dirname(fixed)))
+    return roots
+
+
+def check_output(location: str | Path, step: str, inputs: Iterable[str] = ()) -> None:
+    """Refuse an output that would destroy anything but an earlier output of the same step.
+
+    Args:
+        location: The output folder (local or ``gs://``).
+        step: The step that writes it; its name is recorded in the completion marker.
+        inputs: Locations the step reads; an output inside one (or holding one) is refused.
+
+    Raises:
+        OutputError: For an existing file, a folder that is not empty and not marked as an output
+            of ``step``, or an output inside (or around) an input; the message names the path.
+    """
+    target = str(location).rstrip("/") if is_gcs(location) else os.path.abspath(location)
+    inputs = [str(i) if is_gcs(i) else os.path.abspath(i) for i in inputs]
+    for root in _input_roots(inputs):
+        if _inside(target, root):
+            raise OutputError(f"{location}: refusing to write an output inside the input folder {root}")
+    for source in inputs:
+        if _inside(source, target):
+            raise OutputError(f"{location}: refusing to replace a folder that holds the input {source}")
+    if is_gcs(target):
+        _check_gcs_output(target, step)
+        return
+    path = Path(target)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{location}: refusing to replace a file; {step} writes a folder")
+    marker = path / COMPLETE_MARKER
+    if path.is_dir() and any(path.iterdir()) and not (marker.is_file() and _marked_step(marker.read_bytes()) == step):
+        raise OutputError(
+            f"{location}: refusing to replace a folder that is not an earlier output of {step} "
+            f"(no {COMPLETE_MARKER} marker of {step}); choose another output or remove it"
+        )
+
+
+def _check_gcs_output(uri: str, step: str) -> None:
+    try:
+        live = _gcs_list(uri)
+        marker = join(uri, COMPLETE_MARKER)
+        marked = marker in live and _marked_step(read_bytes(marker)) == step
+    except OutputError:
+        raise
+    except Exception as error:  # credentials, permissions, network: the URI is what the user needs
+        raise OutputError(f"{uri}: cannot check the output location: {' '.join(str(error).split())}") from None
+    if live and not marked:
+        raise OutputError(
+            f"{uri}: refusing to replace objects that are not an earlier output of {step} "
+            f"(no {COMPLETE_MARKER} marker of {step}); choose another output or remove them"
+        )
+
+
 @contextlib.contextmanager
-def staged_dir(location: str | Path) -> Iterator[Path]:
+def staged_dir(location: str | Path, step: str, inputs: Iterable[str] = ()) -> Iterator[Path]:
     """Build a folder under a temporary name and publish it only when the block succeeds.
 
-    Locally the staging folder is a sibling renamed over ``location`` at the end; an earlier
-    complete folder is replaced. For ``gs://`` the folder is built locally and uploaded when the
-    block succeeds: the old completion marker goes first, then every file (in parallel, each with a
-    generation precondition), then objects of an earlier version that are not in the new one, and
-    the new marker last, recording each file's generation. If another writer publishes the same
-    folder meanwhile, this one fails with :class:`ConcurrentWriteError` instead of mixing the two.
-    On an exception nothing is published and the staging folder is removed.
+    Nothing but an earlier output of the same ``step`` is ever replaced (:func:`check_output`,
+    before the block runs and again before publishing); the published folder carries a completion
+    marker naming ``step``. Locally the staging folder is a sibling renamed over ``location`` at
+    the end. For ``gs://`` the folder is built locally and uploaded when the block succeeds: the old
+    completion marker goes first, then every file (in parallel, each with a generation
+    precondition), then objects of an earlier version that are not in the new one, and the new
+    marker last, recording each file's generation. If another writer publishes the same folder
+    meanwhile, this one fails with :class:`ConcurrentWriteError` instead of mixing the two. On an
+    exception nothing is published and the staging folder is removed.
+
+    Raises:
+        OutputError: When ``location`` must not be written (see :func:`check_output`), or cannot be.
     """
+    check_output(location, step, inputs)
     if is_gcs(location):
         uri = str(location).rstrip("/")
         marker_generation = _gcs_generation(join(uri, COMPLETE_MARKER))
         with tempfile.TemporaryDirectory(prefix="commerce-lm-stage-") as tmp:
             yield Path(tmp)
-            _publish_gcs(Path(tmp), uri, marker_generation)
+            _publish_gcs(Path(tmp), uri, marker_generation, step)
         return
-    final = Path(location)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_stages(final)
-    stage = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.staging")
-    stage.mkdir()
+    final = Path(os.path.abspath(location))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_stages(final)
+        stage = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.staging")
+        stage.mkdir()
+    except OSError as error:
+        raise OutputError(f"{location}: cannot write the output here: {error.strerror or error}") from None
     try:
         yield stage
+        (stage / COMPLETE_MARKER).write_bytes(_marker_record(step))
+        check_output(location, step, inputs)
         if final.exists():
             trash = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
             os.replace(final, trash)

@@ -18,6 +18,7 @@ from commerce_lm.steps.prepare_data.step import Preparer, datasets, domain_label
 from commerce_lm.steps.prepare_data.values import normalize_text
 
 __all__ = ["DataError", "normalize_text", "run"]
+STEP = "prepare-data"
 
 
 def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
@@ -33,9 +34,12 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
     Raises:
         readers.InputError: For a file that cannot be read as a whole (names file and column).
         DataError: When the data must not reach training (names dataset, file and column).
+        storage.OutputError: When ``out_dir`` holds anything but an earlier prepare-data output,
+            or lies inside an input folder.
     """
     started = time.perf_counter()
-    with storage.staged_dir(out_dir) as stage:
+    inputs = [spec.data for spec in [cfg.domain, *cfg.tasks, *cfg.similarity]]
+    with storage.staged_dir(out_dir, STEP, inputs) as stage:
         preparer = Preparer(cfg, stage)
         stats = {}
         for ds in datasets(cfg):
@@ -64,6 +68,6 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
 def _keep_for_inspection(stage: Path, out_dir: str) -> None:
     """A refused run still keeps its rejected rows and stats, beside (never as) the output."""
     target = f"{str(out_dir).rstrip('/')}.refused"
-    with storage.staged_dir(target) as keep:
+    with storage.staged_dir(target, f"{STEP} (refused)") as keep:
         for path in [stage / names.STATS_JSON, *sorted((stage / names.REJECTED_DIR).glob("*.parquet"))]:
             storage.write_bytes(keep / path.relative_to(stage), path.read_bytes())
