@@ -130,7 +130,7 @@ def test_submit_streams_status_and_fails_with_the_jobs_reason():
 
 
 def test_num_nodes_switches_the_steps_to_a_trainjob(monkeypatch):
-    from commerce_lm import finetune_baseline, finetune_encoder
+    from commerce_lm.steps import finetune_baseline, finetune_encoder
 
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)

@@ -37,8 +37,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one training step; returns the process exit code."""
-    from commerce_lm import finetune_baseline, finetune_encoder
     from commerce_lm.launch import maybe_relaunch
+    from commerce_lm.steps import finetune_baseline, finetune_encoder
 
     args = parser().parse_args(argv)
     if args.config:

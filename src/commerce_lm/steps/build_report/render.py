@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # headless: reports are rendered in pods and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from commerce_lm.config import RunConfig  # noqa: E402
-from commerce_lm.report_verdict import verdict_lines  # noqa: E402
+from commerce_lm.steps.build_report.verdict import verdict_lines  # noqa: E402
 
 ARMS = (("plm", "PLM frozen + head"), ("finetuned", "Fine-tuned frozen + head"), ("e2e", "End-to-end"))
 
