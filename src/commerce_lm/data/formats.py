@@ -145,7 +145,8 @@ def parquet_columns(local: Path) -> list[str]:
     return list(_parquet(local).schema_arrow.names)
 
 
-def _python_values(column: pa.Array) -> list[Any]:
+def python_values(column: pa.Array) -> list[Any]:
+    """A column's cells as Python values, as the records carry them (bytes decoded, escaped)."""
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         return [None if v is None else v.decode("utf-8", "surrogateescape") for v in column.to_pylist()]
     return column.to_pylist()
@@ -158,7 +159,7 @@ def parquet_records(local: Path, columns: list[str], batch_rows: int) -> Iterato
     while True:
         try:
             batch = next(batches)
-            values = {name: _python_values(batch.column(name)) for name in columns}
+            values = {name: python_values(batch.column(name)) for name in columns}
         except StopIteration:
             return
         except (OSError, ValueError, pa.ArrowException) as error:  # ValueError: invalid UTF-8 in a string page
@@ -166,3 +167,27 @@ def parquet_records(local: Path, columns: list[str], batch_rows: int) -> Iterato
         for i in range(batch.num_rows):
             yield {"_row": row + i, "_line": None, **{name: values[name][i] for name in columns}}
         row += batch.num_rows
+
+
+def parquet_table(local: Path, columns: list[str], batch_rows: int) -> pa.Table:
+    """``columns`` of a Parquet file as one Arrow table, read in record batches.
+
+    Raises:
+        FormatError: For a corrupt page or invalid UTF-8 in a string page, naming the first row.
+    """
+    parquet = _parquet(local)
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
+    read, row = [], 0
+    while True:
+        try:
+            batch = next(batches)
+            for name in columns:  # as parquet_records: invalid UTF-8 surfaces while converting
+                if pa.types.is_string(batch.column(name).type) or pa.types.is_large_string(batch.column(name).type):
+                    batch.column(name).validate(full=True)
+        except StopIteration:
+            break
+        except (OSError, ValueError, pa.ArrowException) as error:
+            raise FormatError(f"rows from {row}: unreadable Parquet data: {error}") from None
+        read.append(batch)
+        row += batch.num_rows
+    return pa.Table.from_batches(read, schema=parquet.schema_arrow.empty_table().select(columns).schema)

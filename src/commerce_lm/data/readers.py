@@ -13,7 +13,10 @@ import fnmatch
 import glob
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
 
 from commerce_lm import storage
 from commerce_lm.data import formats
@@ -174,3 +177,79 @@ def iter_records(
                 yield path, {c: None for c in optional} | record
             if rows == 0:
                 raise InputError(f"{path}: file has no rows")
+
+
+@dataclass
+class LoadedFile:
+    """One input file, read once for every dataset that names it.
+
+    Attributes:
+        path: The file (local or ``gs://``).
+        available: Its columns; None for JSONL, whose keys are known only once read (``seen``).
+        table: A Parquet file's columns as Arrow (``_row`` implied by position), or None.
+        records: A CSV or JSONL file's records, as :func:`iter_records` yields them, or None.
+        seen: For JSONL, the read columns some record holds.
+        read: The columns asked for (those the file has were read).
+    """
+
+    path: str
+    available: list[str] | None
+    read: list[str] = field(default_factory=list)
+    table: pa.Table | None = None
+    records: list[Record] | None = None
+    seen: set[str] = field(default_factory=set)
+
+    @property
+    def rows(self) -> int:
+        """Rows in the file, malformed ones included."""
+        return self.table.num_rows if self.table is not None else len(self.records)
+
+    def check_columns(self, columns: list[str]) -> None:
+        """Raise :class:`InputError` as :func:`iter_records` does when a named column is missing."""
+        if self.available is not None:
+            missing = [c for c in columns if c not in self.available]
+            if missing:
+                raise InputError(f"{self.path}: missing column(s) {missing}; the file has {self.available}")
+        else:
+            missing = [c for c in columns if c not in self.seen]
+            if missing:
+                raise InputError(f"{self.path}: no record has column(s) {missing}, which the config names")
+
+
+def load_file(path: str, columns: list[str], encoding: str | None, batch_rows: int) -> LoadedFile:
+    """Read the ``columns`` a file has (every dataset's that names it) once, as :func:`iter_records` would.
+
+    Raises:
+        InputError: For an unsupported, empty or unreadable file (named), as :func:`iter_records`.
+    """
+    with ExitStack() as stack:
+        try:
+            local = stack.enter_context(storage.local_copy(path))
+        except Exception as error:
+            raise InputError(f"{path}: cannot read: {error}") from None
+        if local.stat().st_size == 0:
+            raise InputError(f"{path}: file is empty")
+        fmt = input_format(path)
+        try:
+            available = _available(fmt, local, encoding)
+        except FormatError as error:
+            raise InputError(f"{path}: {error}") from None
+        except Exception as error:  # each format's library raises its own types; name the file
+            raise InputError(f"{path}: not a readable {fmt} file: {error}") from None
+        wanted = [c for c in columns if available is None or c in available]
+        loaded = LoadedFile(path, available, read=list(columns))
+        try:
+            if fmt == "parquet":
+                loaded.table = formats.parquet_table(local, wanted, batch_rows)
+            elif fmt == "csv":
+                loaded.records = list(formats.csv_records(local, wanted, formats.check_encoding(local, encoding)))
+            else:
+                codec = formats.check_encoding(local, encoding)
+                loaded.records = list(formats.jsonl_records(local, wanted, codec, loaded.seen))
+        except FormatError as error:
+            raise InputError(f"{path}, {error}") from None
+        except UnicodeError as error:  # a configured codec that does not fit the bytes
+            raise InputError(f"{path}: cannot decode as {encoding}: {error}") from None
+    if loaded.rows == 0:
+        raise InputError(f"{path}: file has no rows")
+    return loaded

@@ -1,8 +1,10 @@
 """``prepare-data``: validate, normalise, de-duplicate and split every dataset a run names.
 
-Modules: :mod:`.parse` (one record to one row, canonical values in :mod:`.values`), :mod:`.rules`
-(duplicates, conflicts, the sample cap, split assignment), :mod:`.write` (the Parquet tables),
-:mod:`.step` (the passes over each dataset) and :mod:`.checks` (the gate before training).
+Modules: :mod:`.values` (the canonical value of one cell: the rules), :mod:`.cells` (the same for
+whole Arrow columns), :mod:`.parse` (one record to one row), :mod:`.frame` (one file to parsed
+columns), :mod:`.files` (each file read once), :mod:`.decide` (duplicates, conflicts, the sample cap,
+the split), :mod:`.write` (the Parquet tables), :mod:`.step` (the passes over each dataset) and
+:mod:`.checks` (the gate before training).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from commerce_lm.steps.prepare_data.checks import DataError, check_trainable
 from commerce_lm.steps.prepare_data.step import Preparer, datasets, domain_labels, table_path
 from commerce_lm.steps.prepare_data.values import normalize_text
 
-__all__ = ["DataError", "normalize_text", "run"]
+__all__ = ["DataError", "normalize_text", "prepare", "run"]
 STEP = "prepare-data"
 
 
@@ -40,29 +42,39 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
     started = time.perf_counter()
     inputs = [spec.data for spec in [cfg.domain, *cfg.tasks, *cfg.similarity]]
     with storage.staged_dir(out_dir, STEP, inputs) as stage:
-        preparer = Preparer(cfg, stage)
-        stats = {}
-        for ds in datasets(cfg):
-            preparer.scan(ds)
-            if ds.kind == "domain":
-                preparer.domain_labels = domain_labels(cfg, ds)
-            stats[ds.name] = preparer.write(ds, table_path(stage, ds))
-        preparer.corpus_writer.close()
-        storage.write_json(stage / names.LABELS_JSON, preparer.domain_labels)
-        storage.write_json(stage / names.STATS_JSON, stats)
+        stats, labels, corpus_rows = prepare(cfg, stage)
         try:
-            check_trainable(cfg, stage, stats, preparer.domain_labels)
+            check_trainable(cfg, stage, stats, labels)
         except DataError:
             _keep_for_inspection(stage, out_dir)
             raise
         metrics = {
             "seconds": time.perf_counter() - started,
-            "corpus_rows": len(preparer.corpus_keys),
+            "corpus_rows": corpus_rows,
             **{key: sum(s[key] for s in stats.values()) for key in ("accepted_rows", "rejected_rows", "input_rows")},
         }
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
     return metrics
+
+
+def prepare(cfg: RunConfig, folder: Path) -> tuple[dict[str, Any], list[str], int]:
+    """The passes without the gate: every table, ``labels.json`` and ``stats.json`` into ``folder``.
+
+    Returns:
+        ``(stats, domain labels, corpus rows)``.
+    """
+    preparer = Preparer(cfg, folder)
+    stats = {}
+    for ds in datasets(cfg):
+        preparer.scan(ds)
+        if ds.kind == "domain":
+            preparer.domain_labels = domain_labels(cfg, ds)
+        stats[ds.name] = preparer.write(ds, table_path(folder, ds))
+    preparer.corpus_writer.close()
+    storage.write_json(folder / names.LABELS_JSON, preparer.domain_labels)
+    storage.write_json(folder / names.STATS_JSON, stats)
+    return stats, preparer.domain_labels, preparer.corpus_rows
 
 
 def _keep_for_inspection(stage: Path, out_dir: str) -> None:

@@ -29,11 +29,12 @@ class Dataset:
     kind: str  # domain | task | similarity
     spec: DatasetSpec
     allowed_labels: set[str] | None = None
-    # learnt in the first pass: text digest -> its label, or CONFLICT
-    labels_by_text: dict[int, Any] = field(default_factory=dict)
+    # learnt in the first pass: label counts, the splits the file uses, texts with two labels
     label_counts: dict[Any, int] = field(default_factory=dict)
     file_splits: set[str] = field(default_factory=set)
+    conflicts: Any = None
     input_rows: int = 0
+    frame: Any = None  # the parsed rows (pyarrow.Table), between the first and the last pass
 
     @property
     def target_column(self) -> str | None:

@@ -1,26 +1,29 @@
-"""``prepare-data``: validate, normalise, de-duplicate and split every dataset a run names.
+"""The passes of prepare-data over every dataset a run names, on Arrow columns.
 
-Each dataset is streamed in record batches (memory does not grow with the corpus). The first pass
-learns what needs the whole file (label sets, texts with conflicting labels, whether the file has a
-validation split); with a ``sample`` cap, a second pass finds the seeded cutoff; the last writes
-accepted rows and rejected rows with their reason and column. Every input row ends up accepted,
-rejected or (for budgeted runs) sampled out, and ``stats.json`` counts all three.
+Each input file is read once (:class:`.files.Files`), however many datasets name it, and its
+normalised text is shared by them. The first pass parses a dataset into a frame (:mod:`.frame`)
+and learns what needs the whole dataset (label sets, conflicting texts, whether the file has a
+validation split); the last applies the duplicate rules, the ``sample`` cap and the split
+(:mod:`.decide`) and writes accepted rows and rejected rows with their reason and column. Every
+input row ends up accepted, rejected or (for budgeted runs) sampled out, and ``stats.json`` counts
+all three.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from commerce_lm import names
 from commerce_lm.config import RunConfig
-from commerce_lm.data import readers
-from commerce_lm.steps.prepare_data import rules, values
-from commerce_lm.steps.prepare_data.parse import Dataset, Row, parse
+from commerce_lm.steps.prepare_data import decide, rules, values
+from commerce_lm.steps.prepare_data.files import Files
+from commerce_lm.steps.prepare_data.frame import record
+from commerce_lm.steps.prepare_data.parse import Dataset, Row
 from commerce_lm.steps.prepare_data.write import (
     ACCEPTED_SCHEMA,
     CORPUS_SCHEMA,
@@ -37,77 +40,74 @@ class Preparer:
         """Prepare into the staging folder ``stage``."""
         self.cfg = cfg
         self.stage = stage
-        self.corpus_keys: dict[int, int] = {}  # id digest -> text digest of every corpus document
+        self.files = Files(cfg, datasets(cfg))
+        self.corpus = CORPUS_SCHEMA.empty_table().select(["id", "text"])  # every corpus document so far
         self.corpus_writer = Writer(stage / names.CORPUS_TABLE, CORPUS_SCHEMA)
         self.domain_labels: list[str] = []
+        self.split_memo: dict[str, float] = {}  # split key -> its hash, shared by datasets
 
-    def _rows(self, ds: Dataset) -> Iterator[tuple[str, dict[str, Any], Row]]:
-        named, optional = ds.columns()
-        spec = ds.spec
-        for path, record in readers.iter_records(
-            spec.data, named, optional, self.cfg.prepare.batch_rows, spec.encoding
-        ):
-            yield path, record, parse(ds, record, self.cfg.prepare)
+    @property
+    def corpus_rows(self) -> int:
+        """Documents in the corpus table."""
+        return self.corpus.num_rows
 
     def scan(self, ds: Dataset) -> None:
-        """First pass: label sets per text, label counts, the splits the file uses."""
-        ds.input_rows = 0
-        for _, _, row in tqdm(self._rows(ds), desc=f"scan {ds.name}", unit=" rows", mininterval=5, leave=False):
-            ds.input_rows += 1
-            if row.reason is None:
-                rules.learn(ds, row)
-
-    def _decided(self, ds: Dataset) -> Iterator[tuple[str, dict[str, Any], Row, tuple[int, int]]]:
-        """Every row with the duplicate and conflict rules applied, in file order."""
-        dedup = rules.Deduplicator(ds, self.corpus_keys)
-        for path, record, row in self._rows(ds):
-            keys = dedup.check(row) if row.reason is None else (0, 0)
-            yield path, record, row, keys
-
-    def _cutoff(self, ds: Dataset) -> tuple[float, str] | None:
-        sample = ds.spec.sample
-        if not sample:
-            return None
-        passing = (row for _, _, row, _ in self._decided(ds) if row.reason is None)
-        return rules.sample_cutoff(passing, sample, self.cfg.seed)
+        """First pass: parse ``ds`` into its frame; label sets per text, label counts, the file's splits."""
+        ds.frame = self.files.frame(ds)
+        ds.input_rows = ds.frame.num_rows
+        decide.learn(ds, ds.frame)
 
     def write(self, ds: Dataset, table_path: Path) -> dict[str, Any]:
         """Last pass: decide every row, write accepted and rejected rows, count them."""
-        cutoff = self._cutoff(ds)
-        accepted = Writer(table_path, ACCEPTED_SCHEMA[ds.kind])
-        rejected = Writer(self.stage / names.REJECTED_DIR / f"{ds.name}.parquet", REJECTED_SCHEMA)
-        reasons: Counter = Counter()
-        by_split: Counter = Counter()
-        sampled_out = 0
-        for path, record, row, (id_key, key) in self._decided(ds):
-            if row.reason is not None:
-                reasons[row.reason] += 1
-                rejected.add(rejected_record(record, row, path))
-            elif cutoff is not None and (rules.sample_key(self.cfg.seed, row.id), row.id) > cutoff:
-                sampled_out += 1
-            else:
-                row.split = rules.assign(ds, row, self.cfg.prepare)
-                by_split[row.split] += 1
-                self._accept(ds, row, accepted, id_key, key)
-        accepted.close()
-        rejected.close()
+        frame = ds.frame
+        reasons, kept = decide.duplicates(ds, frame, self.corpus)
+        chosen = decide.sampled(ds, frame, kept, self.cfg.seed)
+        accepted = frame.filter(pa.array(chosen))
+        accepted = accepted.set_column(3, "split", decide.assign(ds, accepted, self.cfg.prepare, self.split_memo))
+        self._write_accepted(ds, accepted, table_path)
+        rejected = [i for i, reason in enumerate(reasons) if reason is not None]
+        self._write_rejected(ds, frame, rejected, reasons)
+        self.files.done(ds)
+        ds.frame = None
+        by_split = pc.value_counts(accepted["split"].combine_chunks())  # in order of first appearance
+        counted = np.unique(np.array([reasons[i] for i in rejected], dtype=str), return_counts=True)
         return {
             "input_rows": ds.input_rows,
-            "accepted_rows": sum(by_split.values()),
-            "rejected_rows": sum(reasons.values()),
-            "sampled_out_rows": sampled_out,
-            "rejected_by_reason": dict(sorted(reasons.items())),
-            "accepted_by_split": dict(by_split),
+            "accepted_rows": accepted.num_rows,
+            "rejected_rows": len(rejected),
+            "sampled_out_rows": int(kept.sum() - chosen.sum()),
+            "rejected_by_reason": {str(k): int(v) for k, v in zip(*counted, strict=True)},
+            "accepted_by_split": dict(
+                zip(by_split.field("values").to_pylist(), by_split.field("counts").to_pylist(), strict=True)
+            ),
             "source": ds.spec.data,
         }
 
-    def _accept(self, ds: Dataset, row: Row, accepted: Writer, id_key: int, key: int) -> None:
-        target = self.domain_labels.index(row.target) if ds.kind == "domain" else row.target
-        common = {"id": row.id, "text": row.text, "lang": row.lang, "split": row.split}
-        accepted.add({**common, ("group" if ds.kind == "similarity" else "label"): target})
-        if ds.kind != "domain" and id_key not in self.corpus_keys:
-            self.corpus_keys[id_key] = key
-            self.corpus_writer.add(common)
+    def _write_accepted(self, ds: Dataset, accepted: pa.Table, table_path: Path) -> None:
+        target = accepted["target"]
+        if ds.kind == "domain":
+            target = pc.index_in(target, pa.array(self.domain_labels, pa.string())).cast(pa.int64())
+        common = accepted.select(["id", "text", "lang", "split"])
+        table = common.append_column("group" if ds.kind == "similarity" else "label", target)
+        writer = Writer(table_path, ACCEPTED_SCHEMA[ds.kind])
+        writer.add_table(table.cast(ACCEPTED_SCHEMA[ds.kind]))
+        writer.close()
+        if ds.kind != "domain":
+            new = common.filter(pc.invert(pc.is_in(common["id"], self.corpus["id"])))
+            self.corpus = pa.concat_tables([self.corpus, new.select(["id", "text"])])
+            self.corpus_writer.add_table(new.cast(CORPUS_SCHEMA))
+
+    def _write_rejected(self, ds: Dataset, frame: pa.Table, rows: list[int], reasons: list[Any]) -> None:
+        writer = Writer(self.stage / names.REJECTED_DIR / f"{ds.name}.parquet", REJECTED_SCHEMA)
+        where = frame.select(["file", "row", "column"]).take(pa.array(rows, pa.int64())).to_pydict()
+        spec = ds.spec
+        for i, row, file, column in zip(rows, where["row"], where["file"], where["column"], strict=True):
+            reason = reasons[i]
+            if reason in decide.RULE_REASONS:  # found by the rules, not while parsing
+                column = spec.id if "id" in reason else spec.text[0]
+            loaded = self.files.loaded(file)
+            writer.add(rejected_record(record(ds, loaded, row), Row("", reason=reason, column=column), file))
+        writer.close()
 
 
 def datasets(cfg: RunConfig) -> list[Dataset]:

@@ -45,14 +45,22 @@ class Writer:
         if len(self.buffer) >= self.rows_per_group:
             self._flush()
 
-    def _flush(self) -> None:
-        if not self.buffer:
-            return
-        table = pa.Table.from_pylist(self.buffer, schema=self.schema)
+    def add_table(self, table: pa.Table) -> None:
+        """Append the rows of ``table`` (of this writer's schema), after any added one by one."""
+        self._flush()
+        for start in range(0, table.num_rows, self.rows_per_group):
+            self._write(table.slice(start, self.rows_per_group))
+
+    def _write(self, table: pa.Table) -> None:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, self.schema)
         self.writer.write_table(table)
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        self._write(pa.Table.from_pylist(self.buffer, schema=self.schema))
         self.buffer = []
 
     def close(self) -> None:

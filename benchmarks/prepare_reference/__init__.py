@@ -1,0 +1,36 @@
+"""Today's per-row prepare-data (before the Arrow-native rewrite), kept as the peer.
+
+A verbatim snapshot of ``steps/prepare_data`` ``parse``, ``rules``, ``step`` and ``values`` as they
+were on main when issue 12 began: every row goes through Python, once per dataset. The benchmark
+measures it beside the new step, and ``tests/test_prepare_equality.py`` checks that the new step
+accepts, rejects and splits exactly the same rows. Import it with ``benchmarks/`` on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from commerce_lm import names, storage
+from commerce_lm.config import RunConfig
+from prepare_reference.step import Preparer, datasets, domain_labels, table_path
+
+
+def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
+    """Prepare every dataset of ``cfg`` into the plain folder ``out_dir`` (no gate, no staging).
+
+    Returns:
+        ``stats.json``'s content, plus ``labels`` (the domain classes) and ``corpus_rows``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    preparer = Preparer(cfg, out_dir)
+    stats: dict[str, Any] = {}
+    for ds in datasets(cfg):
+        preparer.scan(ds)
+        if ds.kind == "domain":
+            preparer.domain_labels = domain_labels(cfg, ds)
+        stats[ds.name] = preparer.write(ds, table_path(out_dir, ds))
+    preparer.corpus_writer.close()
+    storage.write_json(out_dir / names.LABELS_JSON, preparer.domain_labels)
+    storage.write_json(out_dir / names.STATS_JSON, stats)
+    return {"stats": stats, "labels": preparer.domain_labels, "corpus_rows": len(preparer.corpus_keys)}

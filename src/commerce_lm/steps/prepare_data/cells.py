@@ -1,0 +1,146 @@
+"""Canonical cell values for whole Arrow columns, exactly as :mod:`.values` gives them per cell.
+
+Each function computes the common case with ``pyarrow.compute`` and runs the per-cell rule of
+:mod:`.values` only on the cells a vectorised test cannot vouch for (markup, entities, non-ASCII
+text, strings that might spell a number), so the result is the same cell for cell.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from commerce_lm.steps.prepare_data import values
+
+# ASCII without ``<`` (tags) and ``&`` (entities), whose NFKC form is itself: only spaces change.
+PLAIN_TEXT = r"^[\x09-\x0d\x1c-\x1f\x20-\x25\x27-\x3b\x3d-\x7e]*$"
+ASCII_SPACES = r"[\x09-\x0d\x1c-\x1f ]+"  # exactly the ASCII characters str.isspace() accepts
+# A string whose first character is a letter that cannot start a Decimal (inf, nan, snan excluded).
+NOT_A_NUMBER = r"^[A-HJ-MO-RT-Za-hj-mo-rt-z]"
+ASCII = r"^[\x00-\x7f]*$"
+
+
+@functools.cache
+def python_spaces() -> str:
+    """Every character ``str.strip()`` removes."""
+    return "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+
+
+def is_plain_type(kind: pa.DataType) -> bool:
+    """Types whose cells the vectorised rules cover: strings, integers (not booleans) and nulls."""
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def as_strings(column: pa.Array) -> pa.Array:
+    """A plain column as strings: integers as ``str(int)`` does, strings as they are."""
+    if pa.types.is_null(column.type):
+        return pa.nulls(len(column), pa.string())
+    return pc.cast(column, pa.string())
+
+
+def patch(result: pa.Array, source: pa.Array, mask: pa.Array, rule: Callable[[Any], Any]) -> pa.Array:
+    """``result`` with the cells under ``mask`` replaced by ``rule`` applied to ``source``'s cells."""
+    mask = pc.fill_null(mask, False)
+    where = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    if not len(where):
+        return result
+    replaced = [rule(value) for value in source.take(pa.array(where)).to_pylist()]
+    return pc.replace_with_mask(result, mask, pa.array(replaced, result.type))
+
+
+def strip(column: pa.Array) -> pa.Array:
+    """``str.strip()`` of every string cell."""
+    return pc.utf8_trim(column, characters=python_spaces())
+
+
+def missing(column: pa.Array) -> pa.Array:
+    """:func:`.values.is_missing` of every cell of a plain column: null or a blank string."""
+    if pa.types.is_integer(column.type):
+        return column.is_null()
+    strings = as_strings(column)
+    return pc.or_kleene(strings.is_null(), pc.equal(strip(strings), "")).fill_null(True)
+
+
+def canonical(column: pa.Array, stripped: bool = False) -> pa.Array:
+    """:func:`.values.canonical` of every cell (of its stripped form when ``stripped``); null stays null."""
+    if pa.types.is_integer(column.type) or pa.types.is_null(column.type):
+        return as_strings(column)
+    source = strip(column) if stripped else column
+    return patch(source, source, pc.invert(pc.match_substring_regex(source, NOT_A_NUMBER)), values.canonical)
+
+
+def normalize(texts: pa.Array) -> pa.Array:
+    """:func:`.values.normalize_text` of every cell; plain ASCII cells only collapse their spaces."""
+    collapsed = pc.utf8_trim(pc.replace_substring_regex(texts, ASCII_SPACES, " "), characters=" ")
+    return patch(collapsed, texts, pc.invert(pc.match_substring_regex(texts, PLAIN_TEXT)), values.normalize_text)
+
+
+def blank(texts: pa.Array) -> pa.Array:
+    """:func:`.values.is_blank` of every normalised text (an ASCII one is blank only when empty)."""
+    empty = pc.equal(texts, "")
+    other = pc.invert(pc.match_substring_regex(texts, ASCII))
+    return patch(empty, texts, other, values.is_blank)
+
+
+def split_names(column: pa.Array, aliases: dict[str, str]) -> pa.Array:
+    """The canonical split a cell names (null for an unknown name) as ``SPLIT_ALIASES`` maps it."""
+    strings = as_strings(column)
+    lowered = pc.utf8_lower(strip(strings))
+    known = pa.array(list(aliases))
+    mapped = pc.take(pa.array(list(aliases.values())), pc.index_in(lowered, known))
+    other = pc.invert(pc.match_substring_regex(strings, ASCII))
+    return patch(mapped, strings, other, lambda value: aliases.get(value.strip().lower()))
+
+
+def binary_labels(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """:func:`.values.parse_binary_label` of every cell: ``(labels, reasons)``."""
+    absent = missing(column)
+    if pa.types.is_integer(column.type) or pa.types.is_null(column.type):
+        labels = pc.cast(column, pa.int64()) if pa.types.is_integer(column.type) else pa.nulls(len(column), pa.int64())
+        known = pc.is_in(labels, pa.array([0, 1], pa.int64()))
+        reasons = pc.if_else(absent, "null_label", pc.if_else(known, pa.scalar(None, pa.string()), "unknown_label"))
+        return pc.if_else(known, labels, pa.scalar(None, pa.int64())), reasons
+    lowered = pc.utf8_lower(strip(column))
+    words = {word: 1 for word in values.TRUE_VALUES} | {word: 0 for word in values.FALSE_VALUES}
+    labels = pc.take(pa.array(list(words.values()), pa.int64()), pc.index_in(lowered, pa.array(list(words))))
+    reasons = pc.if_else(absent, "null_label", pa.scalar(None, pa.string()))
+    other = pc.and_(pc.invert(absent), pc.or_(labels.is_null(), pc.invert(pc.match_substring_regex(column, ASCII))))
+    labels = patch(labels, column, other, lambda value: values.parse_binary_label(value)[0])
+    return labels, patch(reasons, column, other, lambda value: values.parse_binary_label(value)[1])
+
+
+def class_labels(column: pa.Array, allowed: set[str] | None) -> tuple[pa.Array, pa.Array]:
+    """:func:`.values.parse_class_label` of every cell: ``(labels, reasons)``."""
+    absent = missing(column)
+    labels = pc.if_else(absent, pa.scalar(None, pa.string()), canonical(column, stripped=True))
+    reasons = pc.if_else(absent, "null_label", pa.scalar(None, pa.string()))
+    if allowed is not None:
+        unknown = pc.and_(pc.invert(absent), pc.invert(pc.is_in(labels, pa.array(sorted(allowed), pa.string()))))
+        reasons = pc.if_else(unknown, "unknown_label", reasons)
+        labels = pc.if_else(unknown, pa.scalar(None, pa.string()), labels)
+    return labels, reasons
+
+
+def groups(column: pa.Array) -> pa.Array:
+    """A similarity group of every cell: its canonical value, or null when the cell is missing."""
+    return pc.if_else(missing(column), pa.scalar(None, pa.string()), canonical(column))
+
+
+def group_keys(columns: dict[str, pa.Array], rows: int) -> pa.Array:
+    """``column:value`` of the first column (in order) with a present canonical value, per row."""
+    keys = pa.nulls(rows, pa.string())
+    for name, column in reversed(columns.items()):
+        value = canonical(column)
+        present = pc.invert(missing(value))
+        keys = pc.if_else(present, pc.binary_join_element_wise(f"{name}:", value, ""), keys)
+    return keys

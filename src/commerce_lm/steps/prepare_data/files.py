@@ -1,0 +1,88 @@
+"""Each input file read once for every dataset that names it, and its normalised text shared.
+
+A file stays in memory only until the last dataset that names it is written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from commerce_lm.config import RunConfig
+from commerce_lm.data import readers, splits
+from commerce_lm.data.readers import LoadedFile
+from commerce_lm.steps.prepare_data import frame as frames
+from commerce_lm.steps.prepare_data.parse import Dataset
+
+
+class Files:
+    """The read files of a run, and the frames of its datasets."""
+
+    def __init__(self, cfg: RunConfig, datasets: list[Dataset]) -> None:
+        """Plan the reads: the columns of every dataset that names a location are read together."""
+        self.cfg = cfg
+        self.columns: dict[str, list[str]] = {}
+        for ds in datasets:
+            named, optional = ds.columns()
+            known = self.columns.setdefault(ds.spec.data, [])
+            known.extend(c for c in named + optional if c not in known)
+        self.users = Counter(ds.spec.data for ds in datasets)  # datasets still to write, per location
+        self.cache: dict[str, LoadedFile] = {}
+        self.texts: dict[tuple[str, tuple[str, ...]], tuple[pa.Array, pa.Array, pa.Array]] = {}
+        self.paths: dict[str, list[str]] = {}
+
+    def loaded(self, path: str) -> LoadedFile:
+        """A file read earlier in the run."""
+        return self.cache[path]
+
+    def _load(self, ds: Dataset, path: str) -> LoadedFile:
+        named, optional = ds.columns()
+        loaded = self.cache.get(path)
+        if loaded is None or any(c not in loaded.read for c in named + optional):
+            wanted = list(dict.fromkeys([*self.columns[ds.spec.data], *named, *optional]))
+            loaded = readers.load_file(path, wanted, ds.spec.encoding, self.cfg.prepare.batch_rows)
+            self.cache[path] = loaded
+            self.texts = {key: value for key, value in self.texts.items() if key[0] != path}
+        loaded.check_columns(named)
+        return loaded
+
+    def _text(self, ds: Dataset, loaded: LoadedFile) -> Callable[[], tuple[pa.Array, pa.Array]]:
+        def shared() -> tuple[pa.Array, pa.Array]:
+            key = (loaded.path, tuple(ds.spec.text))
+            if key not in self.texts:
+                text, reasons = frames.texts(ds, loaded, self.cfg.prepare)
+                self.texts[key] = (text, reasons, _text_keys(text))
+            return self.texts[key][:2]
+
+        return shared
+
+    def frame(self, ds: Dataset) -> pa.Table:
+        """The parsed frame of ``ds`` over all its files, with ``file``, ``row`` and ``text_key``."""
+        parts = []
+        self.paths[ds.spec.data] = readers.expand(ds.spec.data)
+        for path in self.paths[ds.spec.data]:
+            loaded = self._load(ds, path)
+            parsed = frames.parse_file(ds, loaded, self.cfg.prepare, self._text(ds, loaded))
+            shared = self.texts.get((path, tuple(ds.spec.text)))
+            keys = shared[2] if shared and frames.plain(ds, loaded) else _text_keys(parsed["text"].combine_chunks())
+            parsed = parsed.append_column("file", pa.array([path] * loaded.rows, pa.string()))
+            parsed = parsed.append_column("row", pa.array(range(loaded.rows), pa.int64()))
+            parts.append(parsed.append_column("text_key", keys))
+        return pa.concat_tables(parts)
+
+    def done(self, ds: Dataset) -> None:
+        """``ds`` is written: forget the files no later dataset names."""
+        self.users[ds.spec.data] -= 1
+        if self.users[ds.spec.data] == 0:
+            for path in self.paths.get(ds.spec.data, []):
+                still = any(n and path in self.paths.get(loc, [path]) for loc, n in self.users.items())
+                if not still:
+                    self.cache.pop(path, None)
+                    self.texts = {key: value for key, value in self.texts.items() if key[0] != path}
+
+
+def _text_keys(texts: pa.Array) -> pa.Array:
+    """:func:`commerce_lm.data.splits.text_key` of every text (null stays null)."""
+    return pa.array([None if t is None else splits.text_key(t) for t in texts.to_pylist()], pa.string())
