@@ -7,10 +7,12 @@ with their reason, column and input) and ``stats.json`` / ``labels.json`` must b
 
 import json
 import sys
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -209,3 +211,17 @@ def test_real_reviews_are_prepared_exactly_as_today(tmp_path):
     }
     stats = _assert_same(config.parse_config(raw), tmp_path)
     assert stats["domain"]["accepted_rows"] > 100_000
+
+
+def test_stored_character_classes_are_this_pythons():
+    from commerce_lm.steps.prepare_data import cells, unicode_classes
+
+    assert unicodedata.unidata_version == unicode_classes.UNIDATA_VERSION
+    assert cells.compute_classes() == unicode_classes.CLASSES
+
+
+def test_arrow_nfkc_is_pythons_on_every_assigned_code_point():
+    """Arrow's NFKC runs on texts without unassigned code points; there it must be Python's."""
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+    arrow = pc.utf8_normalize(pa.array(points), "NFKC").to_pylist()
+    assert [p for p, a in zip(points, arrow, strict=True) if unicodedata.normalize("NFKC", p) != a] == []

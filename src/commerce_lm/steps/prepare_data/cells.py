@@ -8,6 +8,7 @@ text, strings that might spell a number), so the result is the same cell for cel
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -15,14 +16,47 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from commerce_lm.steps.prepare_data import values
+from commerce_lm.steps.prepare_data import unicode_classes, values
 
-# ASCII without ``<`` (tags) and ``&`` (entities), whose NFKC form is itself: only spaces change.
-PLAIN_TEXT = r"^[\x09-\x0d\x1c-\x1f\x20-\x25\x27-\x3b\x3d-\x7e]*$"
-ASCII_SPACES = r"[\x09-\x0d\x1c-\x1f ]+"  # exactly the ASCII characters str.isspace() accepts
 # A string whose first character is a letter that cannot start a Decimal (inf, nan, snan excluded).
 NOT_A_NUMBER = r"^[A-HJ-MO-RT-Za-hj-mo-rt-z]"
 ASCII = r"^[\x00-\x7f]*$"
+
+
+def _class(test: Callable[[str], bool]) -> str:
+    """An RE2 character class of the code points (surrogates aside) for which ``test`` holds."""
+    ranges, start = [], None
+    for code in [*range(0xD800), *range(0xE000, 0x110000), None]:
+        if code is not None and test(chr(code)):
+            start = code if start is None else start
+            continue
+        if start is not None:
+            end = code - 1 if code is not None else 0x10FFFF
+            ranges.append(f"\\x{{{start:x}}}" + (f"-\\x{{{end:x}}}" if end > start else ""))
+            start = None
+    return "[" + "".join(ranges) + "]"
+
+
+def compute_classes() -> dict[str, str]:
+    """Python's character classes (its Unicode version), as RE2 patterns for whole columns.
+
+    ``python`` marks what only Python's rules may normalise: markup (``<``), entities (``&``) and
+    code points Python's Unicode database does not assign (a newer utf8proc may decompose them);
+    for every other text, NFKC is the same in Arrow and in Python (Unicode's normalisation
+    stability), which ``tests/test_prepare_equality.py`` checks code point by code point.
+    """
+    spaces = _class(str.isspace)
+    invisible = _class(lambda ch: ch.isspace() or unicodedata.category(ch) == "Cf")
+    unassigned = _class(lambda ch: unicodedata.category(ch) == "Cn")
+    return {"spaces": spaces + "+", "blank": f"^{invisible}*$", "python": f"[<&]|{unassigned}"}
+
+
+@functools.cache
+def classes() -> dict[str, str]:
+    """:func:`compute_classes`, stored for this Unicode version (computing them takes seconds)."""
+    if unicodedata.unidata_version == unicode_classes.UNIDATA_VERSION:
+        return unicode_classes.CLASSES
+    return compute_classes()
 
 
 @functools.cache
@@ -80,16 +114,16 @@ def canonical(column: pa.Array, stripped: bool = False) -> pa.Array:
 
 
 def normalize(texts: pa.Array) -> pa.Array:
-    """:func:`.values.normalize_text` of every cell; plain ASCII cells only collapse their spaces."""
-    collapsed = pc.utf8_trim(pc.replace_substring_regex(texts, ASCII_SPACES, " "), characters=" ")
-    return patch(collapsed, texts, pc.invert(pc.match_substring_regex(texts, PLAIN_TEXT)), values.normalize_text)
+    """:func:`.values.normalize_text` of every cell: NFKC and spaces in Arrow, markup in Python."""
+    nfkc = pc.utf8_normalize(texts, "NFKC")
+    collapsed = pc.utf8_trim(pc.replace_substring_regex(nfkc, classes()["spaces"], " "), characters=" ")
+    python = pc.match_substring_regex(texts, classes()["python"])
+    return patch(collapsed, texts, python, values.normalize_text)
 
 
 def blank(texts: pa.Array) -> pa.Array:
-    """:func:`.values.is_blank` of every normalised text (an ASCII one is blank only when empty)."""
-    empty = pc.equal(texts, "")
-    other = pc.invert(pc.match_substring_regex(texts, ASCII))
-    return patch(empty, texts, other, values.is_blank)
+    """:func:`.values.is_blank` of every normalised text: only spaces and format marks (Python's)."""
+    return pc.match_substring_regex(texts, classes()["blank"])
 
 
 def split_names(column: pa.Array, aliases: dict[str, str]) -> pa.Array:

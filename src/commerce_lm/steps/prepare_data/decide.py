@@ -27,22 +27,25 @@ RULE_REASONS = {"conflicting_labels", "duplicate_row", "duplicate_id", "duplicat
 
 
 def codes(column: pa.Array) -> tuple[np.ndarray, int]:
-    """Each value's code (equal values, equal codes) and how many distinct values there are."""
-    encoded = pc.dictionary_encode(column)
+    """Each value's code (equal values, equal codes; null is a value) and how many values there are."""
+    encoded = pc.dictionary_encode(column, null_encoding="encode")
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)
 
 
 def learn(ds: Dataset, frame: pa.Table) -> None:
     """What needs the whole dataset: the splits the file uses, label counts, conflicting texts."""
-    valid = frame.filter(frame["reason"].is_null())
-    ds.file_splits = {s for s in pc.unique(valid["split"]).to_pylist() if s is not None}
-    ds.conflicts = pa.array([], pa.string())
+    ids, texts = codes(frame["id"].combine_chunks()), codes(frame["text"].combine_chunks())
+    ds.codes = (*ids, *texts)
+    valid = frame["reason"].is_null().to_numpy(zero_copy_only=False)
+    ds.file_splits = {s for s in pc.unique(frame.filter(pa.array(valid))["split"]).to_pylist() if s is not None}
+    ds.conflicts = np.zeros(texts[1], bool)
     if ds.kind not in ("domain", "task"):
         return
-    counts = pc.value_counts(valid["target"].combine_chunks())  # in order of first appearance
+    counts = pc.value_counts(frame["target"].filter(pa.array(valid)).combine_chunks())  # in order of appearance
     ds.label_counts = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
-    labels = valid.group_by("text").aggregate([("target", "count_distinct")])
-    ds.conflicts = labels.filter(pc.greater(labels["target_count_distinct"], 1))["text"].combine_chunks()
+    targets, n_targets = codes(frame["target"].combine_chunks())
+    pairs = np.unique(texts[0][valid] * n_targets + targets[valid])  # each (text, label) once
+    ds.conflicts = np.bincount(pairs // n_targets, minlength=texts[1]) > 1
 
 
 def first_kept(ids: np.ndarray, texts: np.ndarray, n_ids: int, n_texts: int) -> np.ndarray:
@@ -82,12 +85,11 @@ def duplicates(ds: Dataset, frame: pa.Table, corpus: pa.Table) -> tuple[list[Any
     n = frame.num_rows
     reasons = np.array(frame["reason"].to_pylist(), dtype=object)
     valid = np.equal(reasons, None)
-    conflict = valid & pc.is_in(frame["text"], ds.conflicts).to_numpy(zero_copy_only=False)
+    ids, n_ids, texts, n_texts = ds.codes
+    conflict = valid & ds.conflicts[texts]
     reasons[conflict] = "conflicting_labels"
     candidate = valid & ~conflict
     against_corpus = candidate & _corpus_conflicts(ds, frame, corpus)
-    ids, n_ids = codes(frame["id"].combine_chunks())
-    texts, n_texts = codes(frame["text"].combine_chunks())
     eligible = np.flatnonzero(candidate & ~against_corpus)
     kept = np.zeros(n, bool)
     kept[eligible[first_kept(ids[eligible], texts[eligible], n_ids, n_texts)]] = True
@@ -121,8 +123,11 @@ def assign(ds: Dataset, accepted: pa.Table, prep: PrepareConfig, memo: dict[str,
     """The split of each accepted row: the file's, or a hash of its group or text (as :func:`rules.assign`)."""
     keys = pc.coalesce(accepted["group_key"], accepted["text_key"]).combine_chunks()
     own = accepted["split"].combine_chunks().fill_null("").to_numpy(zero_copy_only=False)
-    unique = pc.unique(keys)
-    u = np.array([_unit(memo, key) for key in unique.to_pylist()])[pc.index_in(keys, unique).to_numpy()]
+    groups = accepted["group_key"].combine_chunks()
+    unique = pc.unique(groups.drop_null())
+    by_group = np.array([_unit(memo, key) for key in unique.to_pylist()] + [np.nan])
+    at = pc.index_in(groups, unique).fill_null(len(unique)).to_numpy()
+    u = np.where(groups.is_null().to_numpy(zero_copy_only=False), accepted["u_text"].to_numpy(), by_group[at])
     test, val = prep.test_fraction, prep.validation_fraction
     hashed = np.where(u < test, "test", np.where(u < test + val, "validation", "train"))
     split = np.where(own == "", hashed, own).astype(object)

@@ -30,7 +30,7 @@ class Files:
             known.extend(c for c in named + optional if c not in known)
         self.users = Counter(ds.spec.data for ds in datasets)  # datasets still to write, per location
         self.cache: dict[str, LoadedFile] = {}
-        self.texts: dict[tuple[str, tuple[str, ...]], tuple[pa.Array, pa.Array, pa.Array]] = {}
+        self.texts: dict[tuple[str, tuple[str, ...]], tuple[pa.Array, ...]] = {}  # text, reason, key, hash
         self.paths: dict[str, list[str]] = {}
 
     def loaded(self, path: str) -> LoadedFile:
@@ -53,7 +53,7 @@ class Files:
             key = (loaded.path, tuple(ds.spec.text))
             if key not in self.texts:
                 text, reasons = frames.texts(ds, loaded, self.cfg.prepare)
-                self.texts[key] = (text, reasons, _text_keys(text))
+                self.texts[key] = (text, reasons, *_text_keys(text))
             return self.texts[key][:2]
 
         return shared
@@ -66,10 +66,10 @@ class Files:
             loaded = self._load(ds, path)
             parsed = frames.parse_file(ds, loaded, self.cfg.prepare, self._text(ds, loaded))
             shared = self.texts.get((path, tuple(ds.spec.text)))
-            keys = shared[2] if shared and frames.plain(ds, loaded) else _text_keys(parsed["text"].combine_chunks())
+            keys = shared[2:] if shared and frames.plain(ds, loaded) else _text_keys(parsed["text"].combine_chunks())
             parsed = parsed.append_column("file", pa.array([path] * loaded.rows, pa.string()))
             parsed = parsed.append_column("row", pa.array(range(loaded.rows), pa.int64()))
-            parts.append(parsed.append_column("text_key", keys))
+            parts.append(parsed.append_column("text_key", keys[0]).append_column("u_text", keys[1]))
         return pa.concat_tables(parts)
 
     def done(self, ds: Dataset) -> None:
@@ -83,6 +83,7 @@ class Files:
                     self.texts = {key: value for key, value in self.texts.items() if key[0] != path}
 
 
-def _text_keys(texts: pa.Array) -> pa.Array:
-    """:func:`commerce_lm.data.splits.text_key` of every text (null stays null)."""
-    return pa.array([None if t is None else splits.text_key(t) for t in texts.to_pylist()], pa.string())
+def _text_keys(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """:func:`commerce_lm.data.splits.text_key` of every text, and its split hash (``unit_hash``)."""
+    keys = [splits.text_key(t) for t in texts.to_pylist()]
+    return pa.array(keys, pa.string()), pa.array([splits.unit_hash(k) for k in keys], pa.float64())
