@@ -8,7 +8,8 @@ runs, each in a fresh process on the demo config (six datasets naming the one fi
   string methods (fewer checks than the step; a floor for "just use pandas");
 - ours (``commerce_lm.steps.prepare_data``) at each ``--rows`` size.
 
-Each prints docs/s (corpus documents per second), input rows/s (summed over datasets) and peak RSS.
+Each prints docs/s (corpus documents per second), input rows/s (summed over datasets), CPU seconds
+(all threads; on a shared machine wall time measures the neighbours too) and peak RSS.
 The last line is for the first ``--rows`` size:
 ``docs_per_second=N input_rows_per_second=N peak_rss_mb=N``.
 
@@ -79,7 +80,7 @@ def _prepare(which: str, listings: Path, out_dir: Path) -> None:
     import resource
 
     cfg = _config(listings)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if which == "ours":
         from commerce_lm.steps import prepare_data
 
@@ -95,9 +96,9 @@ def _prepare(which: str, listings: Path, out_dir: Path) -> None:
         }
     else:
         metrics = _pandas(cfg, out_dir)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kb / 1024, **metrics}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak_kb / 1024, **metrics}))
 
 
 def _listings(work: Path, rows: int) -> Path:
@@ -123,7 +124,8 @@ def _measure(which: str, listings: Path, work: Path) -> dict:
     print(
         f"{which:6s} {listings.stem:>20s}: {result['corpus_rows']:>9} docs, {result['input_rows']:>9} input rows in "
         f"{result['seconds']:7.1f} s = {result['docs_per_second']:8.0f} docs/s, "
-        f"{result['input_rows_per_second']:8.0f} input rows/s; peak RSS {result['peak_rss_mb']:6.0f} MB",
+        f"{result['input_rows_per_second']:8.0f} input rows/s; {result['cpu_seconds']:6.1f} CPU s "
+        f"({result['corpus_rows'] / result['cpu_seconds']:8.0f} docs/CPU s); peak RSS {result['peak_rss_mb']:6.0f} MB",
         flush=True,
     )
     return result

@@ -18,8 +18,9 @@ import pyarrow.compute as pc
 
 from commerce_lm.steps.prepare_data import unicode_classes, values
 
-# A string whose first character is a letter that cannot start a Decimal (inf, nan, snan excluded).
-NOT_A_NUMBER = r"^[A-HJ-MO-RT-Za-hj-mo-rt-z]"
+# What might spell a Decimal (after Python's strip): a sign, digit or point, inf, nan or snan; or
+# anything with a non-ASCII character (Unicode digits and spaces). Only these go through Python.
+MAYBE_NUMBER = r"(?i)^[\x09-\x0d\x1c-\x20]*[+-]?(?:[0-9.]|inf|s?nan)|[^\x00-\x7f]"
 ASCII = r"^[\x00-\x7f]*$"
 
 
@@ -40,15 +41,16 @@ def _class(test: Callable[[str], bool]) -> str:
 def compute_classes() -> dict[str, str]:
     """Python's character classes (its Unicode version), as RE2 patterns for whole columns.
 
-    ``python`` marks what only Python's rules may normalise: markup (``<``), entities (``&``) and
-    code points Python's Unicode database does not assign (a newer utf8proc may decompose them);
+    ``python`` marks what only Python's rules may normalise: entities (``&``, unescaped after the
+    tags are gone) and code points Python's Unicode database does not assign (a newer utf8proc may
+    decompose them); tags (:data:`.values.TAG`, the same regex in RE2) are stripped in Arrow;
     for every other text, NFKC is the same in Arrow and in Python (Unicode's normalisation
     stability), which ``tests/test_prepare_equality.py`` checks code point by code point.
     """
     spaces = _class(str.isspace)
     invisible = _class(lambda ch: ch.isspace() or unicodedata.category(ch) == "Cf")
     unassigned = _class(lambda ch: unicodedata.category(ch) == "Cn")
-    return {"spaces": spaces + "+", "blank": f"^{invisible}*$", "python": f"[<&]|{unassigned}"}
+    return {"spaces": spaces + "+", "blank": f"^{invisible}*$", "python": f"&|{unassigned}"}
 
 
 @functools.cache
@@ -110,12 +112,12 @@ def canonical(column: pa.Array, stripped: bool = False) -> pa.Array:
     if pa.types.is_integer(column.type) or pa.types.is_null(column.type):
         return as_strings(column)
     source = strip(column) if stripped else column
-    return patch(source, source, pc.invert(pc.match_substring_regex(source, NOT_A_NUMBER)), values.canonical)
+    return patch(source, source, pc.match_substring_regex(source, MAYBE_NUMBER), values.canonical)
 
 
 def normalize(texts: pa.Array) -> pa.Array:
-    """:func:`.values.normalize_text` of every cell: NFKC and spaces in Arrow, markup in Python."""
-    nfkc = pc.utf8_normalize(texts, "NFKC")
+    """:func:`.values.normalize_text` of every cell: tags, NFKC and spaces in Arrow, entities in Python."""
+    nfkc = pc.utf8_normalize(pc.replace_substring_regex(texts, values.TAG.pattern, " "), "NFKC")
     collapsed = pc.utf8_trim(pc.replace_substring_regex(nfkc, classes()["spaces"], " "), characters=" ")
     python = pc.match_substring_regex(texts, classes()["python"])
     return patch(collapsed, texts, python, values.normalize_text)
