@@ -46,7 +46,7 @@ def test_two_processes_zero3_match_one_process_zero0_and_zero2(work):
 
     # Same global batch (8): 2 ranks x 4 documents, ZeRO-3, launched through --num-procs (torchrun).
     command = [
-        sys.executable, "-m", "commerce_lm.training.entry", "encoder",
+        sys.executable, "-m", "commerce_lm.cli", "finetune-encoder",
         "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(work / "two"),
         "--num-procs", "2", "--set", "finetune.per_device_batch_size=4", "--set", "finetune.zero_stage=3",
     ]  # fmt: skip

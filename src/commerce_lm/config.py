@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -111,11 +111,35 @@ class TrainConfig(_Strict):
     keep_checkpoints: int = Field(default=2, gt=0)
     num_procs: int = Field(default=1, gt=0)
     num_gpus: int = Field(default=0, ge=0)
-    # Several nodes: with num_nodes > 1 the step submits a Kubeflow PyTorchJob (commerce_lm.trainjob)
-    # running the same entry point on num_nodes pods of num_procs processes each.
+    # Several nodes: with num_nodes > 1 the step creates a Kubeflow Trainer v2 TrainJob (or, with
+    # trainjob_api: pytorchjob, a Training Operator v1 PyTorchJob) whose pods run the same
+    # `commerce-lm` command on num_nodes nodes of num_gpus (or num_procs) processes each
+    # (commerce_lm.launch). See deploy/README.md for the runtimes the cluster needs.
     num_nodes: int = Field(default=1, gt=0)
+    launcher: Literal["torchrun", "deepspeed"] = "torchrun"
+    trainjob_api: Literal["trainjob", "pytorchjob"] = "trainjob"
+    # The TrainJob's runtimeRef; default: torch-distributed, or deepspeed-distributed with launcher: deepspeed.
+    trainjob_runtime: str | None = None
+    trainjob_runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = "ClusterTrainingRuntime"
     trainjob_image: str | None = None
-    trainjob_namespace: str = "kubeflow"
+    # Default: the namespace the step's own pod runs in (where deploy/ grants the TrainJob verbs).
+    trainjob_namespace: str | None = None
+    trainjob_service_account: str | None = "pipeline-runner"
+    # Kueue: the LocalQueue (label kueue.x-k8s.io/queue-name) and optional WorkloadPriorityClass.
+    trainjob_queue: str | None = None
+    trainjob_priority_class: str | None = None
+    trainjob_annotations: dict[str, str] = Field(default_factory=dict)
+    trainjob_env: dict[str, str] = Field(default_factory=dict)
+    trainjob_shm_size: str = "16Gi"
+    # How often the step reads the job's status while it waits.
+    trainjob_poll_seconds: float = Field(default=10.0, gt=0)
+
+    # Where and how the step runs, not what it learns: left out of the resumable run's identity, so
+    # a job moved to other nodes resumes the same checkpoints.
+    LAUNCH_SETTINGS: ClassVar[frozenset[str]] = frozenset(
+        {"num_procs", "num_gpus", "num_nodes", "launcher", "checkpoint_every", "keep_checkpoints"}
+        | {name for name in __annotations__ if name.startswith("trainjob_")}
+    )
 
 
 class EmbedConfig(_Strict):

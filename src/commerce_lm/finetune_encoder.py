@@ -5,8 +5,9 @@ evaluated on the validation split) with the shared DeepSpeed trainer (:mod:`comm
 then exports the best weights in Hugging Face format. ``AutoModel.from_pretrained(out_dir/model)``
 loads the encoder (the head's weights are kept in the same files and ignored by ``AutoModel``).
 
-With ``finetune.num_nodes > 1`` (and not already inside a launched job) the step submits a Kubeflow
-PyTorchJob running this same step on that many nodes and waits for it (:mod:`commerce_lm.trainjob`).
+With ``finetune.num_nodes > 1`` (and not already inside a launched job) the step creates a Kubeflow
+Trainer TrainJob running this same step on that many nodes and waits for it
+(:mod:`commerce_lm.launch.cluster`).
 
 Checkpoints live beside the output, in ``<parent>/.<name>.checkpoints`` (see
 :func:`commerce_lm.training.checkpoint.default_root`), so a rerun resumes; they are deleted once the
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm import storage, trainjob
+from commerce_lm import storage
 from commerce_lm.config import RunConfig
+from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
 from commerce_lm.training import dist, steps
 
@@ -40,8 +42,10 @@ def run(cfg: RunConfig, prepared_dir: str, out_dir: str, *, checkpoint_dir: str 
         The metrics written to ``metrics.json``.
     """
     if cfg.finetune.num_nodes > 1 and not dist.under_launcher():
-        # The config switch for several nodes: this process submits a PyTorchJob and waits for it.
-        return trainjob.run_multi_node(trainjob.JobRequest(step=STEP, cfg=cfg, prepared=prepared_dir, output=out_dir))
+        # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
+        from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
+
+        return cluster.run_multi_node(JobRequest(STEP, cfg, prepared_dir, out_dir, checkpoint_dir=checkpoint_dir))
     location = storage.join(prepared_dir, DOMAIN_TABLE)
     labels = list(storage.read_json(storage.join(prepared_dir, LABELS_JSON)))
     frame = steps.read_table(location)

@@ -133,17 +133,7 @@ def run_fingerprint(tcfg: TrainConfig, seed: int, model: str, splits: list[data.
     import hashlib
     import json
 
-    settings = tcfg.model_dump(mode="json")
-    for key in (
-        "num_procs",
-        "num_gpus",
-        "num_nodes",
-        "trainjob_image",
-        "trainjob_namespace",
-        "checkpoint_every",
-        "keep_checkpoints",
-    ):
-        settings.pop(key, None)
+    settings = tcfg.model_dump(mode="json", exclude=set(tcfg.LAUNCH_SETTINGS))
     digest = hashlib.sha256(json.dumps([settings, seed, model, extra], sort_keys=True).encode())
     for split in splits:
         for doc_id, label, ids in zip(split.ids, split.labels.tolist(), split.input_ids, strict=True):
