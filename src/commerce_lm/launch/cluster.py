@@ -11,6 +11,7 @@ permission, so the main pod's log is read here with the core API.)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,7 +37,8 @@ def default_configuration() -> client.Configuration:
     try:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)
+        # $KUBECONFIG as it is now: the client library reads it once, when it is imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
     return configuration
 
 
