@@ -30,17 +30,19 @@ demo: install
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 compile: install
 	COMMERCE_LM_REGISTRY=$(REGISTRY) $(VENV)/bin/commerce-lm compile --output outputs/pipeline.yaml
 
 clean:
-	rm -rf outputs .cache .pytest_cache
+	rm -rf outputs .cache .pytest_cache .import_linter_cache
 
 # Container images: tags come from components/images.py (package version); push to $(REGISTRY).
 # Each build runs the image's test stage first. Needs a Docker engine with BuildKit.

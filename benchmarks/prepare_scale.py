@@ -25,7 +25,7 @@ ROWS_PER_ITEM = 0.12 * 3.5 + 0.10 * 3.5 + 0.78
 
 
 def _generate(path: Path, rows: int) -> None:
-    from commerce_lm import demo_data
+    from commerce_lm.demo import corpus as demo_data
 
     demo_data.write(str(path), n_items=max(int(rows / ROWS_PER_ITEM), 1))
 

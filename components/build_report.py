@@ -35,7 +35,8 @@ def build_report(
     import shutil
     from pathlib import Path
 
-    from commerce_lm import build_report, config, names, storage
+    from commerce_lm import config, names, storage
+    from commerce_lm.steps import build_report
 
     cfg = config.config_from_json(config_json)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}

@@ -18,9 +18,11 @@ def evaluate_knn(
     """F1, recall@10 and MRR per similarity task and embedding set."""
     from pathlib import Path
 
-    from commerce_lm import config, evaluate_knn, names
-    from commerce_lm.embedding_checks import run_on_embeddings
+    from commerce_lm import config, names
+    from commerce_lm.embedding.checks import expected_checksums
+    from commerce_lm.steps import evaluate_knn
 
     cfg = config.config_from_json(config_json)
     model = str(Path(encoder.path, names.MODEL_DIR))
-    run_on_embeddings(evaluate_knn, cfg, prepared.path, plm_embeddings.path, finetuned_embeddings.path, model, knn.path)
+    arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
+    evaluate_knn.run(cfg, prepared.path, arms, knn.path, expected_checksums(cfg.model, model))

@@ -14,7 +14,8 @@ def extract_plm_embeddings(
     config_json: str, code_version: str, shard: int, prepared: Input[Dataset], embeddings: Output[Dataset]
 ):
     """[CLS] vectors of one shard of the corpus with the config's pre-trained model."""
-    from commerce_lm import config, extract_embeddings
+    from commerce_lm import config
+    from commerce_lm.steps import extract_embeddings
 
     cfg = config.config_from_json(config_json)
     extract_embeddings.run(cfg, cfg.model, prepared.path, embeddings.path, int(shard), cfg.embed.num_shards)
@@ -32,7 +33,8 @@ def extract_finetuned_embeddings(
     """[CLS] vectors of one shard of the corpus with the fine-tuned, frozen encoder."""
     from pathlib import Path
 
-    from commerce_lm import config, extract_embeddings, names
+    from commerce_lm import config, names
+    from commerce_lm.steps import extract_embeddings
 
     cfg = config.config_from_json(config_json)
     model = str(Path(encoder.path, names.MODEL_DIR))
@@ -48,6 +50,6 @@ def gather_embeddings(
     embeddings: Output[Dataset],
 ):
     """Merge the shards, checking that every corpus id came back exactly once."""
-    from commerce_lm import extract_embeddings
+    from commerce_lm.steps import extract_embeddings
 
     embeddings.metadata.update(extract_embeddings.gather([p.path for p in parts], prepared.path, embeddings.path))

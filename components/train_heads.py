@@ -18,11 +18,11 @@ def train_heads(
     """Logistic-regression heads on frozen PLM and fine-tuned embeddings."""
     from pathlib import Path
 
-    from commerce_lm import config, names, train_heads
-    from commerce_lm.embedding_checks import run_on_embeddings
+    from commerce_lm import config, names
+    from commerce_lm.embedding.checks import expected_checksums
+    from commerce_lm.steps import train_heads
 
     cfg = config.config_from_json(config_json)
     model = str(Path(encoder.path, names.MODEL_DIR))
-    run_on_embeddings(
-        train_heads, cfg, prepared.path, plm_embeddings.path, finetuned_embeddings.path, model, heads.path
-    )
+    arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
+    train_heads.run(cfg, prepared.path, arms, heads.path, expected_checksums(cfg.model, model))

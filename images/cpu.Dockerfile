@@ -21,9 +21,11 @@ WORKDIR /src
 # Dependencies first; the CPU wheel of torch keeps the image small (no CUDA libraries).
 COPY pyproject.toml constraints.txt README.md ./
 COPY src/commerce_lm/__init__.py src/commerce_lm/
-RUN mkdir -p src/commerce_lm/training src/commerce_lm/embedding components pipelines \
- && touch src/commerce_lm/training/__init__.py src/commerce_lm/embedding/__init__.py \
-          components/__init__.py pipelines/__init__.py \
+# Every package pyproject.toml lists must exist (tests/test_images.py keeps this list in step).
+RUN for package in config steps steps/build_report training embedding storage launch demo; do \
+        mkdir -p "src/commerce_lm/$package" && touch "src/commerce_lm/$package/__init__.py"; \
+    done \
+ && mkdir -p components pipelines && touch components/__init__.py pipelines/__init__.py \
  && pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}" \
  && pip install -c constraints.txt ".[pipelines]" \
  && pip uninstall -y commerce-lm

@@ -11,7 +11,25 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from commerce_lm_pipelines.remote import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_PIPELINE_NAME,
+    TOKEN_ENV,
+    Auth,
+    RemoteError,
+    compile_for,
+    format_runs,
+    list_runs,
+    load_definition,
+    make_client,
+    schedule_run,
+    submit_run,
+    validate_cron,
+)
 
 from commerce_lm import names, storage
 from commerce_lm.cli import add_config_args, load_run_config
@@ -89,8 +107,106 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--overwrite", action="store_true", help="reuse a run folder made with another config")
     run.set_defaults(func=_run_local)
 
-    try:
-        from commerce_lm_pipelines import remote
-    except ImportError:  # remote commands need the kfp client extras
-        return
-    remote.add_commands(sub)
+    add_remote_commands(sub)
+
+
+# --------------------------------------------------------------------------------------------------
+# Remote: submit, schedule, runs (the client API is commerce_lm_pipelines.remote)
+
+
+def _client_for(args: argparse.Namespace) -> tuple[Any, Auth]:
+    auth = Auth.from_environment(namespace=args.namespace, token_env=args.token_env)
+    print(f"KFP {args.host} ({auth.describe()})")
+    return make_client(args.host, auth), auth
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    package, arguments = compile_for(args.config, args.set)
+    client, auth = _client_for(args)
+    result = submit_run(
+        client, package, arguments,
+        ui_host=args.ui_host or args.host, pipeline_name=args.pipeline_name,
+        experiment=args.experiment, run_name=args.run_name, namespace=auth.namespace,
+    )  # fmt: skip
+    print(f"pipeline version {result.version.version_name} ({result.version.version_id})")
+    print(f"run {result.run_id}: {result.url}")
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    definition = load_definition(args.definition)
+    config = args.config or definition.get("config")
+    cron = args.cron or definition.get("cron")
+    if not config or not cron:
+        raise RemoteError("schedule needs --config and --cron (or a --definition file naming them)")
+    validate_cron(str(cron))  # fail before compiling or contacting the server
+    args.namespace = args.namespace or definition.get("namespace")
+    package, arguments = compile_for(config, [*definition.get("overrides", []), *(args.set or [])])
+    client, auth = _client_for(args)
+    result = schedule_run(
+        client, package, arguments, str(cron),
+        name=args.name or definition.get("name") or "commerce-lm-retrain",
+        pipeline_name=definition.get("pipeline_name") or args.pipeline_name,
+        experiment=args.experiment or definition.get("experiment") or DEFAULT_EXPERIMENT,
+        namespace=auth.namespace,
+    )  # fmt: skip
+    replaced = f", replacing {', '.join(result.replaced)}" if result.replaced else ""
+    print(f"recurring run {result.recurring_run_id} ({cron}){replaced}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    client, auth = _client_for(args)
+    print(format_runs(list_runs(client, namespace=auth.namespace, experiment=args.experiment, limit=args.limit)))
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://HOST or http://localhost:8080")
+    parser.add_argument("--namespace", help="Kubeflow profile namespace (multi-user deployments)")
+    parser.add_argument(
+        "--token-env", default=TOKEN_ENV, help=f"environment variable holding a bearer token (default {TOKEN_ENV})"
+    )
+
+
+def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (RemoteError, ValueError) as error:
+            raise SystemExit(f"error: {error}") from None
+
+    return run
+
+
+def add_remote_commands(subparsers: Any) -> None:
+    """Register ``submit``, ``schedule`` and ``runs`` on an argparse subparsers object.
+
+    Each parser sets ``func`` (taking the parsed args, returning an exit code).
+    """
+    submit = subparsers.add_parser("submit", help="upload the pipeline as a new version and start a run")
+    _common(submit)
+    submit.add_argument("--config", required=True, help="run config (YAML)")
+    submit.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
+    submit.add_argument("--run-name")
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    submit.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
+    submit.add_argument("--ui-host", help="KFP UI base URL for the run link (default: --host)")
+    submit.set_defaults(func=_guard(_cmd_submit))
+
+    schedule = subparsers.add_parser("schedule", help="create or replace a recurring retraining run")
+    _common(schedule)
+    schedule.add_argument("--config", help="run config (YAML)")
+    schedule.add_argument("--cron", help="6-field cron, seconds first: '0 0 3 * * 1' = Mondays 03:00")
+    schedule.add_argument("--definition", help="recurring-run definition (YAML), e.g. deploy/.../recurring-run.yaml")
+    schedule.add_argument("--name", help="schedule name; re-using it replaces the schedule")
+    schedule.add_argument("--experiment")
+    schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    schedule.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
+    schedule.set_defaults(func=_guard(_cmd_schedule))
+
+    runs = subparsers.add_parser("runs", help="list recent runs and their states")
+    _common(runs)
+    runs.add_argument("--experiment")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(func=_guard(_cmd_runs))

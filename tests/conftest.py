@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from commerce_lm import config, demo_data, prepare_data
-from commerce_lm.tiny_model import build_tiny_xlmr
+from commerce_lm import config, prepare_data
+from commerce_lm.demo import corpus as demo_data
+from commerce_lm.demo.tiny_model import build_tiny_xlmr
 
 # The GCS emulator fixtures (gcs_emulator, gcs_bucket) for any test that needs a bucket.
 pytest_plugins = ["gcs_emulator"]

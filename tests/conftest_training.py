@@ -63,7 +63,7 @@ def corpus_texts() -> list[str]:
 
 def tiny_model(root: Path, dropout: float | None = None) -> Path:
     """A tiny XLM-R (hidden 32, 2 layers); ``dropout`` overrides its dropout probabilities."""
-    from commerce_lm.tiny_model import build_tiny_xlmr
+    from commerce_lm.demo.tiny_model import build_tiny_xlmr
 
     path = build_tiny_xlmr(root, corpus_texts(), vocab_size=500)
     if dropout is not None:

@@ -2,7 +2,7 @@ import unicodedata
 
 import pandas as pd
 
-from commerce_lm import demo_data
+from commerce_lm.demo import corpus as demo_data
 
 
 def test_deterministic_for_a_seed():

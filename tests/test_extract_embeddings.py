@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from commerce_lm import extract_embeddings
 from commerce_lm.config import RunConfig
+from commerce_lm.demo.tiny_model import build_tiny_xlmr
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
-from commerce_lm.tiny_model import build_tiny_xlmr
+from commerce_lm.steps import extract_embeddings
 
 WORDS = [
     "red",

@@ -10,7 +10,8 @@ import time
 import pandas as pd
 import pytest
 
-from commerce_lm import demo_data, names
+from commerce_lm import names
+from commerce_lm.demo import corpus as demo_data
 
 
 def _outputs(folder):
@@ -107,7 +108,7 @@ def _extract_command(run_dir, prepared, out, shard):
 
 
 def test_extract_embeddings_killed_then_rerun_resumes_finished_shards(big_run_dir, tmp_path):
-    from commerce_lm import extract_embeddings
+    from commerce_lm.steps import extract_embeddings
 
     prepared = tmp_path / "prepared"
     subprocess.run(_prepare_command(big_run_dir, prepared), check=True, capture_output=True)

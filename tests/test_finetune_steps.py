@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest_training import run_config, tiny_model, write_prepared
 
-from commerce_lm import finetune_baseline, finetune_encoder
+from commerce_lm.steps import finetune_baseline, finetune_encoder
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from commerce_lm import build_report, evaluate_knn, extract_embeddings, names, train_heads
-from commerce_lm.embedding_checks import EncoderMismatchError
+from commerce_lm import names
+from commerce_lm.embedding.checks import EncoderMismatchError
+from commerce_lm.steps import evaluate_knn, extract_embeddings, train_heads
+from commerce_lm.steps.build_report import collect
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,7 @@ def test_report_escapes_untrusted_text_and_inlines_plots(tmp_path, tiny_cfg):
         }
     }
     examples = {"t": [{"id": "x", "label": 1, "score": 0.1, "text": "<script>alert('pwned')</script>"}]}
-    from commerce_lm.report_render import render_html
+    from commerce_lm.steps.build_report.render import render_html
 
     page = render_html(tiny_cfg, metrics, curves, examples)
     assert "<script>" not in page and "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
@@ -157,4 +159,4 @@ def test_bootstrap_interval_brackets_the_estimate():
     ci = bootstrap_ci(labels, scores, 200)
     assert ci["roc_auc_ci"][0] < roc < ci["roc_auc_ci"][1]
     assert ci["pr_auc_ci"][0] < pr < ci["pr_auc_ci"][1]
-    assert build_report.MAX_CURVE_POINTS > 0
+    assert collect.MAX_CURVE_POINTS > 0

@@ -134,3 +134,14 @@ def test_dockerignore_keeps_the_context_small() -> None:
     for dockerfile in set(images.IMAGES.values()):
         ignore = (ROOT / f"{dockerfile}.dockerignore").read_text().split()
         assert ".venv" in ignore and ".git" in ignore
+
+
+@pytest.mark.parametrize("dockerfile", sorted(set(images.IMAGES.values())))
+def test_dependency_skeleton_holds_every_package(dockerfile: str) -> None:
+    # pip refuses a package list naming a missing folder, so the deps stage's skeleton must list them all.
+    deps = _stages(_parsed(dockerfile))[0]
+    skeleton = next(i["value"] for i in deps if i["instruction"] == "RUN" and "for package in" in i["value"])
+    listed = set(re.search(r"for package in ([^;]+);", skeleton).group(1).split())
+    packages = _pyproject()["tool"]["setuptools"]["packages"]
+    wanted = {p.removeprefix("commerce_lm.").replace(".", "/") for p in packages if p.startswith("commerce_lm.")}
+    assert listed == wanted, f"skeleton {sorted(listed)} != pyproject packages {sorted(wanted)}"

@@ -69,7 +69,7 @@ def step_log(caplog):
 
 
 def test_the_step_creates_a_trainjob_follows_it_and_deletes_it(kube, gcs_bucket, step_log, tmp_path, monkeypatch):
-    from commerce_lm import finetune_encoder
+    from commerce_lm.steps import finetune_encoder
 
     request = _request(gcs_bucket)
     name = trainjob.manifest(request)["metadata"]["name"]

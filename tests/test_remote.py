@@ -21,7 +21,7 @@ import yaml
 
 kfp = pytest.importorskip("kfp")
 kfp_server_api = pytest.importorskip("kfp_server_api")
-from commerce_lm_pipelines import remote  # noqa: E402
+from commerce_lm_pipelines import commands, remote  # noqa: E402
 from kfp import dsl  # noqa: E402
 
 API = "/apis/v2beta1"
@@ -359,7 +359,7 @@ def test_cli_commands_are_registered() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
-    remote.add_commands(parser.add_subparsers(dest="command", required=True))
+    commands.add_remote_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["schedule", "--host", "http://x", "--config", "c.yaml", "--cron", "0 3 * * *"])
     assert callable(args.func)
     with pytest.raises(SystemExit, match="5 fields"):
@@ -393,7 +393,7 @@ def test_submit_command_end_to_end(
     monkeypatch.delenv(remote.TOKEN_ENV, raising=False)
     monkeypatch.setenv(remote.SA_TOKEN_ENV, "/nonexistent/token")
     parser = argparse.ArgumentParser()
-    remote.add_commands(parser.add_subparsers(dest="command", required=True))
+    commands.add_remote_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["submit", "--host", fake_kfp.url, "--config", str(config)])
     assert args.func(args) == 0
     (run,) = fake_kfp.runs.values()

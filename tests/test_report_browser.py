@@ -36,7 +36,7 @@ window.addEventListener("load", () => {
 
 @pytest.fixture(scope="module")
 def report_html(tmp_path_factory, tiny_cfg):
-    from commerce_lm.report_render import render_html
+    from commerce_lm.steps.build_report.render import render_html
 
     metrics = {
         "tasks": {

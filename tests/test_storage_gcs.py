@@ -91,7 +91,7 @@ def test_sharded_embeddings_round_trip(gcs_bucket: str, tmp_path: Path) -> None:
         back = pq.read_table(local / "embeddings")
         assert back.num_rows == parts * 50
     with contextlib.suppress(ImportError):
-        from commerce_lm.extract_embeddings import load_embeddings  # the library's own reader
+        from commerce_lm.steps.extract_embeddings import load_embeddings  # the library's own reader
 
         loaded = load_embeddings(uri)
         assert len(loaded.ids) == parts * 50
@@ -182,7 +182,7 @@ def test_exists_and_missing_objects(gcs_bucket: str) -> None:
 
 def test_prepare_data_reads_and_writes_gcs(gcs_bucket: str) -> None:
     prepare_data = pytest.importorskip("commerce_lm.prepare_data")
-    demo_data = pytest.importorskip("commerce_lm.demo_data")
+    demo_data = pytest.importorskip("commerce_lm.demo.corpus")
     from commerce_lm.config import parse_config
 
     data = demo_data.write(f"gs://{gcs_bucket}/input/listings.parquet", n_items=120, seed=3)

@@ -11,8 +11,8 @@ import torch
 import yaml
 from conftest_training import tiny_model, write_prepared
 
-from commerce_lm import finetune_encoder
 from commerce_lm.config import load_config
+from commerce_lm.steps import finetune_encoder
 from commerce_lm.training import dist
 
 

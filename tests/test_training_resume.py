@@ -15,8 +15,8 @@ import yaml
 from conftest_training import tiny_model, write_prepared
 from gcs_emulator import gcs_bucket, gcs_emulator  # noqa: F401 - fixtures
 
-from commerce_lm import finetune_encoder
 from commerce_lm.config import load_config
+from commerce_lm.steps import finetune_encoder
 from commerce_lm.training import checkpoint, dist
 
 # Dropout stays on (0.1): resuming must replay the RNG too, not only weights and optimizer.

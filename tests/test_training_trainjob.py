@@ -155,7 +155,7 @@ def test_requests_no_cluster_could_run_fail_clearly():
 
 
 def test_num_nodes_switches_the_steps_to_a_cluster_job(monkeypatch):
-    from commerce_lm import finetune_baseline, finetune_encoder
+    from commerce_lm.steps import finetune_baseline, finetune_encoder
 
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)

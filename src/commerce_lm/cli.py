@@ -47,9 +47,9 @@ def _print(metrics: Any) -> int:
 
 
 def _demo_data(args: argparse.Namespace) -> int:
-    from commerce_lm import demo_data
+    from commerce_lm.demo import corpus
 
-    path = demo_data.write(args.output, n_items=args.items, seed=args.seed)
+    path = corpus.write(args.output, n_items=args.items, seed=args.seed)
     print(f"wrote {path}")
     return 0
 
@@ -69,7 +69,7 @@ def _relaunched(args: argparse.Namespace, cfg_procs: int) -> int | None:
 
 
 def _finetune_encoder(args: argparse.Namespace) -> int:
-    from commerce_lm import finetune_encoder
+    from commerce_lm.steps import finetune_encoder
 
     cfg = load_run_config(args)
     code = _relaunched(args, cfg.finetune.num_procs)
@@ -81,7 +81,7 @@ def _finetune_encoder(args: argparse.Namespace) -> int:
 
 
 def _finetune_baseline(args: argparse.Namespace) -> int:
-    from commerce_lm import finetune_baseline
+    from commerce_lm.steps import finetune_baseline
 
     cfg = load_run_config(args)
     code = _relaunched(args, cfg.baseline.num_procs)
@@ -95,7 +95,7 @@ def _finetune_baseline(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from commerce_lm import extract_embeddings
+    from commerce_lm.steps import extract_embeddings
 
     cfg = load_run_config(args)
     return _print(
@@ -111,41 +111,35 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _gather(args: argparse.Namespace) -> int:
-    from commerce_lm import extract_embeddings
+    from commerce_lm.steps import extract_embeddings
 
     return _print(extract_embeddings.gather(args.parts, args.prepared, args.output))
 
 
 def _embedding_step(step: Any, args: argparse.Namespace) -> int:
-    from commerce_lm.embedding_checks import run_on_embeddings
+    """Run a step that reads both embedding sets (heads, KNN), checking which encoder made each."""
+    from commerce_lm.embedding.checks import expected_checksums
 
-    return _print(
-        run_on_embeddings(
-            step,
-            load_run_config(args),
-            args.prepared,
-            args.plm_embeddings,
-            args.finetuned_embeddings,
-            args.finetuned_model,
-            args.output,
-        )
-    )
+    cfg = load_run_config(args)
+    arms = {"plm": args.plm_embeddings, "finetuned": args.finetuned_embeddings}
+    expected = expected_checksums(cfg.model, args.finetuned_model)
+    return _print(step.run(cfg, args.prepared, arms, args.output, expected))
 
 
 def _train_heads(args: argparse.Namespace) -> int:
-    from commerce_lm import train_heads
+    from commerce_lm.steps import train_heads
 
     return _embedding_step(train_heads, args)
 
 
 def _knn(args: argparse.Namespace) -> int:
-    from commerce_lm import evaluate_knn
+    from commerce_lm.steps import evaluate_knn
 
     return _embedding_step(evaluate_knn, args)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from commerce_lm import build_report
+    from commerce_lm.steps import build_report
 
     metrics = build_report.run(
         load_run_config(args),

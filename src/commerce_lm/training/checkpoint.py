@@ -65,21 +65,6 @@ def _names_under(root: str) -> set[str]:
     return {p.name for p in path.iterdir()} if path.is_dir() else set()
 
 
-def _remove(location: str) -> None:
-    if storage.is_gcs(location):
-        # storage has no delete API yet; its blob helper carries the retry and error handling.
-        from commerce_lm.storage import _blob
-
-        for uri in storage.list_files(location):
-            _blob(uri).delete()
-        return
-    path = Path(location)
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
-
 class CheckpointStore:
     """Saves, finds, loads and prunes checkpoints under one root.
 
@@ -132,7 +117,7 @@ class CheckpointStore:
         local = self._local_dir()
         if self.info.is_main:
             # A folder of this tag can only be a cut-off earlier attempt: never mix it with this one.
-            _remove(storage.join(self.root, tag))
+            storage.remove(storage.join(self.root, tag))
         if self.remote and local.exists():
             shutil.rmtree(local / tag, ignore_errors=True)
         dist.barrier()
@@ -170,9 +155,9 @@ class CheckpointStore:
         for name in _names_under(self.root):
             match = TAG_RE.match(name)
             if match and int(match.group(1)) not in kept and int(match.group(1)) < newest:
-                _remove(storage.join(self.root, name))
+                storage.remove(storage.join(self.root, name))
             if BEST_RE.match(name) and name != best_file:
-                _remove(storage.join(self.root, name))
+                storage.remove(storage.join(self.root, name))
 
     # ---------------------------------------------------------------------------------- loading
     def load(self, engine: Any, step: int) -> list[dict]:
@@ -220,7 +205,7 @@ class CheckpointStore:
 
     def clear(self) -> None:
         """Delete every checkpoint (rank 0 only; after the outputs are published)."""
-        _remove(self.root)
+        storage.remove(self.root)
 
     def close(self) -> None:
         """Remove the local staging folder of a ``gs://`` store."""

@@ -18,7 +18,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 from commerce_lm import names, storage
 from commerce_lm.config import RunConfig
 from commerce_lm.metrics import bootstrap_ci, roc_pr
-from commerce_lm.report_render import render_html, render_markdown
+from commerce_lm.steps.build_report.render import render_html, render_markdown
 
 CURVES_JSON = "curves.json"
 MAX_CURVE_POINTS = 200

@@ -19,7 +19,7 @@ import pandas as pd
 
 from commerce_lm import names, storage
 from commerce_lm.config import KnnConfig, RunConfig
-from commerce_lm.embedding_checks import aligned_vectors, load_checked
+from commerce_lm.embedding.checks import aligned_vectors, load_checked
 
 # Above this many vectors an approximate index (when configured) pays off.
 APPROXIMATE_MIN_VECTORS = 1_000_000

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from commerce_lm import names, storage
 from commerce_lm.config import RunConfig
-from commerce_lm.embedding_checks import aligned_vectors, load_checked
+from commerce_lm.embedding.checks import aligned_vectors, load_checked
 from commerce_lm.metrics import best_f1_threshold, roc_pr
 
 

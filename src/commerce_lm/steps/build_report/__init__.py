@@ -1,0 +1,5 @@
+"""Step ``build-report``: collect every step's metrics (:mod:`.collect`) and render them (:mod:`.render`)."""
+
+from commerce_lm.steps.build_report.collect import CURVES_JSON, run, scalar_metrics
+
+__all__ = ["CURVES_JSON", "run", "scalar_metrics"]
