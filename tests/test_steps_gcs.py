@@ -25,7 +25,9 @@ from commerce_lm.names import METRICS_JSON, MODEL_DIR
 STEPS = ("prepared", "finetuned", "plm-part", "plm", "tuned-part", "tuned", "heads", "knn", "report")
 TASKS = ("prohibited", "offplatform")
 # Measured, not computed: how long things took and how fast they ran differ between any two runs.
-TIMING = re.compile(r"seconds|per_second|elapsed|duration|per_process|timestamp|created")
+TIMING = re.compile(r"seconds|per_second|time_ratio|route_to_e2e_ratio|elapsed|duration|per_process|timestamp")
+# Where the inputs live (and so the config's fingerprint) is the one thing the two runs differ in.
+LOCATION = {"run"}
 
 
 def _run_all(config: str, loc: Callable[[str], str]) -> None:
@@ -53,7 +55,7 @@ def _run_all(config: str, loc: Callable[[str], str]) -> None:
 def _results(value):  # noqa: ANN001, ANN202
     """``value`` without timings, floats rounded (both runs compute on the same CPU, same seeds)."""
     if isinstance(value, dict):
-        return {k: _results(v) for k, v in value.items() if not TIMING.search(k)}
+        return {k: _results(v) for k, v in value.items() if not TIMING.search(k) and k not in LOCATION}
     if isinstance(value, list):
         return [_results(v) for v in value]
     if isinstance(value, float):
