@@ -174,63 +174,67 @@ class FakeKube:
         return {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Routes the requests to :attr:`kube` (set on a subclass per server)."""
+
+    kube: FakeKube
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _send(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def _log(self, namespace: str, name: str) -> None:
+        pod = self.kube.pods.get((namespace, name))
+        if pod is None:
+            self._send(404, _status(404, "NotFound", f'pods "{name}" not found'))
+            return
+        # A followed log: the lines arrive one by one, then the stream ends with the container.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for line in pod.get("log", []):
+            self.wfile.write(f"{line}\n".encode())
+            self.wfile.flush()
+            time.sleep(0.01)
+        self.close_connection = True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urlparse(self.path)
+        pods = PODS.match(url.path)
+        if pods and pods["name"]:
+            self._log(pods["ns"], pods["name"])  # outside the lock: a log streams for a while
+            return
+        with self.kube.lock:
+            if match := OBJECT.match(url.path):
+                self._send(*self.kube.get(match["plural"], match["ns"], match["name"]))
+            elif pods:
+                selector = parse_qs(url.query).get("labelSelector", [""])[0]
+                self._send(200, self.kube.list_pods(pods["ns"], selector))
+            else:
+                self._send(404, _status(404, "NotFound", url.path))
+
+    def do_POST(self) -> None:  # noqa: N802
+        match = OBJECT.match(urlparse(self.path).path)
+        with self.kube.lock:
+            self._send(*self.kube.create(match["plural"], match["ns"], self._body()))
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        match = OBJECT.match(urlparse(self.path).path)
+        with self.kube.lock:
+            self._send(*self.kube.delete(match["plural"], match["ns"], match["name"]))
+
+
 def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # quiet
-            pass
-
-        def _send(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _body(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(length) or b"{}")
-
-        def _log(self, namespace: str, name: str) -> None:
-            pod = kube.pods.get((namespace, name))
-            if pod is None:
-                self._send(404, _status(404, "NotFound", f'pods "{name}" not found'))
-                return
-            # A followed log: the lines arrive one by one, then the stream ends with the container.
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            for line in pod.get("log", []):
-                self.wfile.write(f"{line}\n".encode())
-                self.wfile.flush()
-                time.sleep(0.01)
-            self.close_connection = True
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            url = urlparse(self.path)
-            with kube.lock:
-                if match := OBJECT.match(url.path):
-                    self._send(*kube.get(match["plural"], match["ns"], match["name"]))
-                    return
-                match = PODS.match(url.path)
-                if match and not match["name"]:
-                    selector = parse_qs(url.query).get("labelSelector", [""])[0]
-                    self._send(200, kube.list_pods(match["ns"], selector))
-                    return
-            if match and match["name"]:
-                self._log(match["ns"], match["name"])
-                return
-            self._send(404, _status(404, "NotFound", url.path))
-
-        def do_POST(self) -> None:  # noqa: N802
-            match = OBJECT.match(urlparse(self.path).path)
-            with kube.lock:
-                self._send(*kube.create(match["plural"], match["ns"], self._body()))
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            match = OBJECT.match(urlparse(self.path).path)
-            with kube.lock:
-                self._send(*kube.delete(match["plural"], match["ns"], match["name"]))
-
-    return Handler
+    return type("Handler", (_Handler,), {"kube": kube})
