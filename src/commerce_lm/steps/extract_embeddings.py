@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from commerce_lm import models, storage
 from commerce_lm.config import RunConfig
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
+from commerce_lm.embedding.pooling import declared_pooling
 from commerce_lm.embedding.store import (
     EmbeddingSet,
     load,
@@ -128,13 +129,16 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
         The metrics: ``docs_per_second``, ``seconds``, ``count`` and token counts.
     """
     settings = cfg.embed
+    # Each encoder pools as it declares (the PLM's sentence-transformers config; the fine-tuned
+    # encoder's own), unless the config forces one pooling for every arm.
+    pooling = declared_pooling(models.resolve_model(model)) if settings.pooling == "auto" else settings.pooling
     with storage.local_copy(storage.join(prepared_dir, CORPUS_TABLE)) as corpus:
         num_rows = pq.ParquetFile(corpus).metadata.num_rows
         start, stop = shard_bounds(num_rows, shard, num_shards)
         checksum = models.model_checksum(model)
         fingerprint = _fingerprint(
             encoder_checksum=checksum,
-            pooling=settings.pooling,
+            pooling=pooling,
             max_length=settings.max_length,
             dtype=settings.dtype,
             shard=shard,
@@ -146,9 +150,7 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
             return done
         embedder = Embedder(
             model,
-            EncoderSettings(
-                max_length=settings.max_length, token_budget=settings.token_budget, pooling=settings.pooling
-            ),
+            EncoderSettings(max_length=settings.max_length, token_budget=settings.token_budget, pooling=pooling),
         )
         counter = _TokenCounter()
         with storage.staged_dir(out_dir) as stage:
@@ -184,7 +186,7 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
             manifest = {
                 "encoder_checksum": checksum,
                 "model": model,
-                "pooling": settings.pooling,
+                "pooling": pooling,
                 "dim": embedder.dim,
                 "count": count,
                 "dtype": settings.dtype,
