@@ -111,7 +111,8 @@ def _submit(api: _Api, body: dict[str, Any], poll_seconds: float) -> None:
         # A retried KFP step: its first attempt's job is still running (or done); follow that one.
         log.info("%s exists (created by an earlier attempt of this step): re-attaching to it", api.where)
         return
-    log.info("%s failed before (%s); replacing it, the new job resumes from the checkpoints", api.where, failed)
+    reason = failed.get("reason") or "no reason given"
+    log.info("%s failed before (%s); replacing it: the new job resumes from the checkpoints", api.where, reason)
     api.delete()
     while api.get() is not None:
         time.sleep(poll_seconds)
