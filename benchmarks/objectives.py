@@ -137,11 +137,12 @@ def main() -> None:
         if not (plm / "manifest.json").exists():
             _run(["extract-embeddings", "--config", args.config, *sets, "--set", f"embed.pooling={pooling}",
                   "--prepared", str(prepared), "--output", str(plm)], log)  # fmt: skip
-        declared = json.loads((plm / "manifest.json").read_text())["pooling"]
         name = "plm" if pooling == "auto" else "plm-cls"
-        if pooling == "auto" or declared != "cls":
-            metrics = _evaluate(args.config, out / name, prepared, out / "plm-auto", plm, log)
+        # Heads and KNN of the PLM pooled as it declares, and (when that is not [CLS]) with [CLS].
+        if pooling == "auto" or plm_rows["plm"]["pooling"] != "cls":
+            metrics = _evaluate(args.config, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
             plm_rows[name] = _row(metrics, "finetuned" if name == "plm-cls" else "plm")
+            plm_rows[name]["pooling"] = json.loads((plm / "manifest.json").read_text())["pooling"]
     for variant in args.variants:
         folder = out / variant
         began = time.perf_counter()
