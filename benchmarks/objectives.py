@@ -43,7 +43,10 @@ VARIANTS = {
     "mix-0.1": {"objective": {**MIX, "stay_near_pretrained": 0.1}, "pooling": "mean"},
     "mix-0.3": {"objective": {**MIX, "stay_near_pretrained": 0.3}, "pooling": "mean"},
     "mix-1": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "mean"},
+    "mix-0.1-lr2x": {"objective": {**MIX, "stay_near_pretrained": 0.1}, "pooling": "mean", "learning_rate": 1.0e-4},
+    "mix-3": {"objective": {**MIX, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     "mix-1-cls": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "cls"},
+    "simcse+near-1": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 1.0}, "pooling": "mean"},
 }
 TASK_TOLERANCE = 0.005
 SIMILARITY_RATIO = 0.97
@@ -63,11 +66,13 @@ def _sets(overrides: dict) -> list[str]:
 def _evaluate(config: str, out: Path, prepared: Path, plm: Path, tuned: Path, log: Path) -> dict:
     """Heads and KNN on the two embedding sets; validation and test numbers per task and set."""
     common = ["--config", config, "--prepared", str(prepared), "--plm-embeddings", str(plm)]
-    _run(["train-heads", *common, "--finetuned-embeddings", str(tuned), "--output", str(out / "heads")], log)
+    if not (out / "heads" / "metrics.json").exists():
+        _run(["train-heads", *common, "--finetuned-embeddings", str(tuned), "--output", str(out / "heads")], log)
     metrics = {"heads": json.loads((out / "heads" / "metrics.json").read_text())}
     knn_out = out / "knn"
     if yaml.safe_load(Path(config).read_text()).get("similarity"):
-        _run(["evaluate-knn", *common, "--finetuned-embeddings", str(tuned), "--output", str(knn_out)], log)
+        if not (knn_out / "metrics.json").exists():
+            _run(["evaluate-knn", *common, "--finetuned-embeddings", str(tuned), "--output", str(knn_out)], log)
         metrics["knn"] = json.loads((knn_out / "metrics.json").read_text())
     else:
         metrics["knn"] = {}
