@@ -30,9 +30,16 @@ TIMING = re.compile(r"seconds|per_second|time_ratio|route_to_e2e_ratio|elapsed|d
 LOCATION = {"run"}
 
 
+# The test is about where steps read and write, not how well they learn: a few steps of training and
+# a short bootstrap keep both runs quick, and both runs use the same settings.
+QUICK = ["finetune.max_steps=2", "baseline.max_steps=2", "report.bootstrap_samples=10"]
+
+
 def _run_all(config: str, loc: Callable[[str], str]) -> None:
+    overrides = [arg for setting in QUICK for arg in ("--set", setting)]
+
     def step(*args: str) -> None:
-        assert main([args[0], "--config", config, *args[1:]]) == 0, args
+        assert main([args[0], "--config", config, *overrides, *args[1:]]) == 0, args
 
     step("prepare-data", "--output", loc("prepared"))
     data = ("--prepared", loc("prepared"))

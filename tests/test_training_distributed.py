@@ -98,7 +98,12 @@ def test_every_objective_trains_under_zero3_on_two_processes(work):
         assert all(r[term] >= 0 for r in steps), term
     metrics = json.loads((work / "all" / "metrics.json").read_text())
     assert metrics["objective"]["mlm"] == 0.5 and metrics["world_size"] == 2
+    from safetensors import safe_open
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(work / "all" / "model")  # the export holds the encoder alone
-    assert not any(k.startswith(("head", "mlm_head", "encoder.")) for k in encoder.state_dict())
+    # The export holds the encoder alone: no training head, no masked-LM head, no wrapper prefix.
+    (weights,) = (work / "all" / "model").glob("*.safetensors")
+    with safe_open(str(weights), "pt") as handle:
+        keys = list(handle.keys())
+    assert keys and not any(k.startswith(("head.", "mlm_head.", "encoder.encoder.")) for k in keys)
+    assert AutoModel.from_pretrained(work / "all" / "model").config.hidden_size == 32
