@@ -15,7 +15,8 @@ from commerce_lm.names import COMPLETE_MARKER
 SAFE_LOAD_KWARGS = {"use_safetensors": True, "trust_remote_code": False}
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
+    """Where downloaded models and other reusable local copies live (``COMMERCE_LM_CACHE``)."""
     return Path(os.environ.get("COMMERCE_LM_CACHE", Path.home() / ".cache" / "commerce-lm"))
 
 
@@ -42,7 +43,7 @@ def resolve_model(location: str) -> str:
     if not storage.is_gcs(location):
         return location
     digest = hashlib.sha256(location.encode()).hexdigest()[:16]
-    target = _cache_root() / "models" / digest
+    target = cache_root() / "models" / digest
     if not (target / COMPLETE_MARKER).exists():
         with storage.staged_dir(target) as stage:
             storage.download_dir(location, stage)

@@ -9,11 +9,7 @@ reason. Every input row ends up accepted, rejected or (for budgeted runs) sample
 
 from __future__ import annotations
 
-import html
-import json
-import re
 import time
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +22,8 @@ from tqdm import tqdm
 
 from commerce_lm import names, readers, splits, storage
 from commerce_lm.config import DatasetSpec, DomainSpec, RunConfig, SimilaritySpec, TaskSpec
+from commerce_lm.data.rows import REJECTED_SCHEMA, has_undecodable, normalize_text, rejected_record
 
-TAG = re.compile(r"<[^>]{0,200}>")
-SPACE = re.compile(r"\s+")
 TRUE_VALUES = {"1", "true", "yes", "y", "t"}
 FALSE_VALUES = {"0", "false", "no", "n", "f"}
 SPLIT_ALIASES = {
@@ -69,9 +64,6 @@ ACCEPTED_SCHEMA = {
         ]
     ),
 }
-REJECTED_SCHEMA = pa.schema(
-    [("file", pa.string()), ("row", pa.int64()), ("reason", pa.string()), ("input", pa.string())]
-)
 CORPUS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("lang", pa.string()), ("split", pa.string())])
 
 
@@ -80,16 +72,6 @@ CONFLICT = object()  # marks a text seen with two different labels
 
 class DataError(ValueError):
     """Data that must not reach training; the message names the dataset, file and what is wrong."""
-
-
-def normalize_text(text: str) -> str:
-    """Unescape HTML entities, drop tag remnants, NFKC-normalise and collapse whitespace."""
-    text = TAG.sub(" ", html.unescape(text))
-    return SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
-
-
-def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def parse_binary_label(value: Any) -> tuple[int | None, str | None]:
@@ -212,7 +194,7 @@ class Preparer:
         row = _Row(row_id, "", lang, None, None)
         if not row_id:
             row.reason = "missing_id"
-        elif _has_surrogates(raw_text):
+        elif has_undecodable(raw_text):
             row.reason = "undecodable_text"
         else:
             row.text = normalize_text(raw_text)
@@ -289,7 +271,7 @@ class Preparer:
                 row.reason = self._row_conflict(ds, key, id_key, seen_ids, seen_texts)
             if row.reason is not None:
                 reasons[row.reason] += 1
-                rejected.add(_rejected_record(record, row, path))
+                rejected.add(rejected_record(record, row.reason, path))
                 continue
             seen_ids[id_key] = key
             seen_texts.add(key)
@@ -381,25 +363,6 @@ class _Writer:
         else:  # an empty table still has its columns
             self.path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(self.schema.empty_table(), self.path)
-
-
-def _printable(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, str):  # undecodable bytes survive as visible escapes
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return value if isinstance(value, int | float | bool) else str(value)
-
-
-def _rejected_record(record: dict[str, Any], row: _Row, path: str) -> dict[str, Any]:
-    """The input row as it was (JSON), where it came from, and why it was rejected."""
-    kept = {k: _printable(v) for k, v in record.items() if k != "_row"}
-    return {
-        "file": path,
-        "row": int(record["_row"]),
-        "reason": row.reason,
-        "input": json.dumps(kept, ensure_ascii=False, default=str),
-    }
 
 
 def _datasets(cfg: RunConfig) -> list[_Dataset]:

@@ -38,6 +38,8 @@ def _resolve_paths(cfg: RunConfig, base: Path) -> None:
     for spec in [cfg.domain, *cfg.tasks, *cfg.similarity]:
         spec.data = _resolve(spec.data, base)
     cfg.model = _resolve(cfg.model, base, must_exist=True)
+    if cfg.embed.store:
+        cfg.embed.store = _resolve(cfg.embed.store, base)
 
 
 def _resolve(location: str, base: Path, must_exist: bool = False) -> str:
