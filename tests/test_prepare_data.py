@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from commerce_lm import config, names, prepare_data
+from commerce_lm.data.rows import normalize_text
 from commerce_lm.prepare_data import DataError
 from commerce_lm.readers import InputError
 
@@ -31,7 +32,7 @@ def test_groups_never_cross_splits(tiny_prepared):
 
 
 def test_text_is_normalised():
-    assert prepare_data.normalize_text("<br>Ｖｉａｇｒａ &amp;  cheap\u00a0 <b>now</b>") == "Viagra & cheap now"
+    assert normalize_text("<br>Ｖｉａｇｒａ &amp;  cheap\u00a0 <b>now</b>") == "Viagra & cheap now"
 
 
 BAD_ROWS = [

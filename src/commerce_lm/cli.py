@@ -153,6 +153,54 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from commerce_lm.steps import publish_bundle
+
+    cfg = load_run_config(args)
+    return _print(
+        publish_bundle.run(
+            cfg, args.prepared, args.finetuned, args.finetuned_embeddings, args.heads, args.knn, args.output
+        )
+    )
+
+
+def _score(args: argparse.Namespace) -> int:
+    from commerce_lm.steps import score
+
+    columns = {"id": args.id_column, "text": args.text_column, "lang": args.lang_column}
+    return _print(
+        score.run(
+            args.bundle, args.input, args.output, store=args.store, columns=columns,
+            token_budget=args.token_budget, shard=args.shard, num_shards=args.num_shards,
+        )
+    )  # fmt: skip
+
+
+def _gather_scores(args: argparse.Namespace) -> int:
+    from commerce_lm.steps import score
+
+    return _print(score.gather(args.parts, args.output))
+
+
+def _add_score_commands(sub: argparse._SubParsersAction) -> None:
+    score = sub.add_parser("score", help="score new listings with a published bundle")
+    score.add_argument("--bundle", required=True, help="bundle folder, or a registry (its live bundle); local or gs://")
+    score.add_argument("--input", required=True, help="listings: Parquet, CSV or JSONL file, folder or glob")
+    score.add_argument("--output", required=True, help="output folder: scores/, rejected/, metrics.json")
+    score.add_argument("--store", help="vector store, local or gs:// (default: the local cache's)")
+    score.add_argument("--id-column", help="id column (default: the bundle's training data's)")
+    score.add_argument("--text-column", action="append", help="text column, repeatable (default: as trained)")
+    score.add_argument("--lang-column", help="language column (default: as trained)")
+    score.add_argument("--token-budget", type=int, help="padded tokens per batch (default: as trained)")
+    score.add_argument("--shard", type=int, default=0)
+    score.add_argument("--num-shards", type=int, default=1)
+    score.set_defaults(func=_score)
+    gather = sub.add_parser("gather-scores", help="merge score shards, checking every row is counted once")
+    gather.add_argument("--parts", nargs="+", required=True)
+    gather.add_argument("--output", required=True)
+    gather.set_defaults(func=_gather_scores)
+
+
 def _step(
     sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help_text: str, *inputs: str
 ) -> argparse.ArgumentParser:
@@ -211,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         "knn",
     )
     report.add_argument("--baselines", nargs="+", required=True)
+    _step(
+        sub, "publish-bundle", _publish, "package the run as a bundle; publish it when the gate allows",
+        "prepared", "finetuned", "finetuned-embeddings", "heads", "knn",
+    )  # fmt: skip
+    _add_score_commands(sub)
 
     for plugin in entry_points(group="commerce_lm.commands"):
         plugin.load()(sub)
@@ -219,13 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors in the input or config exit with status 2 and a one-line reason."""
+    from commerce_lm.bundle.layout import BundleError
+    from commerce_lm.embedding.vector_store import StoreError
     from commerce_lm.prepare_data import DataError
     from commerce_lm.readers import InputError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (config_module.ConfigError, InputError, DataError) as error:
+    except (config_module.ConfigError, InputError, DataError, BundleError, StoreError) as error:
         print(f"commerce-lm {args.command}: error: {error}", file=sys.stderr)
         return 2
 

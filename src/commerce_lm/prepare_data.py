@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from commerce_lm import names, readers, splits, storage
 from commerce_lm.config import DatasetSpec, DomainSpec, RunConfig, SimilaritySpec, TaskSpec
-from commerce_lm.data.rows import REJECTED_SCHEMA, has_undecodable, normalize_text, rejected_record
+from commerce_lm.data.rows import REJECTED_SCHEMA, parse_listing, rejected_record
 
 TRUE_VALUES = {"1", "true", "yes", "y", "t"}
 FALSE_VALUES = {"0", "false", "no", "n", "f"}
@@ -185,26 +185,9 @@ class Preparer:
 
     def _parse(self, ds: _Dataset, record: dict[str, Any]) -> _Row:
         spec, prep = ds.spec, self.cfg.prepare
-        raw_id = record.get(spec.id)
-        row_id = "" if raw_id is None or raw_id != raw_id else str(raw_id).strip()
-        parts = [str(record[c]) for c in spec.text if record.get(c) is not None and record.get(c) == record.get(c)]
-        raw_text = "\n".join(parts)
-        lang = str(record.get(spec.lang) or "und") if spec.lang else "und"
+        row_id, text, lang, reason = parse_listing(record, spec.id, spec.text, spec.lang, prep)
         split = record.get(spec.split) if spec.split else None
-        row = _Row(row_id, "", lang, None, None)
-        if not row_id:
-            row.reason = "missing_id"
-        elif has_undecodable(raw_text):
-            row.reason = "undecodable_text"
-        else:
-            row.text = normalize_text(raw_text)
-            if not row.text:
-                row.reason = "empty_text"
-            elif len(row.text) > prep.max_text_chars:
-                if prep.overlong == "reject":
-                    row.reason = "text_too_long"
-                else:
-                    row.text = row.text[: prep.max_text_chars]
+        row = _Row(row_id, text, lang, None, None, reason=reason)
         if row.reason is None and split is not None and split == split:
             row.split = SPLIT_ALIASES.get(str(split).strip().lower())
             if row.split is None:

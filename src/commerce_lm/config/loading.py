@@ -40,6 +40,8 @@ def _resolve_paths(cfg: RunConfig, base: Path) -> None:
     cfg.model = _resolve(cfg.model, base, must_exist=True)
     if cfg.embed.store:
         cfg.embed.store = _resolve(cfg.embed.store, base)
+    if cfg.publish.location:
+        cfg.publish.location = _resolve(cfg.publish.location, base)
 
 
 def _resolve(location: str, base: Path, must_exist: bool = False) -> str:

@@ -184,6 +184,24 @@ class ReportConfig(_Strict):
     title: str = "commerce-lm report"
 
 
+class PublishConfig(_Strict):
+    """Settings of ``publish-bundle`` and its retraining gate.
+
+    Attributes:
+        location: The bundle registry, local or ``gs://``: bundles go to ``<location>/<id>/`` and
+            ``LIVE.json`` names the live one. Unset, the bundle stays in the step's output only.
+        metric: The validation metric the gate compares per task.
+        tolerance: How much lower than the live bundle's a task's metric may be for the new bundle to
+            count as not worse.
+        allow_dropped_tasks: Publish even when the live bundle has a head for a task the new run lacks.
+    """
+
+    location: str | None = None
+    metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    tolerance: float = Field(default=0.01, ge=0.0, le=1.0)
+    allow_dropped_tasks: bool = False
+
+
 class RunConfig(_Strict):
     """A whole run: data, model and the settings of every step."""
 
@@ -200,6 +218,7 @@ class RunConfig(_Strict):
     heads: HeadsConfig = Field(default_factory=HeadsConfig)
     knn: KnnConfig = Field(default_factory=KnnConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:

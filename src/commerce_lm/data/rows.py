@@ -14,6 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from commerce_lm.config import PrepareConfig
+
 TAG = re.compile(r"<[^>]{0,200}>")
 SPACE = re.compile(r"\s+")
 REJECTED_SCHEMA = pa.schema(
@@ -35,6 +37,36 @@ def has_undecodable(text: str) -> bool:
 def is_missing(value: Any) -> bool:
     """Null or NaN: a cell that holds nothing."""
     return value is None or (isinstance(value, float) and value != value)
+
+
+def parse_listing(
+    record: dict[str, Any], id_column: str, text_columns: list[str], lang_column: str | None, prep: PrepareConfig
+) -> tuple[str, str, str, str | None]:
+    """A listing's id, normalised text and language, or the reason it is rejected.
+
+    Text columns are joined with a newline (empty cells skipped); a text longer than
+    ``prep.max_text_chars`` is cut or rejected as ``prep.overlong`` says.
+
+    Returns:
+        ``(id, text, lang, reason)``; ``reason`` is None for a good row, else ``missing_id``,
+        ``undecodable_text``, ``empty_text`` or ``text_too_long``.
+    """
+    raw_id = record.get(id_column)
+    row_id = "" if is_missing(raw_id) else str(raw_id).strip()
+    raw_text = "\n".join(str(record[c]) for c in text_columns if not is_missing(record.get(c)))
+    lang = str(record.get(lang_column) or "und") if lang_column else "und"
+    if not row_id:
+        return row_id, "", lang, "missing_id"
+    if has_undecodable(raw_text):
+        return row_id, "", lang, "undecodable_text"
+    text = normalize_text(raw_text)
+    if not text:
+        return row_id, text, lang, "empty_text"
+    if len(text) > prep.max_text_chars:
+        if prep.overlong == "reject":
+            return row_id, text, lang, "text_too_long"
+        text = text[: prep.max_text_chars]
+    return row_id, text, lang, None
 
 
 def _printable(value: Any) -> Any:
