@@ -25,6 +25,7 @@ def build_report(
     heads: Input[Model],
     baselines: Input[list[Model]],
     knn: Input[Dataset],
+    bundle: Input[Model],
     report: Output[Dataset],
     metrics: Output[Metrics],
     roc: Output[ClassificationMetrics],
@@ -40,8 +41,9 @@ def build_report(
 
     cfg = config.config_from_json(config_json)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
+    baseline_dirs = [b.path for b in baselines]
     result = build_report.run(
-        cfg, prepared.path, encoder.path, arms, heads.path, [b.path for b in baselines], knn.path, report.path
+        cfg, prepared.path, encoder.path, arms, heads.path, baseline_dirs, knn.path, report.path, bundle.path
     )
     for name, value in build_report.scalar_metrics(result).items():
         metrics.log_metric(name, value)

@@ -36,11 +36,17 @@ from commerce_lm.cli import add_config_args, load_run_config
 from commerce_lm.config import ConfigError
 
 REPORT_FILES = (names.METRICS_JSON, names.REPORT_MD, names.REPORT_HTML)
+PIPELINES = ("train", "score")
+# A scheduled scoring run's default schedule name and KFP pipeline (apart from the training one's).
+SCORE_DEFAULTS = ("commerce-lm-score-daily", "commerce-lm-score")
 RUN_CONFIG = "run_config.json"
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from commerce_lm_pipelines.pipeline import compile_pipeline
+    if args.pipeline == "score":
+        from commerce_lm_pipelines.score import compile_score_pipeline as compile_pipeline
+    else:
+        from commerce_lm_pipelines.pipeline import compile_pipeline
 
     print(f"wrote {compile_pipeline(args.output)}")
     return 0
@@ -99,6 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``compile``, ``run`` and the remote commands to the ``commerce-lm`` parser."""
     compile_parser = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")
     compile_parser.add_argument("--output", required=True, help="YAML file to write")
+    compile_parser.add_argument(
+        "--pipeline", choices=PIPELINES, default="train", help="train (the whole run) or score (new listings)"
+    )
     compile_parser.set_defaults(func=_compile)
 
     run = sub.add_parser("run", help="run the whole DAG locally with kfp.local (SubprocessRunner)")
@@ -133,20 +142,48 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_package(definition: dict[str, Any], sets: list[str]) -> tuple[str, dict[str, Any]]:
+    """Compile the scoring pipeline; its arguments from the definition, then ``--set KEY=VALUE``."""
+    import tempfile
+
+    import yaml
+    from commerce_lm_pipelines.score import compile_score_pipeline, score_arguments
+
+    given = dict(definition.get("arguments") or {})
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RemoteError(f"--set {item!r}: expected KEY=VALUE, e.g. bundle=gs://bucket/bundles")
+        given[key] = yaml.safe_load(value)
+    if not given.get("bundle") or not given.get("listings"):
+        raise RemoteError("scheduled scoring needs arguments bundle and listings (definition or --set)")
+    try:
+        arguments = score_arguments(**given)
+    except TypeError as error:
+        raise RemoteError(f"scoring arguments {sorted(given)}: {error}") from None
+    package = str(Path(tempfile.mkdtemp(prefix="commerce-lm-kfp-")) / "score.yaml")
+    return compile_score_pipeline(package), arguments
+
+
 def _cmd_schedule(args: argparse.Namespace) -> int:
     definition = load_definition(args.definition)
+    pipeline = args.pipeline or definition.get("pipeline") or "train"
     config = args.config or definition.get("config")
     cron = args.cron or definition.get("cron")
-    if not config or not cron:
-        raise RemoteError("schedule needs --config and --cron (or a --definition file naming them)")
+    if not cron or (pipeline == "train" and not config):
+        raise RemoteError("schedule needs --cron and, to retrain, --config (or a --definition file naming them)")
     validate_cron(str(cron))  # fail before compiling or contacting the server
     args.namespace = args.namespace or definition.get("namespace")
-    package, arguments = compile_for(config, [*definition.get("overrides", []), *(args.set or [])])
+    if pipeline == "score":
+        package, arguments = _score_package(definition, args.set or [])
+    else:
+        package, arguments = compile_for(config, [*definition.get("overrides", []), *(args.set or [])])
     client, auth = _client_for(args)
+    default_name = {"train": ("commerce-lm-retrain", args.pipeline_name), "score": SCORE_DEFAULTS}[pipeline]
     result = schedule_run(
         client, package, arguments, str(cron),
-        name=args.name or definition.get("name") or "commerce-lm-retrain",
-        pipeline_name=definition.get("pipeline_name") or args.pipeline_name,
+        name=args.name or definition.get("name") or default_name[0],
+        pipeline_name=definition.get("pipeline_name") or default_name[1],
         experiment=args.experiment or definition.get("experiment") or DEFAULT_EXPERIMENT,
         namespace=auth.namespace,
     )  # fmt: skip
@@ -203,6 +240,7 @@ def add_remote_commands(subparsers: Any) -> None:
     schedule.add_argument("--experiment")
     schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     schedule.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
+    schedule.add_argument("--pipeline", choices=PIPELINES, help="train (default) or score (daily scoring)")
     schedule.set_defaults(func=_guard(_cmd_schedule))
 
     runs = subparsers.add_parser("runs", help="list recent runs and their states")

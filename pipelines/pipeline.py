@@ -1,4 +1,4 @@
-"""The commerce-lm DAG: prepare -> (fine-tune -> embed) || embed PLM -> heads, KNN, baselines -> report.
+"""The commerce-lm DAG: prepare -> (fine-tune -> embed) || embed PLM -> heads, KNN, baselines -> bundle -> report.
 
 PLM embedding depends only on the prepared data, so it runs while the encoder fine-tunes, and
 the end-to-end baselines fan out with ParallelFor over the tasks. Training steps get GPUs, a
@@ -19,6 +19,7 @@ from commerce_lm_components.finetune_baseline import finetune_baseline
 from commerce_lm_components.finetune_encoder import finetune_encoder
 from commerce_lm_components.images import IMAGE_UID
 from commerce_lm_components.prepare_data import prepare_data
+from commerce_lm_components.publish_bundle import publish_bundle
 from commerce_lm_components.train_heads import train_heads
 from kfp import compiler, dsl, kubernetes
 
@@ -43,7 +44,7 @@ def _training_settings(
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=SHM_SIZE)
 
 
-def _non_root(tasks: list[dsl.PipelineTask]) -> None:
+def non_root(tasks: list[dsl.PipelineTask]) -> None:
     """Run every step as the images' unprivileged user (kfp also drops all capabilities)."""
     for task in tasks:
         kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
@@ -91,14 +92,23 @@ def build_pipeline(cluster: bool = True) -> Any:
         with dsl.ParallelFor(items=tasks, name="baselines", parallelism=parallel) as task_name:
             baseline = finetune_baseline(**data, num_procs=num_gpus, task=task_name)
             _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
+        # The bundle (encoder, heads, thresholds, reference indexes), gated against the live one.
+        publish = publish_bundle(
+            **data,
+            encoder=encoder.outputs["encoder"],
+            finetuned_embeddings=tuned.outputs["embeddings"],
+            heads=heads.outputs["heads"],
+            knn=knn.outputs["knn"],
+        )
         report = build_report(
             **both,
             heads=heads.outputs["heads"],
             baselines=dsl.Collected(baseline.outputs["baseline"]),
             knn=knn.outputs["knn"],
+            bundle=publish.outputs["bundle"],
         )
         if cluster:
-            _non_root([prepared, encoder, plm_part, plm, tuned_part, tuned, heads, knn, baseline, report])
+            non_root([prepared, encoder, plm_part, plm, tuned_part, tuned, heads, knn, baseline, publish, report])
 
     return commerce_lm_pipeline
 

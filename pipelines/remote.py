@@ -372,12 +372,15 @@ def compile_for(config_path: str, overrides: list[str] | None = None) -> tuple[s
 def load_definition(path: str | None) -> dict[str, Any]:
     """Read a recurring-run definition (YAML: ``name``, ``cron``, ``config``, ``experiment``, ...).
 
+    A scoring schedule says ``pipeline: score`` and gives the pipeline's ``arguments`` instead of a config.
+
     Relative ``config`` paths resolve against the definition's folder.
     """
     if not path:
         return {}
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     allowed = {"name", "cron", "config", "experiment", "namespace", "pipeline_name", "overrides"}
+    allowed |= {"pipeline", "arguments"}  # a scoring schedule: pipeline: score, and its arguments
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise RemoteError(f"{path}: unknown keys {unknown}; allowed: {sorted(allowed)}")

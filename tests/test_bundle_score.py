@@ -135,7 +135,9 @@ def test_the_gate_publishes_a_bundle_that_is_not_worse(published, registry_cfg, 
 
 
 def test_without_a_location_nothing_is_made_live(tiny_cfg, tiny_prepared, run_outputs, tmp_path):
-    result = _publish(tiny_cfg, tiny_prepared, run_outputs, tmp_path / "out")
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.publish.location = None
+    result = _publish(cfg, tiny_prepared, run_outputs, tmp_path / "out")
     assert not result["published"] and result["live"] is None and "publish.location is not set" in result["reason"]
     assert open_bundle(str(tmp_path / "out" / publish_bundle.BUNDLE_DIR)).manifest["id"] == result["bundle"]
 

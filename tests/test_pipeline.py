@@ -17,6 +17,7 @@ STEPS = {
     "train-heads",
     "finetune-baseline",
     "evaluate-knn",
+    "publish-bundle",
     "build-report",
 }
 GATHERS = {"gather-embeddings", "gather-embeddings-2"}  # one per embedding set
@@ -99,6 +100,12 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     html = (out / names.REPORT_HTML).read_text()
     assert "ROC AUC" in html and "data:image/png;base64," in html
     assert "| prohibited / PLM frozen + head" in (out / names.REPORT_MD).read_text()
+    # The run published its bundle to the config's registry, made it live, and the report says so.
+    registry = tiny_run_dir / "bundles"
+    live = json.loads((registry / "LIVE.json").read_text())
+    assert metrics["bundle"]["published"] and metrics["bundle"]["live"] == live["uri"]
+    assert f"Bundle {live['bundle']} is live at {live['uri']}" in (out / names.REPORT_MD).read_text()
+    _score_pipeline_runs_locally(tmp_path, registry, tiny_run_dir / "listings.parquet")
 
     # The same folder with another config is refused unless asked to overwrite.
     again = subprocess.run(
@@ -118,3 +125,21 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
         text=True,
     )
     assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def _score_pipeline_runs_locally(tmp_path, registry, listings):
+    """The scoring pipeline, sharded with ParallelFor, scores every listing with the live bundle."""
+    code = f"""
+import os, sys
+from kfp import local
+from commerce_lm_pipelines.score import build_score_pipeline, score_arguments
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root={str(tmp_path / "score-root")!r})
+arguments = score_arguments({str(registry)!r}, {str(listings)!r}, {str(tmp_path / "scores")!r}, num_shards=2)
+build_score_pipeline(cluster=False)(**arguments)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "scores").iterdir()
+    metrics = json.loads((run / names.METRICS_JSON).read_text())
+    assert metrics["shards"] == 2 and metrics["input_rows"] == metrics["scored_rows"] + metrics["rejected_rows"] > 0

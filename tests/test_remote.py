@@ -400,3 +400,31 @@ def test_submit_command_end_to_end(
     assert f"/#/runs/details/{run.run_id}" in capsys.readouterr().out
     declared = fake_kfp.uploaded[-1]["root"].get("inputDefinitions", {}).get("parameters", {})
     assert set(run.runtime_config.parameters) <= set(declared), "run arguments are pipeline parameters"
+
+
+def test_daily_scoring_is_scheduled_from_its_deploy_definition(
+    fake_kfp: FakeKfp, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    monkeypatch.delenv(remote.TOKEN_ENV, raising=False)
+    monkeypatch.setenv(remote.SA_TOKEN_ENV, "/nonexistent/token")
+    definition = Path(__file__).resolve().parents[1] / "deploy" / "overlays" / "prod" / "score-run.yaml"
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    argv = ["schedule", "--host", fake_kfp.url, "--definition", str(definition), "--set", "num_shards=4"]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    (job,) = fake_kfp.recurring.values()
+    assert job.display_name == "commerce-lm-score-daily" and job.trigger.cron_schedule.cron == "0 0 5 * * *"
+    parameters = job.runtime_config.parameters
+    assert parameters["bundle"] == "gs://commerce-lm-prod-artifacts/bundles" and parameters["shards"] == [0, 1, 2, 3]
+    uploaded = fake_kfp.uploaded[-1]
+    assert set(parameters) <= set(uploaded["root"]["inputDefinitions"]["parameters"])
+    loops = [t for name, t in uploaded["root"]["dag"]["tasks"].items() if name.startswith("for-loop")]
+    assert len(loops) == 1 and loops[0]["parameterIterator"]["items"]["inputParameter"].endswith("shards")
+    assert [p.display_name for p in fake_kfp.pipelines.values()] == ["commerce-lm-score"]
+    # Without the listings to score, nothing is compiled or sent.
+    args = parser.parse_args(["schedule", "--host", fake_kfp.url, "--pipeline", "score", "--cron", "0 0 5 * * *"])
+    with pytest.raises(SystemExit, match="needs arguments bundle and listings"):
+        args.func(args)

@@ -148,6 +148,7 @@ def _report(args: argparse.Namespace) -> int:
         args.baselines,
         args.knn,
         args.output,
+        args.bundle,
     )
     print(f"wrote {args.output}/metrics.json, report.md, report.html ({len(metrics['tasks'])} tasks)")
     return 0
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         "knn",
     )
     report.add_argument("--baselines", nargs="+", required=True)
+    report.add_argument("--bundle", help="publish-bundle output, whose decision the report states")
     _step(
         sub, "publish-bundle", _publish, "package the run as a bundle; publish it when the gate allows",
         "prepared", "finetuned", "finetuned-embeddings", "heads", "knn",

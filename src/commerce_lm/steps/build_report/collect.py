@@ -158,8 +158,9 @@ def collect(
     heads_dir: str,
     baseline_dirs: list[str],
     knn_dir: str,
+    bundle_dir: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Build the metrics document (DESIGN.md schema plus CIs, slices and cost) and the curves."""
+    """Build the metrics document (DESIGN.md schema plus CIs, slices, cost, bundle) and the curves."""
     metrics: dict[str, Any] = {
         "tasks": {},
         "similarity": {},
@@ -212,6 +213,8 @@ def collect(
         for name, s in stats.items()
     }
     metrics["data_sampling"] = _samples(cfg)
+    if bundle_dir:  # publish-bundle's decision: which bundle is live, and why
+        metrics["bundle"] = storage.read_json(storage.join(bundle_dir, names.METRICS_JSON))
     metrics["reference"] = REFERENCE
     return metrics, curves
 
@@ -246,6 +249,7 @@ def run(
     baseline_dirs: list[str],
     knn_dir: str,
     out_dir: str,
+    bundle_dir: str | None = None,
 ) -> dict[str, Any]:
     """Write ``metrics.json``, ``curves.json``, ``report.md`` and ``report.html`` into ``out_dir``.
 
@@ -258,11 +262,14 @@ def run(
         baseline_dirs: ``finetune-baseline`` outputs, one per task.
         knn_dir: ``evaluate-knn`` output.
         out_dir: Where the report goes.
+        bundle_dir: ``publish-bundle`` output, whose decision the report states.
 
     Returns:
         The metrics document.
     """
-    metrics, curves = collect(cfg, prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir)
+    metrics, curves = collect(
+        cfg, prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir, bundle_dir
+    )
     with storage.staged_dir(out_dir) as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / CURVES_JSON, curves)
