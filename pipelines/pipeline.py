@@ -50,6 +50,20 @@ def non_root(tasks: list[dsl.PipelineTask]) -> None:
         kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
 
 
+def _publish(data: dict, both: dict, heads: dsl.PipelineTask, knn: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The bundle (encoder, heads, thresholds, reference indexes), gated against the live one."""
+    publish = publish_bundle(
+        **data,
+        encoder=both["encoder"],
+        finetuned_embeddings=both["finetuned_embeddings"],
+        heads=heads.outputs["heads"],
+        knn=knn.outputs["knn"],
+    )
+    # The gate reads the registry's live pointer, which other runs move: never a cached decision.
+    publish.set_caching_options(False)
+    return publish
+
+
 def build_pipeline(cluster: bool = True) -> Any:
     """The pipeline function; ``cluster=False`` leaves out Kubernetes-only settings for kfp.local."""
 
@@ -92,14 +106,7 @@ def build_pipeline(cluster: bool = True) -> Any:
         with dsl.ParallelFor(items=tasks, name="baselines", parallelism=parallel) as task_name:
             baseline = finetune_baseline(**data, num_procs=num_gpus, task=task_name)
             _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
-        # The bundle (encoder, heads, thresholds, reference indexes), gated against the live one.
-        publish = publish_bundle(
-            **data,
-            encoder=encoder.outputs["encoder"],
-            finetuned_embeddings=tuned.outputs["embeddings"],
-            heads=heads.outputs["heads"],
-            knn=knn.outputs["knn"],
-        )
+        publish = _publish(data, both, heads, knn)
         report = build_report(
             **both,
             heads=heads.outputs["heads"],

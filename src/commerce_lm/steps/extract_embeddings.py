@@ -10,6 +10,7 @@ returns the stored metrics without reading anything else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -147,9 +148,7 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
         start, stop = shard_bounds(num_rows, shard, num_shards)
         key = StoreKey(models.model_checksum(model), pooling, settings.max_length)
         fingerprint = _fingerprint(
-            encoder_checksum=key.encoder_checksum,
-            pooling=pooling,
-            max_length=settings.max_length,
+            **_key_entries(key),
             dtype=settings.dtype,
             shard=shard,
             num_shards=num_shards,
@@ -163,30 +162,14 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
         def texts() -> Iterator[list[str]]:
             return (rows["text"] for rows in _iter_rows(corpus, start, stop, CHUNK_DOCS))
 
-        plan = cached.plan(VectorStore(settings.store), key, texts)
-        counter = _TokenCounter()
-        with _progress(plan.missing, f"embed {shard + 1}/{num_shards}") as bar:
-            embed_began = time.perf_counter()
-            plan.fill(texts, lambda: Embedder(model, _encoder_settings(cfg, pooling)), CHUNK_DOCS, bar.update, counter)
-            embed_seconds = time.perf_counter() - embed_began
+        plan, embed_seconds, counter = _embed(cfg, model, key, texts, f"embed {shard + 1}/{num_shards}")
         with storage.staged_dir(out_dir) as stage:
             part = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
             _write_part(part, _iter_rows(corpus, start, stop, CHUNK_DOCS), plan, settings.dtype)
             metrics = _metrics(stop - start, plan, time.perf_counter() - began, embed_seconds, counter)
-            manifest = {
-                "encoder_checksum": key.encoder_checksum,
-                "model": model,
-                "pooling": pooling,
-                "dim": plan.vectors.shape[1],
-                "dtype": settings.dtype,
-                "max_length": settings.max_length,
-                "store": plan.store.root,
-                **{k: metrics[k] for k in COUNTS},
-                "shard": shard,
-                "num_shards": num_shards,
-                "rows": [start, stop],
-                "fingerprint": fingerprint,
-            }
+            manifest = {**_key_entries(key), "model": model, "dim": plan.vectors.shape[1], "dtype": settings.dtype}
+            manifest.update({k: metrics[k] for k in COUNTS}, store=plan.store.root, fingerprint=fingerprint)
+            manifest.update(shard=shard, num_shards=num_shards, rows=[start, stop])
             storage.write_json(stage / MANIFEST_JSON, manifest)
             storage.write_json(stage / CONFIG_JSON, cfg.model_dump(mode="json"))
             storage.write_json(stage / METRICS_JSON, metrics)
@@ -202,6 +185,28 @@ def _write_part(target: Path, rows_iter: Iterator[dict[str, list]], plan: cached
             count = len(rows["id"])
             writer.write_table(to_table(rows["id"], rows["split"], plan.rows(offset, offset + count), dtype))
             offset += count
+
+
+def _embed(cfg: RunConfig, model: str, key: StoreKey, texts: cached.Chunks, label: str) -> tuple:
+    """Look every text up in the store and embed the missing ones: ``(plan, seconds, token counter)``."""
+    plan = cached.plan(VectorStore(cfg.embed.store), key, texts)
+    counter = _TokenCounter()
+    with _progress(plan.missing, label) as bar:
+        began = time.perf_counter()
+        # The encoder is loaded only when some text is missing.
+        plan.fill(
+            texts,
+            functools.partial(Embedder, model, _encoder_settings(cfg, key.pooling)),
+            CHUNK_DOCS,
+            bar.update,
+            counter,
+        )
+        return plan, time.perf_counter() - began, counter
+
+
+def _key_entries(key: StoreKey) -> dict:
+    """The store key as manifest entries (``encoder_checksum``, ``pooling``, ``max_length``)."""
+    return {"encoder_checksum": key.encoder_checksum, "pooling": key.pooling, "max_length": key.max_length}
 
 
 def _encoder_settings(cfg: RunConfig, pooling: str) -> EncoderSettings:

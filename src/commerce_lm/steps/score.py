@@ -118,23 +118,25 @@ def run(
         for folder, part in ((SCORES_DIR, table), (REJECTED_DIR, rejected)):
             (stage / folder).mkdir()
             pq.write_table(part, stage / folder / part_name(shard, num_shards))
-        seconds = time.perf_counter() - began
-        metrics = {
-            "bundle": bundle.manifest["id"],
-            "encoder_checksum": bundle.key.encoder_checksum,
-            "input_rows": listings.input_rows,
-            "scored_rows": table.num_rows,
-            "rejected_rows": len(listings.rejected),
-            "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in listings.rejected).items())),
-            **counts,
-            "seconds": seconds,
-            "docs_per_second": table.num_rows / seconds if seconds > 0 else None,
-            "shard": shard,
-            "num_shards": num_shards,
-        }
+        metrics = _metrics(bundle, listings, counts, time.perf_counter() - began)
+        metrics.update(shard=shard, num_shards=num_shards)
         _check_counts(metrics, out_dir)
         storage.write_json(stage / names.METRICS_JSON, metrics)
     return metrics
+
+
+def _metrics(bundle: Bundle, listings: Listings, counts: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {
+        "bundle": bundle.manifest["id"],
+        "encoder_checksum": bundle.key.encoder_checksum,
+        "input_rows": listings.input_rows,
+        "scored_rows": len(listings.ids),
+        "rejected_rows": len(listings.rejected),
+        "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in listings.rejected).items())),
+        **counts,
+        "seconds": seconds,
+        "docs_per_second": len(listings.ids) / seconds if seconds > 0 else None,
+    }
 
 
 def _check_counts(metrics: dict[str, Any], where: str) -> None:
