@@ -211,7 +211,9 @@ def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         try:
             return func(args)
         except (RemoteError, ValueError) as error:
-            raise SystemExit(f"error: {error}") from None
+            # A user error, as for every other command: one line and status 2.
+            print(f"commerce-lm {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
 
     return run
 

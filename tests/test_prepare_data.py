@@ -3,10 +3,10 @@ import json
 import pandas as pd
 import pytest
 
-from commerce_lm import config, names, prepare_data
-from commerce_lm.data.rows import normalize_text
-from commerce_lm.prepare_data import DataError
-from commerce_lm.readers import InputError
+from commerce_lm import config, names
+from commerce_lm.data.readers import InputError
+from commerce_lm.steps import prepare_data
+from commerce_lm.steps.prepare_data import DataError
 
 
 def test_outputs_follow_the_contract(tiny_prepared, tiny_cfg):
@@ -32,7 +32,7 @@ def test_groups_never_cross_splits(tiny_prepared):
 
 
 def test_text_is_normalised():
-    assert normalize_text("<br>Ｖｉａｇｒａ &amp;  cheap\u00a0 <b>now</b>") == "Viagra & cheap now"
+    assert prepare_data.normalize_text("<br>Ｖｉａｇｒａ &amp;  cheap\u00a0 <b>now</b>") == "Viagra & cheap now"
 
 
 BAD_ROWS = [

@@ -55,7 +55,7 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from commerce_lm import prepare_data
+    from commerce_lm.steps import prepare_data
 
     return _print(prepare_data.run(load_run_config(args), args.output))
 
@@ -217,6 +217,7 @@ def _step(
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with plugin commands registered."""
     parser = argparse.ArgumentParser(prog="commerce-lm", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo-data", help="write the synthetic multilingual listing corpus")
@@ -272,19 +273,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; errors in the input or config exit with status 2 and a one-line reason."""
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors in what the user gave (paths, credentials, configs, data, models): one line, exit 2."""
+    from commerce_lm import storage
     from commerce_lm.bundle.layout import BundleError
+    from commerce_lm.data.readers import InputError
     from commerce_lm.embedding.vector_store import StoreError
-    from commerce_lm.prepare_data import DataError
-    from commerce_lm.readers import InputError
+    from commerce_lm.models import ModelError
+    from commerce_lm.steps.prepare_data import DataError
 
+    return (
+        config_module.ConfigError,
+        InputError,
+        DataError,
+        storage.OutputError,
+        ModelError,
+        BundleError,
+        StoreError,
+        FileNotFoundError,
+        PermissionError,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI.
+
+    A user error (input, config, output, credentials, model) prints one line and exits with status
+    2. Any other error prints one line and exits with 1; ``--debug`` shows its traceback instead.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (config_module.ConfigError, InputError, DataError, BundleError, StoreError) as error:
-        print(f"commerce-lm {args.command}: error: {error}", file=sys.stderr)
+    except _user_errors() as error:
+        print(f"commerce-lm {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if args.debug:
+            raise
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        print(f"commerce-lm {args.command}: unexpected error: {reason} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

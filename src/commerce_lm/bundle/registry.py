@@ -51,7 +51,7 @@ def publish(stage: Path, location: str, bundle_id: str) -> str:
         if storage.read_json(manifest).get("files") != ours.get("files"):
             raise FileExistsError(f"{uri}: another bundle is already published under this id")
         return uri
-    with storage.staged_dir(uri) as target:
+    with storage.staged_dir(uri, "publish-bundle") as target:
         shutil.copytree(stage, target, dirs_exist_ok=True)
     return uri
 

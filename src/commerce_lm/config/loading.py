@@ -26,11 +26,17 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
     key, value = override.split("=", 1)
     node = raw
     parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"override {override!r}: {key!r} is not a dotted key")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"override {override!r}: the value is not valid YAML: {reason}") from None
 
 
 def _resolve_paths(cfg: RunConfig, base: Path) -> None:
@@ -112,4 +118,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 def config_from_json(text: str) -> RunConfig:
     """Rebuild a resolved config passed between steps as JSON."""
-    return parse_config(json.loads(text), "<resolved config>")
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"--config-json: not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("--config-json: expected a JSON object")
+    return parse_config(raw, "<resolved config>")

@@ -9,11 +9,15 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# Columns a file may lack while the config leaves them at their default names.
+DEFAULTED_COLUMNS = frozenset({"lang", "split"})
 
 
 class DatasetSpec(_Strict):
@@ -26,9 +30,16 @@ class DatasetSpec(_Strict):
         lang: Optional column holding the language code.
         split: Optional column holding ``train``/``validation``/``test``; a deterministic hash split
             is used when it is absent from the file.
-        sample: Optional cap on rows kept, taken with the run seed (budgeted runs).
+        sample: Optional cap on rows kept, taken with the run seed (budgeted runs): exactly
+            ``sample`` rows when more are valid.
         group_by: Columns whose non-null values tie rows together for the split (e.g. a re-listing
             group), so related rows never land on both sides.
+        encoding: Text codec of CSV/JSONL files; unset reads UTF-8 (with or without a BOM) and
+            refuses anything else.
+
+    A column the config names must be in the file. Only ``lang`` and ``split`` left at their
+    defaults may be absent; they are left out of the dumped config, so a step that gets the config
+    as JSON still knows they were defaulted.
     """
 
     data: str
@@ -38,11 +49,23 @@ class DatasetSpec(_Strict):
     split: str | None = "split"
     sample: int | None = Field(default=None, gt=0)
     group_by: list[str] = Field(default_factory=list)
+    encoding: str | None = None
 
     @field_validator("text", mode="before")
     @classmethod
     def _text_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_serializer(mode="wrap")
+    def _drop_defaulted_columns(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in DEFAULTED_COLUMNS - self.model_fields_set:
+            data.pop(key, None)
+        return data
+
+    def named(self, key: str) -> bool:
+        """Whether the config set column ``key`` (``lang``, ``split``) itself, not by default."""
+        return key in self.model_fields_set
 
 
 class DomainSpec(DatasetSpec):

@@ -1,1 +1,5 @@
-"""Engines that read input data: row values and their normalisation, and listings to score."""
+"""Engines that read input data, shared by prepare-data and scoring.
+
+Readers for Parquet, CSV and JSONL, canonical values and row parsing, rejected rows, deterministic
+splits, and new listings to score.
+"""

@@ -1,9 +1,11 @@
-"""New listings to score: read with prepare-data's readers and rules, every input row accounted for.
+"""New listings to score: read with prepare-data's readers and parser, every input row accounted for.
 
-Each row is accepted (id, normalised text, language) or rejected with a reason, as prepare-data
-does: ``missing_id``, ``undecodable_text``, ``empty_text``, ``text_too_long``, and ``duplicate_id``
-(an id seen before with another text) or ``duplicate_row`` (seen before with the same text). So the
-input rows always equal the accepted rows plus the rejected rows.
+Each row is accepted (id, normalised text, language) or rejected with a reason and column, as
+prepare-data does (:func:`commerce_lm.data.parse.parse`: ``malformed_row``, ``missing_id``,
+``invalid_id``, ``undecodable_text``, ``empty_text``, ``text_too_long``, ...), plus ``duplicate_id``
+(an id seen before with another text) or ``duplicate_row`` (seen before with the same text). A
+repeated text under another id is kept: a re-listing is what scoring looks for. So the input rows
+always equal the accepted rows plus the rejected rows.
 
 Sharding splits the rows by a hash of their id, so every copy of an id lands in the same shard and
 duplicates are still caught; each shard reads the whole input and keeps its own rows.
@@ -11,13 +13,13 @@ duplicates are still caught; each shard reads the whole input and keeps its own 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from commerce_lm import readers, splits
 from commerce_lm.config import DatasetSpec, PrepareConfig
-from commerce_lm.data.rows import is_missing, parse_listing, rejected_record
+from commerce_lm.data import readers, splits, values
+from commerce_lm.data.parse import Dataset, parse
+from commerce_lm.data.rejected import rejected_record
 
 
 @dataclass
@@ -42,16 +44,9 @@ class Listings:
 def shard_of(record: dict[str, Any], path: str, id_column: str, num_shards: int) -> int:
     """The shard a row belongs to: by its id, or (without one) by where it is in the input."""
     raw = record.get(id_column)
-    key = f"{path}:{record['_row']}" if is_missing(raw) else str(raw).strip()
+    missing = "_malformed" in record or values.is_missing(raw) or not isinstance(raw, str | int | float)
+    key = f"{path}:{record['_row']}" if missing else str(raw).strip()
     return splits.hash64(key) % num_shards
-
-
-def _records(location: str, spec: DatasetSpec, batch_rows: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    required = list(dict.fromkeys([spec.id, *spec.text]))
-    optional = [spec.lang] if spec.lang and spec.lang not in required else []
-    for path, frame in readers.iter_batches(location, required, optional, batch_rows):
-        for record in frame.to_dict("records"):
-            yield path, record
 
 
 def read_listings(
@@ -72,22 +67,25 @@ def read_listings(
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard {shard}: expected 0 <= shard < num_shards={num_shards}")
     out = Listings()
+    # Listings to score carry no split or label: only id, text and language are read and checked.
+    dataset = Dataset("listings", "listings", spec.model_copy(update={"split": None, "group_by": []}))
+    named, optional = dataset.columns()
     seen: dict[int, int] = {}  # id digest -> text digest
-    for path, record in _records(location, spec, prep.batch_rows):
+    for path, record in readers.iter_records(location, named, optional, prep.batch_rows, spec.encoding):
         if num_shards > 1 and shard_of(record, path, spec.id, num_shards) != shard:
             continue
         out.input_rows += 1
-        row_id, text, lang, reason = parse_listing(record, spec.id, spec.text, spec.lang, prep)
-        if reason is None:
-            id_key, text_key = splits.hash64(row_id), splits.hash64(text)
+        row = parse(dataset, record, prep)
+        if row.reason is None:
+            id_key, text_key = splits.hash64(row.id), splits.hash64(row.text)
             if id_key in seen:
-                reason = "duplicate_row" if seen[id_key] == text_key else "duplicate_id"
+                row.reject("duplicate_row" if seen[id_key] == text_key else "duplicate_id", spec.id)
             else:
                 seen[id_key] = text_key
-        if reason is not None:
-            out.rejected.append(rejected_record(record, reason, path))
+        if row.reason is not None:
+            out.rejected.append(rejected_record(record, row, path))
             continue
-        out.ids.append(row_id)
-        out.texts.append(text)
-        out.langs.append(lang)
+        out.ids.append(row.id)
+        out.texts.append(row.text)
+        out.langs.append(row.lang)
     return out

@@ -178,7 +178,7 @@ def run(
             plm_f1 = task["plm"]["f1"]
             task["relative_f1_change"] = task["finetuned"]["f1"] / plm_f1 - 1 if plm_f1 > 0 else None
         metrics[spec.name] = task
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "evaluate-knn") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
     return metrics

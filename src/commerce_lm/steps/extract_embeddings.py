@@ -44,6 +44,7 @@ __all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]
 # Documents per sorting window: large enough that length sorting removes almost all padding,
 # small enough that a window's token ids and vectors stay well under a GB.
 CHUNK_DOCS = 16384
+STEP = "extract-embeddings"
 # What a shard's manifest says about its work (gather sums them).
 COUNTS = ("count", "embedded", "reused", "seconds", "embed_seconds", "docs_per_second")
 
@@ -163,7 +164,7 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
             return (rows["text"] for rows in _iter_rows(corpus, start, stop, CHUNK_DOCS))
 
         plan, embed_seconds, counter = _embed(cfg, model, key, texts, f"embed {shard + 1}/{num_shards}")
-        with storage.staged_dir(out_dir) as stage:
+        with storage.staged_dir(out_dir, STEP) as stage:
             part = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
             _write_part(part, _iter_rows(corpus, start, stop, CHUNK_DOCS), plan, settings.dtype)
             metrics = _metrics(stop - start, plan, time.perf_counter() - began, embed_seconds, counter)
@@ -284,7 +285,7 @@ def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
     manifest = {key: first[key] for key in shared}
     manifest.update({k: metrics[k] for k in COUNTS})
     manifest["shards"] = [m.get("fingerprint") for m, _ in manifests]
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "gather-embeddings") as stage:
         (stage / EMBEDDINGS_DIR).mkdir()
         for index, part in enumerate(parts):
             target = stage / EMBEDDINGS_DIR / part_name(index, len(parts))

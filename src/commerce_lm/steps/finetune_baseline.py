@@ -98,7 +98,7 @@ def run(
         predictions = pd.DataFrame(
             {"id": test.ids, "label": test.labels.astype(np.int64), "score": scores, "lang": test.langs}
         )
-        with storage.staged_dir(out_dir) as stage:
+        with storage.staged_dir(out_dir, "finetune-baseline") as stage:
             predictions.to_parquet(stage / PREDICTIONS_TABLE, index=False)
             steps.write_common(stage, cfg, trained, metrics_out)
     metrics_out = steps.json_safe(metrics_out)

@@ -70,7 +70,7 @@ def run(cfg: RunConfig, prepared_dir: str, out_dir: str, *, checkpoint_dir: str 
         **trained.result.metrics,
     }
     if trained.info.is_main:
-        with storage.staged_dir(out_dir) as stage:
+        with storage.staged_dir(out_dir, "finetune-encoder") as stage:
             _export(stage / MODEL_DIR, trained, settings.pooling, settings.max_length)
             steps.write_common(stage, cfg, trained, metrics)
     steps.finish(trained)

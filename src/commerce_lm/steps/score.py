@@ -26,11 +26,12 @@ from commerce_lm.bundle.apply import head_scores, nearest_references
 from commerce_lm.bundle.read import Bundle, open_bundle
 from commerce_lm.config import DatasetSpec, parse_config
 from commerce_lm.data.listings import Listings, read_listings
-from commerce_lm.data.rows import REJECTED_SCHEMA
+from commerce_lm.data.rejected import REJECTED_SCHEMA
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.embedding.vector_store import VectorStore
 
+STEP = "score"
 SCORES_DIR = "scores"
 REJECTED_DIR = "rejected"
 CHUNK_DOCS = 16384
@@ -113,7 +114,7 @@ def run(
     listings = read_listings(input_location, spec, trained.prepare, shard, num_shards)
     vectors, counts = _vectors(bundle, listings.texts, store, token_budget or trained.embed.token_budget)
     table = score_table(bundle, listings, vectors)
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, STEP, [input_location]) as stage:
         rejected = pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA)
         for folder, part in ((SCORES_DIR, table), (REJECTED_DIR, rejected)):
             (stage / folder).mkdir()
@@ -165,7 +166,8 @@ def gather(part_dirs: list[str], out_dir: str) -> dict[str, Any]:
     for m, _ in shards:
         reasons.update(m["rejected_by_reason"])
     metrics.update(bundle=shards[0][0]["bundle"], shards=len(shards), rejected_by_reason=dict(sorted(reasons.items())))
-    with storage.staged_dir(out_dir) as stage:
+    # The gathered folder is a score output like a shard's: either may replace the other.
+    with storage.staged_dir(out_dir, STEP, part_dirs) as stage:
         ids: list[str] = []
         for folder in (SCORES_DIR, REJECTED_DIR):
             (stage / folder).mkdir()

@@ -83,7 +83,7 @@ def run(
         ``{task: {arm: {roc_auc, pr_auc, train_seconds, cpu_seconds, c, ...}}}``.
     """
     metrics: dict[str, Any] = {}
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "train-heads") as stage:
         for arm, location in embeddings.items():
             emb = load_checked(location, arm, (expected_checksums or {}).get(arm))
             for task in cfg.tasks:

@@ -22,6 +22,7 @@ from typing import Any
 
 from commerce_lm.storage import gcs
 from commerce_lm.storage.gcs import CHUNK_SIZE, MAX_WORKERS, RESUMABLE_THRESHOLD, ConcurrentWriteError
+from commerce_lm.storage.guard import OutputError, check_output
 from commerce_lm.storage.paths import GS_PREFIX, is_gcs, join, split_gcs
 from commerce_lm.storage.publish import is_complete, staged_dir
 
@@ -31,6 +32,8 @@ __all__ = [
     "MAX_WORKERS",
     "RESUMABLE_THRESHOLD",
     "ConcurrentWriteError",
+    "OutputError",
+    "check_output",
     "download_dir",
     "exists",
     "is_complete",

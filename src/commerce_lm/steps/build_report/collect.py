@@ -267,10 +267,9 @@ def run(
     Returns:
         The metrics document.
     """
-    metrics, curves = collect(
-        cfg, prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir, bundle_dir
-    )
-    with storage.staged_dir(out_dir) as stage:
+    outputs = (prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir, bundle_dir)
+    metrics, curves = collect(cfg, *outputs)
+    with storage.staged_dir(out_dir, "build-report") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / CURVES_JSON, curves)
         storage.write_bytes(stage / names.REPORT_MD, render_markdown(cfg, metrics).encode())

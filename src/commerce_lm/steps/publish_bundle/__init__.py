@@ -19,6 +19,7 @@ from commerce_lm.embedding.checks import load_checked
 from commerce_lm.steps.publish_bundle import validation
 from commerce_lm.steps.publish_bundle.assemble import assemble
 
+STEP = "publish-bundle"
 BUNDLE_DIR = "bundle"
 
 
@@ -60,7 +61,7 @@ def run(
         ``{bundle, published, live, reason, ...}``: what was decided and which bundle is live.
     """
     embeddings = load_checked(embeddings_dir, "finetuned", None)
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, STEP) as stage:
         manifest = assemble(stage / BUNDLE_DIR, cfg, prepared_dir, finetune_dir, embeddings, heads_dir, knn_dir)
         decision, generation = _decide(cfg, prepared_dir, heads_dir, embeddings)
         live = decision.live
