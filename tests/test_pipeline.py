@@ -62,6 +62,16 @@ def test_embedding_fans_out_over_shards_and_gathers(compiled):
     assert len(gathers) == 2
 
 
+def test_the_bundle_is_a_model_artifact_published_after_heads_and_knn_and_read_by_the_report(compiled):
+    spec = compiled[0]
+    outputs = spec["components"]["comp-publish-bundle"]["outputDefinitions"]["artifacts"]
+    assert outputs["bundle"]["artifactType"]["schemaTitle"] == "system.Model"
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"train-heads", "evaluate-knn", "finetune-encoder"} <= set(tasks["publish-bundle"]["dependentTasks"])
+    assert "publish-bundle" in tasks["build-report"]["dependentTasks"]
+    assert tasks["publish-bundle"]["cachingOptions"].get("enableCache") is not True  # the gate reads LIVE.json
+
+
 def test_baselines_fan_out_over_tasks(compiled):
     loop, _ = _loop_with(compiled[0], "finetune-baseline")
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tasks")
