@@ -58,7 +58,8 @@ def test_caching_is_on_and_keyed_by_config_and_code_version(ir):
     for name, task in _all_tasks(spec):
         if "componentRef" not in task or name.startswith("for-loop"):
             continue
-        assert task["cachingOptions"]["enableCache"] is True, name
+        # publish-bundle's gate reads the registry's live pointer, which other runs move: never cached.
+        assert task["cachingOptions"].get("enableCache", False) is (name != "publish-bundle"), name
         # A changed config or release changes these inputs, hence the cache key.
         assert {"config_json", "code_version"} <= set(task["inputs"]["parameters"]), name
 
