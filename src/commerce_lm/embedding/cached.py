@@ -11,6 +11,8 @@ cuts it into shards first (``embed.num_shards``).
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -36,6 +38,7 @@ class Plan:
         vectors: ``float32 [len(unique), dim]``; rows of texts still missing are zero.
         reused: Unique texts the store already held.
         embedded: Unique texts embedded by :meth:`fill`.
+        embed_seconds: Wall time :meth:`fill` spent embedding and storing them (not loading the model).
     """
 
     store: VectorStore
@@ -46,6 +49,7 @@ class Plan:
     vectors: np.ndarray | None
     reused: int = 0
     embedded: int = 0
+    embed_seconds: float = 0.0
 
     @property
     def missing(self) -> int:
@@ -57,7 +61,7 @@ class Plan:
         chunks: Chunks,
         embedder: Callable[[], Embedder],
         chunk_docs: int,
-        progress: Callable[[int], None] | None = None,
+        desc: str = "embed",
         on_tokens: Callable[[int, int], None] | None = None,
     ) -> None:
         """Embed the missing texts and add them to the store; afterwards every vector is there.
@@ -66,7 +70,7 @@ class Plan:
             chunks: The same input as given to :func:`plan`.
             embedder: Builds the encoder; called only when something is missing.
             chunk_docs: Texts per embedding chunk (each is length-sorted and batched on its own).
-            progress: Called with the number of texts finished after each batch.
+            desc: The progress bar's label.
             on_tokens: Called with each batch's real and padded token counts.
         """
         if not self.missing and self.vectors is not None:
@@ -74,14 +78,16 @@ class Plan:
         model = embedder()  # also for an empty input, whose vectors still need their width
         if self.vectors is None:
             self.vectors = np.zeros((len(self.unique), model.dim), dtype=np.float32)
+        began = time.perf_counter()
         batches: list[np.ndarray] = []  # unique indices of each chunk handed to the encoder
-        with self.store.writer(self.key, model.dim) as writer:
-            for vectors in model.embed_chunks(self._missing_texts(chunks, chunk_docs, batches), progress, on_tokens):
+        with self.store.writer(self.key, model.dim) as writer, progress_bar(self.missing, desc) as bar:
+            for vectors in model.embed_chunks(self._missing_texts(chunks, chunk_docs, batches), bar.update, on_tokens):
                 targets = batches.pop(0)
                 self.vectors[targets] = vectors
                 self.found[targets] = True
                 self.embedded += len(targets)
                 writer.add(self.unique[targets], vectors)
+        self.embed_seconds = time.perf_counter() - began
 
     def _missing_texts(self, chunks: Chunks, size: int, batches: list[np.ndarray]) -> Iterator[list[str]]:
         """The missing texts, each once, in chunks of ``size``; their unique indices go to ``batches``."""
@@ -108,6 +114,13 @@ class Plan:
         if self.vectors is None or self.missing:
             raise RuntimeError("the plan still misses vectors: call fill() first")
         return self.vectors[self.inverse[start:stop]]
+
+
+def progress_bar(total: int, desc: str):  # noqa: ANN201 - a tqdm bar
+    """A bar over ``total`` documents; in pipeline logs (no terminal) redrawn every 30 s, not every second."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="doc", desc=desc, mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
 
 def plan(store: VectorStore, key: StoreKey, chunks: Chunks) -> Plan:

@@ -14,7 +14,6 @@ import functools
 import hashlib
 import json
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,14 +112,6 @@ def _complete(out_dir: str, fingerprint: str) -> dict | None:
     return storage.read_json(metrics_path) if rows == manifest.get("count") else None
 
 
-def _progress(total: int, desc: str):  # noqa: ANN202 - a tqdm bar
-    from tqdm.auto import tqdm
-
-    # In pipeline logs (no terminal) a bar redrawn every second would flood the log.
-    interactive = sys.stderr.isatty()
-    return tqdm(total=total, unit="doc", desc=desc, mininterval=1.0 if interactive else 30.0)
-
-
 def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1) -> dict:
     """Embed one shard of ``prepared_dir/corpus.parquet`` with the frozen encoder ``model``.
 
@@ -192,17 +183,10 @@ def _embed(cfg: RunConfig, model: str, key: StoreKey, texts: cached.Chunks, labe
     """Look every text up in the store and embed the missing ones: ``(plan, seconds, token counter)``."""
     plan = cached.plan(VectorStore(cfg.embed.store), key, texts)
     counter = _TokenCounter()
-    with _progress(plan.missing, label) as bar:
-        began = time.perf_counter()
-        # The encoder is loaded only when some text is missing.
-        plan.fill(
-            texts,
-            functools.partial(Embedder, model, _encoder_settings(cfg, key.pooling)),
-            CHUNK_DOCS,
-            bar.update,
-            counter,
-        )
-        return plan, time.perf_counter() - began, counter
+    # The encoder is loaded only when some text is missing.
+    embedder = functools.partial(Embedder, model, _encoder_settings(cfg, key.pooling))
+    plan.fill(texts, embedder, CHUNK_DOCS, label, counter)
+    return plan, plan.embed_seconds, counter
 
 
 def _key_entries(key: StoreKey) -> dict:

@@ -52,9 +52,8 @@ def _vectors(bundle: Bundle, texts: list[str], store: str | None, token_budget: 
     key = bundle.key
     plan = cached.plan(VectorStore(store), key, chunks)
     settings = EncoderSettings(max_length=key.max_length, token_budget=token_budget, pooling=key.pooling)
-    began = time.perf_counter()
-    plan.fill(chunks, lambda: Embedder(bundle.encoder, settings), CHUNK_DOCS)
-    counts = {"embedded": plan.embedded, "reused": plan.reused, "embed_seconds": time.perf_counter() - began}
+    plan.fill(chunks, lambda: Embedder(bundle.encoder, settings), CHUNK_DOCS, "embed new listings")
+    counts = {"embedded": plan.embedded, "reused": plan.reused, "embed_seconds": plan.embed_seconds}
     return plan.rows(0, len(texts)), counts
 
 

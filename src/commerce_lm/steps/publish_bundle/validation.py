@@ -58,7 +58,7 @@ def live_metrics(rows: dict[str, pd.DataFrame], live: Bundle, cfg: RunConfig, me
     key = live.key
     plan = cached.plan(VectorStore(cfg.embed.store), key, chunks)
     settings = EncoderSettings(max_length=key.max_length, token_budget=cfg.embed.token_budget, pooling=key.pooling)
-    plan.fill(chunks, lambda: Embedder(live.encoder, settings), CHUNK)
+    plan.fill(chunks, lambda: Embedder(live.encoder, settings), CHUNK, "embed validation rows (live encoder)")
     index = {text: row for row, text in enumerate(texts)}
     vectors = plan.rows(0, len(texts))
     out = {}
