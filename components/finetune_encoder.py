@@ -14,28 +14,18 @@ def finetune_encoder(
     encoder: Output[Model],
     metrics: Output[Metrics],
 ):
-    """Multi-class domain fine-tuning; ``num_procs`` > 1 runs it under torchrun."""
-    import json
-    from pathlib import Path
+    """Multi-class domain fine-tuning; ``num_procs`` > 1 runs it under torchrun, ``num_nodes`` > 1 as a TrainJob."""
+    import os
 
+    from commerce_lm import names, storage
     from commerce_lm.cli import main
 
-    args = [
-        "finetune-encoder",
-        "--config-json",
-        config_json,
-        "--prepared",
-        prepared.path,
-        "--output",
-        encoder.path,
-        "--num-procs",
-        str(num_procs),
-    ]
-    if encoder.uri.startswith("gs://"):
-        # The pod's disk dies with it: keep checkpoints in the bucket, where a KFP retry resumes.
-        args += ["--checkpoint-dir", encoder.uri.rstrip("/") + ".checkpoints"]
-    if main(args) != 0:
+    # By URI (gs:// on a cluster): a multi-node job's pods reach the bucket, not this pod's disk, and
+    # checkpoints beside the output stay in the bucket, where a KFP retry resumes.
+    args = ["finetune-encoder", "--config-json", config_json, "--prepared", prepared.uri, "--output", encoder.uri]
+    if main([*args, "--num-procs", str(num_procs)]) != 0:
         raise RuntimeError("finetune-encoder failed")
-    for key, value in json.loads(Path(encoder.path, "metrics.json").read_text()).items():
+    os.makedirs(encoder.path, exist_ok=True)  # the KFP launcher uploads this (empty) local copy afterwards
+    for key, value in storage.read_json(storage.join(encoder.uri, names.METRICS_JSON)).items():
         if isinstance(value, int | float):
             metrics.log_metric(key, value)

@@ -7,7 +7,7 @@ the bundle may be a registry, so each run scores with whatever bundle is live th
 from typing import Any
 
 from commerce_lm_components.score import gather_scores, score_listings
-from commerce_lm_pipelines.pipeline import non_root
+from commerce_lm_pipelines.pipeline import hardened
 from kfp import compiler, dsl
 
 SCORE_PIPELINE_NAME = "commerce-lm-score"
@@ -34,7 +34,7 @@ def build_score_pipeline(cluster: bool = True) -> Any:
         for task in (part, gathered):
             task.set_caching_options(False)
         if cluster:
-            non_root([part, gathered])
+            hardened([part, gathered])
 
     return commerce_lm_score
 

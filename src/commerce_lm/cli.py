@@ -61,9 +61,11 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _relaunched(args: argparse.Namespace, cfg_procs: int) -> int | None:
-    from commerce_lm import launch
+    from commerce_lm.launch import torchrun
 
-    return launch.maybe_relaunch(args.num_procs or cfg_procs, [sys.executable, "-m", "commerce_lm.cli", *sys.argv[1:]])
+    return torchrun.maybe_relaunch(
+        args.num_procs or cfg_procs, [sys.executable, "-m", "commerce_lm.cli", *sys.argv[1:]]
+    )
 
 
 def _finetune_encoder(args: argparse.Namespace) -> int:

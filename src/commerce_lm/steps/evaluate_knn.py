@@ -10,7 +10,6 @@ queries are scored with it. Pairs are also scored separately for same- and cross
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import faiss
@@ -170,7 +169,9 @@ def run(
     metrics: dict[str, Any] = {}
     sets = {arm: load_checked(loc, arm, (expected_checksums or {}).get(arm)) for arm, loc in embeddings.items()}
     for spec in cfg.similarity:
-        table = pd.read_parquet(Path(prepared_dir, names.SIMILARITY_DIR, f"{spec.name}.parquet"))
+        table = storage.read_parquet(
+            storage.join(prepared_dir, names.SIMILARITY_DIR, f"{spec.name}.parquet")
+        ).to_pandas()
         task: dict[str, Any] = {}
         for arm, emb in sets.items():
             task[arm] = evaluate_arm(table, aligned_vectors(emb, table["id"], f"similarity {spec.name}"), cfg.knn)

@@ -5,7 +5,7 @@ DeepSpeed trainer and ``cfg.baseline`` (early stopping on the validation split),
 test split with the best weights: ``predictions.parquet`` holds ``id``, ``label``, ``score`` (the
 probability of label 1) and ``lang``. The model itself is not exported; checkpoints exist only while
 training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`). With
-``baseline.num_nodes > 1`` the step runs as a Kubeflow PyTorchJob (:mod:`commerce_lm.trainjob`).
+``baseline.num_nodes > 1`` the step runs as a cluster job (:mod:`commerce_lm.launch.cluster`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from commerce_lm import storage, trainjob
+from commerce_lm import storage
 from commerce_lm.config import RunConfig
+from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.metrics import roc_pr
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
 from commerce_lm.training import data, dist, metrics, steps
@@ -62,9 +63,11 @@ def run(
     import pandas as pd
 
     if cfg.baseline.num_nodes > 1 and not dist.under_launcher():
-        # The config switch for several nodes: this process submits a PyTorchJob and waits for it.
-        request = trainjob.JobRequest(step=STEP, cfg=cfg, prepared=prepared_dir, output=out_dir, task=task)
-        return trainjob.run_multi_node(request)
+        # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
+        from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
+
+        request = JobRequest(STEP, cfg, prepared_dir, out_dir, task=task, checkpoint_dir=checkpoint_dir)
+        return cluster.run_multi_node(request)
     location = storage.join(prepared_dir, TASKS_DIR, f"{task}.parquet")
     frame = steps.read_table(location)
     bad = sorted(set(frame["label"].unique()) - {0, 1})

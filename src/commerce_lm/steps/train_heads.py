@@ -87,7 +87,8 @@ def run(
         for arm, location in embeddings.items():
             emb = load_checked(location, arm, (expected_checksums or {}).get(arm))
             for task in cfg.tasks:
-                table = pd.read_parquet(Path(prepared_dir, names.TASKS_DIR, f"{task.name}.parquet"))
+                location = storage.join(prepared_dir, names.TASKS_DIR, f"{task.name}.parquet")
+                table = storage.read_parquet(location).to_pandas()
                 vectors = aligned_vectors(emb, table["id"], f"task {task.name}")
                 parts = {s: table["split"].to_numpy() == s for s in names.SPLITS}
                 labels = table["label"].to_numpy()

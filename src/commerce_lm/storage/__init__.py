@@ -43,6 +43,7 @@ __all__ = [
     "local_copy",
     "read_bytes",
     "read_json",
+    "read_parquet",
     "read_versioned",
     "remove",
     "split_gcs",
@@ -134,6 +135,17 @@ def write_bytes(location: str | Path, data: bytes, *, generation: int | None = N
 def read_json(location: str | Path) -> Any:
     """Read a JSON file."""
     return json.loads(read_bytes(location))
+
+
+def read_parquet(location: str | Path, columns: list[str] | None = None):  # noqa: ANN201 - a pyarrow Table
+    """Read a Parquet file, local or ``gs://`` (pandas and pyarrow alone cannot open ``gs://`` here)."""
+    import pyarrow.parquet as pq
+
+    if is_gcs(location):
+        import io
+
+        return pq.read_table(io.BytesIO(read_bytes(location)), columns=columns)
+    return pq.read_table(location, columns=columns)
 
 
 def write_json(location: str | Path, value: Any, **kwargs: Any) -> None:
