@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from commerce_lm.config.sections import RunConfig
+from commerce_lm.config.step_sections import SECTIONS, StepSection, section_for
 
 
 class ConfigError(ValueError):
@@ -109,3 +110,26 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 def config_from_json(text: str) -> RunConfig:
     """Rebuild a resolved config passed between steps as JSON."""
     return parse_config(json.loads(text), "<resolved config>")
+
+
+def section_from_json(step: str, text: str) -> StepSection:
+    """A step's section from JSON: the section itself (what components pass) or a whole run config.
+
+    Args:
+        step: The step's command name, e.g. ``finetune-encoder``.
+        text: JSON of the step's section, or of a resolved run config to cut the section from.
+
+    Returns:
+        The validated section.
+
+    Raises:
+        ConfigError: On unknown keys, missing keys or wrong types, naming each key.
+    """
+    raw = json.loads(text)
+    section = SECTIONS[step]
+    if isinstance(raw, dict) and set(raw) <= set(section.model_fields):
+        try:
+            return section.model_validate(raw)
+        except ValidationError as error:
+            raise ConfigError(_format_error(f"<{step} section>", error)) from None
+    return section_for(step, parse_config(raw, "<resolved config>"))
