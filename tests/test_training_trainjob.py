@@ -11,6 +11,7 @@ import yaml
 from conftest_training import run_config
 
 from commerce_lm import trainjob
+from commerce_lm.config import section_for
 from commerce_lm.training.entry import parser
 
 CRD = Path(__file__).resolve().parents[1] / "deploy" / "crds" / "kubeflow.org_pytorchjobs.yaml"
@@ -137,6 +138,6 @@ def test_num_nodes_switches_the_steps_to_a_trainjob(monkeypatch):
     cfg = _request().cfg
     # The steps build the job before any training; local paths are refused since pods cannot see them.
     with pytest.raises(ValueError, match="gs:// locations"):
-        finetune_encoder.run(cfg, "/local/prepared", "/local/out")
+        finetune_encoder.run(section_for("finetune-encoder", cfg), "/local/prepared", "/local/out")
     with pytest.raises(ValueError, match="gs:// locations"):
-        finetune_baseline.run(cfg, "/local/prepared", "weapons", "/local/out")
+        finetune_baseline.run(section_for("finetune-baseline", cfg), "/local/prepared", "weapons", "/local/out")

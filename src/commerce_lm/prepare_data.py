@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from commerce_lm import names, readers, splits, storage
-from commerce_lm.config import DatasetSpec, DomainSpec, RunConfig, SimilaritySpec, TaskSpec
+from commerce_lm.config import DatasetSpec, DomainSpec, PrepareSection, SimilaritySpec, TaskSpec
 
 TAG = re.compile(r"<[^>]{0,200}>")
 SPACE = re.compile(r"\s+")
@@ -177,7 +177,7 @@ class _Dataset:
 class Preparer:
     """Runs both passes over each dataset and writes the prepared folder."""
 
-    def __init__(self, cfg: RunConfig, stage: Path) -> None:
+    def __init__(self, cfg: PrepareSection, stage: Path) -> None:
         """Prepare into the staging folder ``stage``."""
         self.cfg = cfg
         self.stage = stage
@@ -402,9 +402,9 @@ def _rejected_record(record: dict[str, Any], row: _Row, path: str) -> dict[str, 
     }
 
 
-def _datasets(cfg: RunConfig) -> list[_Dataset]:
+def _datasets(cfg: PrepareSection) -> list[_Dataset]:
     return [
-        _Dataset("domain", "domain", cfg.domain),
+        *([_Dataset("domain", "domain", cfg.domain)] if cfg.domain else []),
         *(_Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
         *(_Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity),
     ]
@@ -417,7 +417,7 @@ def _table_path(stage: Path, ds: _Dataset) -> Path:
     return stage / folder / f"{ds.spec.name}.parquet"
 
 
-def _check_trainable(cfg: RunConfig, stage: Path, stats: dict[str, Any], labels: list[str]) -> None:
+def _check_trainable(cfg: PrepareSection, stage: Path, stats: dict[str, Any], labels: list[str]) -> None:
     """Fail before anything trains on data that cannot give a meaningful result."""
     problems = []
     for name, counts in stats.items():
@@ -427,8 +427,8 @@ def _check_trainable(cfg: RunConfig, stage: Path, stats: dict[str, Any], labels:
                 f"rejected, over max_rejected_fraction={cfg.prepare.max_rejected_fraction}: "
                 f"{counts['rejected_by_reason']}"
             )
-    domain = pd.read_parquet(stage / names.DOMAIN_TABLE, columns=["split", "label"])
-    train_counts = Counter(domain.loc[domain.split == "train", "label"])
+    domain = pd.read_parquet(stage / names.DOMAIN_TABLE, columns=["split", "label"]) if cfg.domain else None
+    train_counts = Counter(domain.loc[domain.split == "train", "label"]) if cfg.domain else Counter()
     empty = [labels[i] for i in range(len(labels)) if train_counts[i] == 0]
     if empty:
         problems.append(
@@ -447,11 +447,11 @@ def _check_trainable(cfg: RunConfig, stage: Path, stats: dict[str, Any], labels:
         raise DataError("prepare-data refused the input:\n  " + "\n  ".join(problems))
 
 
-def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
+def run(cfg: PrepareSection, out_dir: str) -> dict[str, Any]:
     """Prepare every dataset of ``cfg`` into ``out_dir``.
 
     Args:
-        cfg: The run config.
+        cfg: The datasets to prepare: the domain, tasks and similarity sets, or any part of them.
         out_dir: The prepared folder (local or ``gs://``), published atomically.
 
     Returns:
@@ -471,7 +471,8 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
             preparer.stats[ds.name] = preparer.write(ds, _table_path(stage, ds))
         preparer.corpus_writer.close()
         stats = preparer.stats
-        storage.write_json(stage / names.LABELS_JSON, preparer.domain_labels)
+        if cfg.domain:  # a run may prepare its parts apart (see config.prepare_part)
+            storage.write_json(stage / names.LABELS_JSON, preparer.domain_labels)
         storage.write_json(stage / names.STATS_JSON, stats)
         try:
             _check_trainable(cfg, stage, stats, preparer.domain_labels)

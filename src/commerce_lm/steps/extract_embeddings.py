@@ -20,17 +20,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from commerce_lm import models, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import ExtractSection
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.embedding.store import (
     EmbeddingSet,
-    load,
     part_files,
     part_name,
     read_table,
     schema,
     to_table,
 )
+from commerce_lm.embedding.store import load as load_embeddings  # reads this step's output back
 from commerce_lm.names import CONFIG_JSON, CORPUS_TABLE, EMBEDDINGS_DIR, MANIFEST_JSON, METRICS_JSON
 
 __all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]
@@ -38,18 +38,6 @@ __all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]
 # Documents per sorting window: large enough that length sorting removes almost all padding,
 # small enough that a window's token ids and vectors stay well under a GB.
 CHUNK_DOCS = 16384
-
-
-def load_embeddings(path: str) -> EmbeddingSet:
-    """Read an extract-embeddings output folder (all parts, in corpus order).
-
-    Args:
-        path: The step's output folder (or its ``embeddings/`` folder), local or ``gs://``.
-
-    Returns:
-        Ids, splits, ``float32`` vectors and the manifest.
-    """
-    return load(path)
 
 
 def shard_bounds(num_rows: int, shard: int, num_shards: int) -> tuple[int, int]:
@@ -112,11 +100,37 @@ def _progress(total: int, desc: str):  # noqa: ANN202 - a tqdm bar
     return tqdm(total=total, unit="doc", desc=desc, mininterval=1.0 if interactive else 30.0)
 
 
-def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1) -> dict:
+def _write_part(
+    embedder: Embedder, corpus: Path, rows: tuple[int, int], target: Path, dtype: str, desc: str
+) -> tuple[float, _TokenCounter]:
+    """Embed corpus rows ``[start, stop)`` into one Parquet part; return the seconds and token counts."""
+    counter = _TokenCounter()
+    began = time.perf_counter()
+    with (
+        pq.ParquetWriter(target, schema(embedder.dim, dtype)) as writer,
+        _progress(rows[1] - rows[0], desc) as bar,
+    ):
+        chunks: list[dict[str, list]] = []  # rows of the chunks handed to the embedder
+        rows_iter = _iter_rows(corpus, rows[0], rows[1], CHUNK_DOCS)
+
+        def texts() -> Iterator[list[str]]:
+            for chunk in rows_iter:
+                chunks.append(chunk)
+                yield chunk["text"]
+
+        for vectors in embedder.embed_chunks(texts(), progress=bar.update, on_tokens=counter):
+            chunk = chunks.pop(0)
+            writer.write_table(to_table(chunk["id"], chunk["split"], vectors, dtype))
+    return time.perf_counter() - began, counter
+
+
+def run(
+    section: ExtractSection, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1
+) -> dict:
     """Embed one shard of ``prepared_dir/corpus.parquet`` with the frozen encoder ``model``.
 
     Args:
-        cfg: The run config; ``cfg.embed`` holds max length, token budget, pooling and dtype.
+        section: The step's section; ``section.embed`` holds max length, token budget, pooling and dtype.
         model: The encoder: HF hub id, local folder or ``gs://`` folder.
         prepared_dir: The prepare-data output folder.
         out_dir: This shard's output folder (``embeddings/``, ``manifest.json``, ``metrics.json``,
@@ -127,77 +141,43 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
     Returns:
         The metrics: ``docs_per_second``, ``seconds``, ``count`` and token counts.
     """
-    settings = cfg.embed
+    settings = section.embed
     with storage.local_copy(storage.join(prepared_dir, CORPUS_TABLE)) as corpus:
         num_rows = pq.ParquetFile(corpus).metadata.num_rows
         start, stop = shard_bounds(num_rows, shard, num_shards)
         checksum = models.model_checksum(model)
+        kept = {key: getattr(settings, key) for key in ("pooling", "max_length", "dtype")}
+        corpus_digest = _corpus_digest(corpus, start, stop)
         fingerprint = _fingerprint(
-            encoder_checksum=checksum,
-            pooling=settings.pooling,
-            max_length=settings.max_length,
-            dtype=settings.dtype,
-            shard=shard,
-            num_shards=num_shards,
-            corpus=_corpus_digest(corpus, start, stop),
+            encoder_checksum=checksum, **kept, shard=shard, num_shards=num_shards, corpus=corpus_digest
         )
         done = _complete(out_dir, fingerprint)
         if done is not None:
             return done
-        embedder = Embedder(
-            model,
-            EncoderSettings(
-                max_length=settings.max_length, token_budget=settings.token_budget, pooling=settings.pooling
-            ),
+        encoder = EncoderSettings(
+            max_length=settings.max_length, token_budget=settings.token_budget, pooling=settings.pooling
         )
-        counter = _TokenCounter()
+        embedder = Embedder(model, encoder)
         with storage.staged_dir(out_dir) as stage:
             target = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
             target.parent.mkdir(parents=True)
-            began = time.perf_counter()
-            with (
-                pq.ParquetWriter(target, schema(embedder.dim, settings.dtype)) as writer,
-                _progress(stop - start, f"embed {shard + 1}/{num_shards}") as bar,
-            ):
-                chunks: list[dict[str, list]] = []  # rows of the chunks handed to the embedder
-                rows_iter = _iter_rows(corpus, start, stop, CHUNK_DOCS)
-
-                def texts() -> Iterator[list[str]]:
-                    for rows in rows_iter:
-                        chunks.append(rows)
-                        yield rows["text"]
-
-                for vectors in embedder.embed_chunks(texts(), progress=bar.update, on_tokens=counter):
-                    rows = chunks.pop(0)
-                    writer.write_table(to_table(rows["id"], rows["split"], vectors, settings.dtype))
-            seconds = time.perf_counter() - began
+            desc = f"embed {shard + 1}/{num_shards}"
+            seconds, counter = _write_part(embedder, corpus, (start, stop), target, settings.dtype, desc)
             count = stop - start
-            metrics = {
-                "count": count,
-                "seconds": round(seconds, 3),
-                "docs_per_second": round(count / seconds, 2) if seconds > 0 else 0.0,
-                "tokens": counter.tokens,
-                "tokens_per_second": round(counter.tokens / seconds, 1) if seconds > 0 else 0.0,
-                "padded_tokens": counter.padded,
-                "device": embedder.device,
-            }
+            metrics = {**counter.metrics(count, seconds), "device": embedder.device}
             manifest = {
                 "encoder_checksum": checksum,
                 "model": model,
-                "pooling": settings.pooling,
+                **kept,
                 "dim": embedder.dim,
-                "count": count,
-                "dtype": settings.dtype,
-                "max_length": settings.max_length,
-                "seconds": metrics["seconds"],
-                "docs_per_second": metrics["docs_per_second"],
+                **{key: metrics[key] for key in ("count", "seconds", "docs_per_second")},
                 "shard": shard,
                 "num_shards": num_shards,
                 "rows": [start, stop],
                 "fingerprint": fingerprint,
             }
             storage.write_json(stage / MANIFEST_JSON, manifest)
-            storage.write_json(stage / CONFIG_JSON, cfg.model_dump(mode="json"))
+            storage.write_json(stage / CONFIG_JSON, section.model_dump(mode="json"))
             storage.write_json(stage / METRICS_JSON, metrics)
     return metrics
 
@@ -212,6 +192,17 @@ class _TokenCounter:
     def __call__(self, real: int, padded: int) -> None:
         self.tokens += real
         self.padded += padded
+
+    def metrics(self, count: int, seconds: float) -> dict[str, float | int]:
+        """Throughput of ``count`` documents embedded in ``seconds``, with the token counts."""
+        return {
+            "count": count,
+            "seconds": round(seconds, 3),
+            "docs_per_second": round(count / seconds, 2) if seconds > 0 else 0.0,
+            "tokens": self.tokens,
+            "tokens_per_second": round(self.tokens / seconds, 1) if seconds > 0 else 0.0,
+            "padded_tokens": self.padded,
+        }
 
 
 def _describe(ids: list[str], limit: int = 10) -> str:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from commerce_lm.config import config_from_json, load_config
+from commerce_lm.config import load_config, section_for, section_from_json
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,14 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     from commerce_lm.steps import finetune_baseline, finetune_encoder
 
     args = parser().parse_args(argv)
+    step = "finetune-encoder" if args.step == "encoder" else "finetune-baseline"
     if args.config:
-        cfg = load_config(args.config, args.set)
+        cfg = section_for(step, load_config(args.config, args.set))
     else:
         if args.set:
             raise SystemExit("--set applies to --config only")
-        cfg = config_from_json(args.config_json)
-    section = cfg.finetune if args.step == "encoder" else cfg.baseline
-    num_procs = args.num_procs or section.num_procs
+        cfg = section_from_json(step, args.config_json)
+    num_procs = args.num_procs or (cfg.finetune if args.step == "encoder" else cfg.baseline).num_procs
     relaunched = maybe_relaunch(
         num_procs, [sys.executable, "-m", "commerce_lm.training.entry", *(argv or sys.argv[1:])]
     )

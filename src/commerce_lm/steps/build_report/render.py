@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # headless: reports are rendered in pods and CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from commerce_lm.config import RunConfig  # noqa: E402
+from commerce_lm.config import ReportSection  # noqa: E402
 
 ARMS = (("plm", "PLM frozen + head"), ("finetuned", "Fine-tuned frozen + head"), ("e2e", "End-to-end"))
 
@@ -190,7 +190,7 @@ def _domain_line(metrics: dict[str, Any]) -> str:
     )
 
 
-def render_markdown(cfg: RunConfig, metrics: dict[str, Any]) -> str:
+def render_markdown(cfg: ReportSection, metrics: dict[str, Any]) -> str:
     """The report as Markdown."""
     parts = [f"# {cfg.report.title}", "", f"Run `{cfg.name}`, model `{cfg.model}`.", "", _domain_line(metrics)]
     for title, header, rows in _sections(metrics):
@@ -254,7 +254,7 @@ th{background:#f3f3f3}img{max-width:100%}.example{font-family:monospace;white-sp
 
 
 def render_html(
-    cfg: RunConfig, metrics: dict[str, Any], curves: dict[str, Any], examples: dict[str, list[dict[str, Any]]]
+    cfg: ReportSection, metrics: dict[str, Any], curves: dict[str, Any], examples: dict[str, list[dict[str, Any]]]
 ) -> str:
     """The report as one self-contained HTML page (inline CSS and images, no scripts).
 
