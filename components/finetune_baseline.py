@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def finetune_baseline(
-    config_json: str, code_version: str, num_procs: int, task: str, prepared: Input[Dataset], baseline: Output[Model]
+    section_json: str, code_version: str, num_procs: int, task: str, prepared: Input[Dataset], baseline: Output[Model]
 ):
     """End-to-end baseline for ``task``; ``num_procs`` > 1 runs it under torchrun."""
     from commerce_lm.cli import main
@@ -15,7 +15,7 @@ def finetune_baseline(
     args = [
         "finetune-baseline",
         "--config-json",
-        config_json,
+        section_json,
         "--prepared",
         prepared.path,
         "--task",

@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def finetune_encoder(
-    config_json: str,
+    section_json: str,
     code_version: str,
     num_procs: int,
     prepared: Input[Dataset],
@@ -23,7 +23,7 @@ def finetune_encoder(
     args = [
         "finetune-encoder",
         "--config-json",
-        config_json,
+        section_json,
         "--prepared",
         prepared.path,
         "--output",
@@ -36,6 +36,12 @@ def finetune_encoder(
         args += ["--checkpoint-dir", encoder.uri.rstrip("/") + ".checkpoints"]
     if main(args) != 0:
         raise RuntimeError("finetune-encoder failed")
-    for key, value in json.loads(Path(encoder.path, "metrics.json").read_text()).items():
-        if isinstance(value, int | float):
-            metrics.log_metric(key, value)
+    scalars = {
+        k: v
+        for k, v in json.loads(Path(encoder.path, "metrics.json").read_text()).items()
+        if isinstance(v, int | float)
+    }
+    for key, value in scalars.items():
+        metrics.log_metric(key, value)
+    # kfp.local serves a cache hit only when every output artifact has a file; Metrics has none.
+    Path(metrics.path).write_text(json.dumps(scalars, sort_keys=True))
