@@ -16,6 +16,7 @@ from pydantic import Field
 from commerce_lm.config.sections import (
     DomainSpec,
     EmbedConfig,
+    FinetuneConfig,
     HeadsConfig,
     KnnConfig,
     PrepareConfig,
@@ -61,7 +62,7 @@ class FinetuneEncoderSection(TrainingSection):
     """``finetune-encoder``: the domain objective's data spec and the trainer settings."""
 
     domain: DomainSpec
-    finetune: TrainConfig
+    finetune: FinetuneConfig
 
 
 class FinetuneBaselineSection(TrainingSection):

@@ -50,6 +50,7 @@ class Neighbours:
     similar: np.ndarray
     same_lang: np.ndarray
     group_sizes: np.ndarray  # true neighbours of each query in the pool
+    same_lang_sizes: np.ndarray  # ... of those, in the query's language
 
 
 def search(index: faiss.Index, vectors: np.ndarray, table: pd.DataFrame, queries: np.ndarray, k: int) -> Neighbours:
@@ -65,22 +66,33 @@ def search(index: faiss.Index, vectors: np.ndarray, table: pd.DataFrame, queries
     similar = valid & (groups[np.where(valid, rows, 0)] == groups[queries][:, None])
     same_lang = langs[np.where(valid, rows, 0)] == langs[queries][:, None]
     sizes = table.groupby("group")["id"].transform("size").to_numpy()[queries] - 1
-    return Neighbours(rows, cosines, similar, same_lang, sizes)
+    same = table.groupby(["group", "lang"])["id"].transform("size").to_numpy()[queries] - 1
+    return Neighbours(rows, cosines, similar, same_lang, sizes, same)
 
 
-def pair_scores(nb: Neighbours, threshold: float, mask: np.ndarray | None = None) -> dict[str, float]:
+def _relevant(nb: Neighbours, language: str | None) -> np.ndarray:
+    """True neighbours of each query in the pool (all, same- or cross-language), capped at k."""
+    sizes = {None: nb.group_sizes, "same": nb.same_lang_sizes, "cross": nb.group_sizes - nb.same_lang_sizes}
+    return np.minimum(sizes[language], nb.similar.shape[1])
+
+
+def pair_scores(nb: Neighbours, threshold: float, language: str | None = None) -> dict[str, float] | None:
     """Precision, recall and F1 of predicting neighbours with cosine >= threshold as similar.
 
     Recall counts every true neighbour of a query in the pool (capped at k), so a group member
-    outside the top k counts as missed.
+    outside the top k counts as missed. With ``language`` (``same`` or ``cross``) only pairs of that
+    kind count, on both sides: predicted pairs and every true neighbour of that kind in the pool.
+
+    Returns:
+        The scores, or ``None`` (not applicable) for a slice without any true pair.
     """
-    mask = np.ones_like(nb.similar) if mask is None else mask
+    mask = {None: np.ones_like(nb.similar), "same": nb.same_lang, "cross": ~nb.same_lang}[language]
+    relevant = float(_relevant(nb, language).sum())
+    if language is not None and relevant == 0:
+        return None
     predicted = (nb.cosines >= threshold) & mask
     tp = float((predicted & nb.similar).sum())
     positives = float(predicted.sum())
-    k = nb.similar.shape[1]
-    # For a language slice, the relevant pairs are the true neighbours found in that slice.
-    relevant = float(np.minimum(nb.group_sizes, k).sum()) if mask.all() else float((nb.similar & mask).sum())
     precision = tp / positives if positives else 0.0
     recall = tp / relevant if relevant else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -117,17 +129,20 @@ def evaluate_arm(table: pd.DataFrame, vectors: np.ndarray, cfg: KnnConfig) -> di
         raise ValueError("no test document belongs to a group with another member; nothing to evaluate")
     # Without validation groups, fall back to train queries to pick the threshold (never test).
     tune_q = val_q if len(val_q) else np.flatnonzero(grouped & (split == "train"))
-    threshold = choose_threshold(search(index, vectors, table, tune_q, cfg.k))
+    tune_nb = search(index, vectors, table, tune_q, cfg.k)
+    threshold = choose_threshold(tune_nb)
     nb = search(index, vectors, table, test_q, cfg.k)
     result = {
         "threshold": threshold,
+        # What the threshold achieves where it was chosen: a validation figure to choose encoders by.
+        "validation_f1": pair_scores(tune_nb, threshold)["f1"],
         "n_queries": int(len(test_q)),
         **pair_scores(nb, threshold),
         **ranking_scores(nb, cfg.k),
     }
     result["by_language"] = {
-        "same_language": pair_scores(nb, threshold, nb.same_lang),
-        "cross_language": pair_scores(nb, threshold, ~nb.same_lang),
+        "same_language": pair_scores(nb, threshold, "same"),
+        "cross_language": pair_scores(nb, threshold, "cross"),
     }
     return result
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from commerce_lm import models, storage
 from commerce_lm.config import ExtractSection
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
+from commerce_lm.embedding.pooling import declared_pooling
 from commerce_lm.embedding.store import (
     EmbeddingSet,
     part_files,
@@ -142,11 +143,14 @@ def run(
         The metrics: ``docs_per_second``, ``seconds``, ``count`` and token counts.
     """
     settings = section.embed
+    # Each encoder pools as it declares (the PLM's sentence-transformers config; the fine-tuned
+    # encoder's own), unless the config forces one pooling for every arm.
+    pooling = declared_pooling(models.resolve_model(model)) if settings.pooling == "auto" else settings.pooling
     with storage.local_copy(storage.join(prepared_dir, CORPUS_TABLE)) as corpus:
         num_rows = pq.ParquetFile(corpus).metadata.num_rows
         start, stop = shard_bounds(num_rows, shard, num_shards)
         checksum = models.model_checksum(model)
-        kept = {key: getattr(settings, key) for key in ("pooling", "max_length", "dtype")}
+        kept = {"pooling": pooling, "max_length": settings.max_length, "dtype": settings.dtype}
         corpus_digest = _corpus_digest(corpus, start, stop)
         fingerprint = _fingerprint(
             encoder_checksum=checksum, **kept, shard=shard, num_shards=num_shards, corpus=corpus_digest
@@ -154,9 +158,7 @@ def run(
         done = _complete(out_dir, fingerprint)
         if done is not None:
             return done
-        encoder = EncoderSettings(
-            max_length=settings.max_length, token_budget=settings.token_budget, pooling=settings.pooling
-        )
+        encoder = EncoderSettings(max_length=settings.max_length, token_budget=settings.token_budget, pooling=pooling)
         embedder = Embedder(model, encoder)
         with storage.staged_dir(out_dir) as stage:
             target = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)

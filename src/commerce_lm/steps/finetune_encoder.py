@@ -1,9 +1,11 @@
-"""Step ``finetune-encoder``: domain fine-tuning of the encoder with an exclusive multi-class objective.
+"""Step ``finetune-encoder``: domain fine-tuning of the encoder on the domain labels.
 
-Trains ``section.model`` with a fresh classification head on ``prepared/domain.parquet`` (train split,
-evaluated on the validation split) with the shared DeepSpeed trainer (:mod:`commerce_lm.training`),
-then exports the best weights in Hugging Face format. ``AutoModel.from_pretrained(out_dir/model)``
-loads the encoder (the head's weights are kept in the same files and ignored by ``AutoModel``).
+Trains ``section.model`` on ``prepared/domain.parquet`` (train split, evaluated on the validation split)
+with the shared DeepSpeed trainer (:mod:`commerce_lm.training`) and the objective that
+``finetune.objective`` weighs (cross-entropy over the exclusive domain labels, contrastive terms,
+masked-LM, staying near the pre-trained vectors), all on the pooled vector that heads and KNN use.
+It exports the best encoder in Hugging Face format with a sentence-transformers pooling config
+(``finetune.pooling``), so extraction, ``AutoModel`` and ``SentenceTransformer`` agree on its vectors.
 
 The step reads only its section of the run config (model, seed, domain spec, ``finetune``), never
 the task list, so adding a task never re-runs it.
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm import storage, trainjob
+from commerce_lm import models, storage, trainjob
 from commerce_lm.config import FinetuneEncoderSection
+from commerce_lm.embedding.pooling import write_sentence_transformers_files
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
-from commerce_lm.training import dist, steps
+from commerce_lm.training import dist, objectives, steps
+from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
 
 STEP = "finetune-encoder"
 
@@ -61,13 +65,50 @@ def run(
         step_name=STEP,
         id2label=dict(enumerate(labels)),
         checkpoint_dir=checkpoint_dir,
+        build=lambda tokenizer: _model_and_objective(section, tokenizer, len(labels)),
     )
-    metrics = {"step": STEP, "num_labels": len(labels), **trained.result.metrics}
+    settings = section.finetune
+    metrics = {
+        "step": STEP,
+        "num_labels": len(labels),
+        "objective": dict(settings.objective),
+        "pooling": settings.pooling,
+        **trained.result.metrics,
+    }
     if trained.info.is_main:
         with storage.staged_dir(out_dir) as stage:
-            model = steps.fresh_model(trained.config, trained.result.best_state)
-            model.save_pretrained(stage / MODEL_DIR, safe_serialization=True)
-            trained.tokenizer.save_pretrained(stage / MODEL_DIR)
+            _export(stage / MODEL_DIR, trained, settings.pooling, settings.max_length)
             steps.write_common(stage, section, trained, metrics)
     steps.finish(trained)
     return steps.json_safe(metrics)
+
+
+def _model_and_objective(
+    section: FinetuneEncoderSection, tokenizer: Any, num_labels: int
+) -> tuple[PooledEncoder, objectives.Mix]:
+    """The pooled encoder with a domain head, and the weighted objective of ``section.finetune``."""
+    settings = section.finetune
+
+    model = PooledEncoder(
+        models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.objective.get("mlm", 0) > 0
+    )
+    context = objectives.Context(
+        temperature=settings.temperature,
+        pooling=settings.pooling,
+        tokenizer=tokenizer,
+        mlm_probability=settings.mlm_probability,
+        # The frozen copy is pooled as the fine-tuned encoder is: the term compares like with like.
+        load_pretrained=lambda: models.load_encoder(section.model),
+    )
+    return model, objectives.build(dict(settings.objective), context)
+
+
+def _export(folder: Any, trained: Any, pooling: str, max_length: int) -> None:
+    """Save the best encoder (without the training heads), its tokenizer and its pooling declaration."""
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_config(trained.config)
+    encoder.load_state_dict(encoder_state(trained.result.best_state))
+    encoder.float().save_pretrained(folder, safe_serialization=True)
+    trained.tokenizer.save_pretrained(folder)
+    write_sentence_transformers_files(str(folder), pooling, trained.config.hidden_size, max_length)

@@ -7,7 +7,15 @@ import math
 import numpy as np
 
 # Which way is better for each selectable metric.
-HIGHER_IS_BETTER = {"val_loss": False, "val_accuracy": True, "val_macro_f1": True, "val_roc_auc": True}
+HIGHER_IS_BETTER = {
+    "val_loss": False,
+    "val_accuracy": True,
+    "val_macro_f1": True,
+    "val_roc_auc": True,
+    "val_probe_macro_f1": True,
+}
+# Folds of the validation split in the linear probe: each fold is scored by a probe fit on the others.
+PROBE_FOLDS = 2
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -53,3 +61,26 @@ def improved(metric: str, value: float, best: float | None) -> bool:
     if best is None or math.isnan(best):
         return True
     return value > best if HIGHER_IS_BETTER[metric] else value < best
+
+
+def linear_probe(vectors: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How well a linear layer on the pooled ``vectors`` recovers ``labels``: cross-validated macro-F1.
+
+    It judges the *vectors* (what frozen heads and KNN get), not the model's own classifier, so a
+    checkpoint can be chosen by how well its embeddings work. Folds are stratified and seeded.
+
+    Returns:
+        ``{"val_probe_macro_f1": f1}`` (NaN when a class has fewer members than folds).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if np.bincount(labels).min(initial=0) < PROBE_FOLDS or len(np.unique(labels)) < 2:
+        return {"val_probe_macro_f1": math.nan}
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    folds = StratifiedKFold(PROBE_FOLDS, shuffle=True, random_state=0)
+    predicted = cross_val_predict(probe, vectors, labels, cv=folds)
+    return {"val_probe_macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0))}

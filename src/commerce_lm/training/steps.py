@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,7 @@ def train_classifier(
     step_name: str,
     id2label: dict[int, str] | None = None,
     checkpoint_dir: str | None = None,
+    build: Callable[[Any], tuple[Any, Any]] | None = None,
 ) -> Trained:
     """Tokenise, build the classifier and train it with the shared DeepSpeed trainer.
 
@@ -89,6 +91,8 @@ def train_classifier(
         step_name: Part of the run identity, so two steps never share checkpoints.
         id2label: Class names for the model config.
         checkpoint_dir: Where to keep checkpoints instead of :func:`checkpoint.default_root`.
+        build: ``build(tokenizer) -> (model, objective)``; by default a sequence classifier of
+            ``cfg.model`` trained with cross-entropy.
 
     Returns:
         The training result, tokenizer and model config.
@@ -101,7 +105,7 @@ def train_classifier(
     val_split = data.make_split(tokenizer, val_frame, tcfg.max_length)
     # The fresh head's initialisation (and dropout) draw from torch's RNG: same seed, same run.
     torch.manual_seed(cfg.seed)
-    model = models.load_classifier(cfg.model, num_labels)
+    model, objective = build(tokenizer) if build else (models.load_classifier(cfg.model, num_labels), None)
     if id2label:
         model.config.id2label = dict(id2label)
         model.config.label2id = {v: k for k, v in id2label.items()}
@@ -119,6 +123,7 @@ def train_classifier(
         checkpoint_root=root,
         fingerprint=fingerprint,
         info=info,
+        objective=objective,
     )
     return Trained(result=result, tokenizer=tokenizer, config=model.config, info=info, checkpoint_root=root)
 

@@ -17,7 +17,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from commerce_lm import names, storage
 from commerce_lm.config import ReportSection
-from commerce_lm.metrics import bootstrap_ci, roc_pr
+from commerce_lm.metrics import bootstrap_ci, paired_bootstrap_diff, roc_pr
 from commerce_lm.steps.build_report.render import render_html, render_markdown
 
 CURVES_JSON = "curves.json"
@@ -102,6 +102,26 @@ def _task_predictions(
     return arms
 
 
+# Paired comparisons on the same test rows: name -> (arm a, arm b), reported as a minus b.
+COMPARISONS = {"finetuned_minus_plm": ("finetuned", "plm"), "finetuned_minus_e2e": ("finetuned", "e2e")}
+
+
+def compare_arms(arms: dict[str, tuple[pd.DataFrame, dict]], samples: int, seed: int) -> dict[str, Any]:
+    """Paired bootstrap differences (PR AUC, ROC AUC) between arms, on the test rows both scored."""
+    out = {}
+    for name, (a, b) in COMPARISONS.items():
+        if a in arms and b in arms:
+            joined = arms[a][0][["id", "label", "score"]].merge(
+                arms[b][0][["id", "score"]], on="id", suffixes=("_a", "_b"), validate="one_to_one"
+            )
+            labels = joined["label"].to_numpy()
+            diff = paired_bootstrap_diff(
+                labels, joined["score_a"].to_numpy(), joined["score_b"].to_numpy(), samples, seed
+            )
+            out[name] = {**diff, "n": int(len(joined))}
+    return out
+
+
 def _cost(tasks: dict[str, Any], embedding: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
     per_task = {}
     for name, task in tasks.items():
@@ -154,10 +174,12 @@ def collect(
         baselines[baseline.get("task")] = (folder, baseline)
     for task in cfg.tasks:
         entry: dict[str, Any] = {}
-        for arm, (predictions, cost) in _task_predictions(heads_dir, heads, baselines, task.name).items():
+        arms = _task_predictions(heads_dir, heads, baselines, task.name)
+        for arm, (predictions, cost) in arms.items():
             entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
             entry["n_test"] = int(len(predictions))
             entry["positive_rate"] = float(predictions["label"].mean())
+        entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
         metrics["tasks"][task.name] = entry
     metrics["similarity"] = storage.read_json(Path(knn_dir, names.METRICS_JSON))
     domain = storage.read_json(Path(finetune_dir, names.METRICS_JSON))
@@ -170,10 +192,15 @@ def collect(
             "train_seconds",
             "tokens_per_second",
             "samples_per_second",
+            "objective",
+            "pooling",
+            "best_metric",
+            "best_step",
+            "val_probe_macro_f1",
         )
     }
     metrics["embedding"] = {
-        arm: {k: m.get(k) for k in ("docs_per_second", "seconds", "count", "dim")}
+        arm: {k: m.get(k) for k in ("docs_per_second", "seconds", "count", "dim", "pooling")}
         for arm, loc in embeddings.items()
         for m in [storage.read_json(Path(loc, names.MANIFEST_JSON))]
     }

@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # headless: reports are rendered in pods and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from commerce_lm.config import ReportSection  # noqa: E402
+from commerce_lm.steps.build_report.verdict import verdict_lines  # noqa: E402
 
 ARMS = (("plm", "PLM frozen + head"), ("finetuned", "Fine-tuned frozen + head"), ("e2e", "End-to-end"))
 
@@ -83,8 +84,8 @@ def knn_rows(metrics: dict[str, Any]) -> list[list[str]]:
                         _fmt(m["recall"]),
                         _fmt(m.get("recall_at_10")),
                         _fmt(m.get("mrr")),
-                        _fmt(by_lang.get("same_language", {}).get("f1")),
-                        _fmt(by_lang.get("cross_language", {}).get("f1")),
+                        _fmt((by_lang.get("same_language") or {}).get("f1")),
+                        _fmt((by_lang.get("cross_language") or {}).get("f1")),
                         _fmt(entry.get("relative_f1_change")) if arm == "finetuned" else "",
                     ]
                 )
@@ -184,15 +185,24 @@ def _sections(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
 
 def _domain_line(metrics: dict[str, Any]) -> str:
     domain = metrics.get("domain", {})
+    objective = ", ".join(f"{name} {weight:g}" for name, weight in (domain.get("objective") or {}).items())
+    pooling = {arm: e.get("pooling") for arm, e in metrics.get("embedding", {}).items()}
     return (
-        f"Domain fine-tuning: validation accuracy {_fmt(domain.get('val_accuracy'))}, macro-F1 "
-        f"{_fmt(domain.get('val_macro_f1'))}, {_fmt(domain.get('train_seconds'), 1)} s."
+        f"Domain fine-tuning ({objective or 'objective not recorded'}): validation accuracy "
+        f"{_fmt(domain.get('val_accuracy'))}, macro-F1 {_fmt(domain.get('val_macro_f1'))}, linear-probe macro-F1 "
+        f"{_fmt(domain.get('val_probe_macro_f1'))}, {_fmt(domain.get('train_seconds'), 1)} s. Pooling: PLM "
+        f"{pooling.get('plm') or '-'}, fine-tuned {pooling.get('finetuned') or '-'}."
     )
+
+
+VERDICT_TITLE = "Verdict (95% paired bootstrap intervals on the same test rows)"
 
 
 def render_markdown(cfg: ReportSection, metrics: dict[str, Any]) -> str:
     """The report as Markdown."""
-    parts = [f"# {cfg.report.title}", "", f"Run `{cfg.name}`, model `{cfg.model}`.", "", _domain_line(metrics)]
+    parts = [f"# {cfg.report.title}", "", f"Run `{cfg.name}`, model `{cfg.model}`.", "", f"## {VERDICT_TITLE}", ""]
+    parts += [f"- {line}" for line in verdict_lines(metrics)]
+    parts += ["", _domain_line(metrics)]
     for title, header, rows in _sections(metrics):
         parts += ["", f"## {title}", "", _markdown_table(header, rows)]
     return "\n".join(parts) + "\n"
@@ -267,6 +277,8 @@ def render_html(
     body = [
         f"<h1>{escape(cfg.report.title)}</h1>",
         f"<p>Run <code>{escape(cfg.name)}</code>, model <code>{escape(cfg.model)}</code>.</p>",
+        f"<h2>{escape(VERDICT_TITLE)}</h2>",
+        "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in verdict_lines(metrics)) + "</ul>",
         f"<p>{escape(_domain_line(metrics))}</p>",
     ]
     for title, header, rows in _sections(metrics):

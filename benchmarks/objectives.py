@@ -1,0 +1,179 @@
+"""Ablation of the domain fine-tuning objective: does each encoder's frozen vectors beat the PLM's?
+
+For one run config (the demo, or MARC/AMCD from ../shared/datasets), it prepares the data once,
+embeds it with the off-the-shelf encoder (pooled as it declares, and with [CLS]), then, for every
+objective below, fine-tunes the encoder, embeds with it, trains the linear heads and runs KNN: the
+pipeline's own steps, through the `commerce-lm` command line. It prints one table: a row per
+objective, PR AUC per task and F1 per similarity set on *test*, their differences from the PLM, the
+validation margin used for the choice, and train seconds.
+
+The choice is made on validation only: a variant qualifies when, on validation, no task's PR AUC
+falls more than 0.005 below the PLM's and no similarity set's F1 falls below 0.97 of the PLM's; among
+those (or, when none does, among all) it keeps the best mean relative gain. Test numbers are printed
+beside, never used. `docs/objectives.md` records what it chose for each shipped config.
+
+    python benchmarks/objectives.py --config configs/demo.yaml --out outputs/bench/objectives-demo
+    python benchmarks/objectives.py --config configs/marc.yaml --out outputs/bench/objectives-marc \
+        --variants ce mix-0.1 mix-0.3 mix-1
+
+The peer in the same run is the PLM itself (both poolings) and the reference recipe (cross-entropy
+alone, [CLS]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+CLI = [sys.executable, "-m", "commerce_lm.cli"]
+MIX = {"cross_entropy": 1.0, "instance_contrastive": 1.0}
+# name -> finetune overrides. "mix-W" is the default mix with the pull toward the PLM at weight W.
+VARIANTS = {
+    "ce": {"objective": {"cross_entropy": 1.0}, "pooling": "cls"},
+    "supcon": {"objective": {"supervised_contrastive": 1.0}, "pooling": "cls"},
+    "simcse": {"objective": {"instance_contrastive": 1.0}, "pooling": "cls"},
+    "mlm": {"objective": {"mlm": 1.0}, "pooling": "cls"},
+    "ce+simcse": {"objective": MIX, "pooling": "mean"},
+    "mix-0.1": {"objective": {**MIX, "stay_near_pretrained": 0.1}, "pooling": "mean"},
+    "mix-0.3": {"objective": {**MIX, "stay_near_pretrained": 0.3}, "pooling": "mean"},
+    "mix-1": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "mean"},
+    "mix-1-cls": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "cls"},
+}
+TASK_TOLERANCE = 0.005
+SIMILARITY_RATIO = 0.97
+
+
+def _run(args: list[str], log: Path) -> None:
+    with log.open("a") as handle:
+        done = subprocess.run([*CLI, *args], stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args[:1])} failed; see {log}")
+
+
+def _sets(overrides: dict) -> list[str]:
+    return [arg for key, value in overrides.items() for arg in ("--set", f"finetune.{key}={json.dumps(value)}")]
+
+
+def _evaluate(config: str, out: Path, prepared: Path, plm: Path, tuned: Path, log: Path) -> dict:
+    """Heads and KNN on the two embedding sets; validation and test numbers per task and set."""
+    common = ["--config", config, "--prepared", str(prepared), "--plm-embeddings", str(plm)]
+    _run(["train-heads", *common, "--finetuned-embeddings", str(tuned), "--output", str(out / "heads")], log)
+    metrics = {"heads": json.loads((out / "heads" / "metrics.json").read_text())}
+    knn_out = out / "knn"
+    if yaml.safe_load(Path(config).read_text()).get("similarity"):
+        _run(["evaluate-knn", *common, "--finetuned-embeddings", str(tuned), "--output", str(knn_out)], log)
+        metrics["knn"] = json.loads((knn_out / "metrics.json").read_text())
+    else:
+        metrics["knn"] = {}
+    return metrics
+
+
+def _row(metrics: dict, arm: str) -> dict:
+    """Test and validation numbers of one arm: PR AUC per task, F1 per similarity set."""
+    row = {"test": {}, "val": {}}
+    for task, entry in metrics["heads"].items():
+        row["test"][task], row["val"][task] = entry[arm]["pr_auc"], entry[arm]["val_pr_auc"]
+    for name, entry in metrics["knn"].items():
+        row["test"][f"knn:{name}"], row["val"][f"knn:{name}"] = entry[arm]["f1"], entry[arm]["validation_f1"]
+    return row
+
+
+def choose(rows: dict[str, dict], plm: dict) -> tuple[str, dict[str, dict]]:
+    """The variant to ship, from validation numbers only (see the module docstring), and each one's evidence."""
+    evidence = {}
+    for name, row in rows.items():
+        gains, ok = [], True
+        for key, value in row["val"].items():
+            base = plm["val"][key]
+            if key.startswith("knn:"):
+                ok &= value >= SIMILARITY_RATIO * base
+                gains.append(value / base - 1 if base else 0.0)
+            else:
+                ok &= value >= base - TASK_TOLERANCE
+                gains.append((value - base) / max(base, 1e-9))
+        evidence[name] = {"qualifies": bool(ok), "mean_relative_gain": sum(gains) / len(gains), "worst": min(gains)}
+    pool = [n for n in rows if evidence[n]["qualifies"]] or list(rows)
+    return max(pool, key=lambda n: evidence[n]["mean_relative_gain"]), evidence
+
+
+def _table(rows: dict[str, dict], plm_rows: dict[str, dict], evidence: dict, seconds: dict) -> str:
+    keys = list(next(iter(plm_rows.values()))["test"])
+    header = ["objective", *keys, *[f"d {k}" for k in keys], "val gain", "qualifies", "train s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    base = plm_rows["plm"]["test"]
+    for name, row in {**plm_rows, **rows}.items():
+        cells = [f"{row['test'][k]:.3f}" for k in keys]
+        diffs = [f"{row['test'][k] - base[k]:+.3f}" for k in keys]
+        ev = evidence.get(name, {})
+        gain = f"{ev['mean_relative_gain']:+.3f}" if ev else "-"
+        tail = [gain, str(ev.get("qualifies", "-")), f"{seconds.get(name, 0):.0f}"]
+        lines.append("| " + " | ".join([name, *cells, *diffs, *tail]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--set", action="append", default=[], help="extra overrides for every step")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "log.txt"
+    sets = [arg for s in args.set for arg in ("--set", s)]
+    prepared = out / "prepared"
+    if not (prepared / "stats.json").exists():
+        _run(["prepare-data", "--config", args.config, *sets, "--output", str(prepared)], log)
+    plm_rows, seconds, results = {}, {}, {}
+    for pooling in ("auto", "cls"):
+        plm = out / f"plm-{pooling}"
+        if not (plm / "manifest.json").exists():
+            _run(["extract-embeddings", "--config", args.config, *sets, "--set", f"embed.pooling={pooling}",
+                  "--prepared", str(prepared), "--output", str(plm)], log)  # fmt: skip
+        declared = json.loads((plm / "manifest.json").read_text())["pooling"]
+        name = "plm" if pooling == "auto" else "plm-cls"
+        if pooling == "auto" or declared != "cls":
+            metrics = _evaluate(args.config, out / name, prepared, out / "plm-auto", plm, log)
+            plm_rows[name] = _row(metrics, "finetuned" if name == "plm-cls" else "plm")
+    for variant in args.variants:
+        folder = out / variant
+        began = time.perf_counter()
+        if not (folder / "encoder" / "metrics.json").exists():
+            _run(["finetune-encoder", "--config", args.config, *sets, *_sets(VARIANTS[variant]),
+                  "--prepared", str(prepared), "--output", str(folder / "encoder")], log)  # fmt: skip
+        seconds[variant] = json.loads((folder / "encoder" / "metrics.json").read_text())["train_seconds"]
+        if not (folder / "embeddings" / "manifest.json").exists():
+            _run(["extract-embeddings", "--config", args.config, *sets, "--model", str(folder / "encoder" / "model"),
+                  "--prepared", str(prepared), "--output", str(folder / "embeddings")], log)  # fmt: skip
+        results[variant] = _row(
+            _evaluate(args.config, folder, prepared, out / "plm-auto", folder / "embeddings", log), "finetuned"
+        )
+        print(f"{variant}: done in {time.perf_counter() - began:.0f}s", flush=True)
+    chosen, evidence = choose(results, plm_rows["plm"])
+    table = _table(results, plm_rows, evidence, seconds)
+    (out / "ablation.json").write_text(
+        json.dumps(
+            {
+                "plm": plm_rows,
+                "variants": results,
+                "evidence": evidence,
+                "chosen": chosen,
+                "overrides": VARIANTS[chosen],
+                "train_seconds": seconds,
+            },
+            indent=2,
+        )  # fmt: skip
+    )
+    print(table)
+    print(f"chosen on validation: {chosen} {json.dumps(VARIANTS[chosen])}")
+
+
+if __name__ == "__main__":
+    main()

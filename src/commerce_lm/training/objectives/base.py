@@ -1,0 +1,77 @@
+"""What every training objective shares: the interface, one forward pass per batch, cross-rank gathering.
+
+An objective is called as ``objective(model, batch)`` and returns a dict of named loss terms (scalar
+tensors). It calls the model itself, because some terms need more than one view of a document
+(SimCSE's two dropout passes) or changed inputs (masked-LM). The plain forward pass that several
+terms share is run once per batch by :func:`views`, which memoises it in the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+VIEWS_KEY = "views"  # how many dropout views of each document the batch's forward pass computes
+_OUTPUTS_KEY = "_outputs"
+
+
+class Objective(Protocol):
+    """A training objective: ``forward(model, batch) -> {term name: scalar tensor}``."""
+
+    #: Dropout views of each document this objective needs from the shared forward pass.
+    views: int
+
+    def __call__(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        """The named loss terms of ``batch``."""
+        ...
+
+
+@dataclass
+class View:
+    """One dropout view of a batch: the pooled vectors and, for a classifier, the logits."""
+
+    pooled: Any
+    logits: Any
+
+
+def views(model: Any, batch: dict[str, Any]) -> list[View]:
+    """The model's outputs on ``batch[VIEWS_KEY]`` dropout views of the batch, from one forward pass.
+
+    The views are stacked into one batch, so dropout draws independent masks per view (as SimCSE does)
+    and ZeRO-3 gathers the weights once. The result is memoised in ``batch``: every term of a mix
+    reuses the same pass.
+    """
+    cached = batch.get(_OUTPUTS_KEY)
+    if cached is not None:
+        return cached
+    count = int(batch.get(VIEWS_KEY, 1))
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    out = model(input_ids=ids.repeat(count, 1), attention_mask=mask.repeat(count, 1))
+    pooled = getattr(out, "pooled", None)
+    logits = getattr(out, "logits", None)
+    batch[_OUTPUTS_KEY] = [
+        View(
+            pooled=None if pooled is None else pooled.chunk(count)[i],
+            logits=None if logits is None else logits.chunk(count)[i],
+        )
+        for i in range(count)
+    ]
+    return batch[_OUTPUTS_KEY]
+
+
+def gather(tensor: Any) -> tuple[Any, int]:
+    """``tensor`` from every rank, concatenated in rank order, and this rank's row offset in it.
+
+    Gradients flow back to every rank's rows (``torch.distributed.nn``), so a contrastive loss
+    sees the negatives of the whole global micro-batch, as one process with the same global batch
+    would: the data order and the loss do not depend on the process count.
+    """
+    import torch
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized() or tdist.get_world_size() == 1:
+        return tensor, 0
+    from torch.distributed.nn.functional import all_gather
+
+    parts = all_gather(tensor.contiguous())
+    return torch.cat(parts), tdist.get_rank() * tensor.shape[0]

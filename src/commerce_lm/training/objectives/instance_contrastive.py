@@ -1,0 +1,33 @@
+"""``instance_contrastive``: unsupervised SimCSE (Gao et al. 2021).
+
+Two dropout views of the same document are positives; the other documents of the (cross-rank)
+micro-batch are negatives. It keeps item identity, which KNN and tasks the label ignores need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commerce_lm.training.objectives.base import gather, views
+
+
+class InstanceContrastive:
+    """InfoNCE between a document's first view and every document's second view."""
+
+    views = 2
+
+    def __init__(self, temperature: float) -> None:
+        """Args: temperature: Divides the cosine similarities (SimCSE uses 0.05)."""
+        self.temperature = temperature
+
+    def __call__(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        """``{"instance_contrastive": loss}``."""
+        import torch
+        import torch.nn.functional as F
+
+        first, second = views(model, batch)[:2]
+        z1 = F.normalize(first.pooled.float(), dim=-1)
+        z2, offset = gather(F.normalize(second.pooled.float(), dim=-1))
+        logits = z1 @ z2.T / self.temperature
+        targets = torch.arange(z1.shape[0], device=z1.device) + offset
+        return {"instance_contrastive": F.cross_entropy(logits, targets)}
