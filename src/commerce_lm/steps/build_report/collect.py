@@ -205,13 +205,7 @@ def collect(
         for m in [storage.read_json(Path(loc, names.MANIFEST_JSON))]
     }
     metrics["cost"] = _cost(metrics["tasks"], metrics["embedding"], metrics["domain"])
-    stats = _data_stats([d for d in (domain_dir, prepared_dir) if d])
-    metrics["data"] = {
-        name: {
-            k: s[k] for k in ("input_rows", "accepted_rows", "rejected_rows", "sampled_out_rows", "accepted_by_split")
-        }
-        for name, s in stats.items()
-    }
+    metrics["data"] = _data_stats([d for d in (domain_dir, prepared_dir) if d])
     metrics["data_sampling"] = _samples(cfg)
     metrics["reference"] = REFERENCE
     return metrics, curves
@@ -219,10 +213,12 @@ def collect(
 
 def _data_stats(prepared_dirs: list[str]) -> dict[str, Any]:
     """Row counts per dataset from every prepare-data output (the domain may be prepared apart)."""
-    stats: dict[str, Any] = {}
-    for folder in prepared_dirs:
-        stats.update(storage.read_json(Path(folder, names.STATS_JSON)))
-    return stats
+    keys = ("input_rows", "accepted_rows", "rejected_rows", "sampled_out_rows", "accepted_by_split")
+    return {
+        name: {k: counts[k] for k in keys}
+        for folder in prepared_dirs
+        for name, counts in storage.read_json(Path(folder, names.STATS_JSON)).items()
+    }
 
 
 def hardest_examples(prepared_dir: str, heads_dir: str, task: str, n: int = 3) -> list[dict[str, Any]]:
