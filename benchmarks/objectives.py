@@ -43,7 +43,10 @@ VARIANTS = {
     "mix-0.1": {"objective": {**MIX, "stay_near_pretrained": 0.1}, "pooling": "mean"},
     "mix-0.3": {"objective": {**MIX, "stay_near_pretrained": 0.3}, "pooling": "mean"},
     "mix-1": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "mean"},
+    "mix-0.1-lr2x": {"objective": {**MIX, "stay_near_pretrained": 0.1}, "pooling": "mean", "learning_rate": 1.0e-4},
+    "mix-3": {"objective": {**MIX, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     "mix-1-cls": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "cls"},
+    "simcse+near-1": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 1.0}, "pooling": "mean"},
 }
 TASK_TOLERANCE = 0.005
 SIMILARITY_RATIO = 0.97
@@ -63,11 +66,13 @@ def _sets(overrides: dict) -> list[str]:
 def _evaluate(config: str, out: Path, prepared: Path, plm: Path, tuned: Path, log: Path) -> dict:
     """Heads and KNN on the two embedding sets; validation and test numbers per task and set."""
     common = ["--config", config, "--prepared", str(prepared), "--plm-embeddings", str(plm)]
-    _run(["train-heads", *common, "--finetuned-embeddings", str(tuned), "--output", str(out / "heads")], log)
+    if not (out / "heads" / "metrics.json").exists():
+        _run(["train-heads", *common, "--finetuned-embeddings", str(tuned), "--output", str(out / "heads")], log)
     metrics = {"heads": json.loads((out / "heads" / "metrics.json").read_text())}
     knn_out = out / "knn"
     if yaml.safe_load(Path(config).read_text()).get("similarity"):
-        _run(["evaluate-knn", *common, "--finetuned-embeddings", str(tuned), "--output", str(knn_out)], log)
+        if not (knn_out / "metrics.json").exists():
+            _run(["evaluate-knn", *common, "--finetuned-embeddings", str(tuned), "--output", str(knn_out)], log)
         metrics["knn"] = json.loads((knn_out / "metrics.json").read_text())
     else:
         metrics["knn"] = {}
@@ -137,11 +142,12 @@ def main() -> None:
         if not (plm / "manifest.json").exists():
             _run(["extract-embeddings", "--config", args.config, *sets, "--set", f"embed.pooling={pooling}",
                   "--prepared", str(prepared), "--output", str(plm)], log)  # fmt: skip
-        declared = json.loads((plm / "manifest.json").read_text())["pooling"]
         name = "plm" if pooling == "auto" else "plm-cls"
-        if pooling == "auto" or declared != "cls":
-            metrics = _evaluate(args.config, out / name, prepared, out / "plm-auto", plm, log)
+        # Heads and KNN of the PLM pooled as it declares, and (when that is not [CLS]) with [CLS].
+        if pooling == "auto" or plm_rows["plm"]["pooling"] != "cls":
+            metrics = _evaluate(args.config, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
             plm_rows[name] = _row(metrics, "finetuned" if name == "plm-cls" else "plm")
+            plm_rows[name]["pooling"] = json.loads((plm / "manifest.json").read_text())["pooling"]
     for variant in args.variants:
         folder = out / variant
         began = time.perf_counter()

@@ -35,8 +35,8 @@ def _prepare(listings: Path, out_dir: Path) -> None:
 
     import yaml
 
-    from commerce_lm import prepare_data
     from commerce_lm.config import parse_config
+    from commerce_lm.steps import prepare_data
 
     raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     for spec in [raw["domain"], *raw["tasks"], *raw.get("similarity", [])]:

@@ -34,7 +34,6 @@ def build_report(
 ):
     """Write the report and log it where the Kubeflow UI shows it."""
     import shutil
-    from pathlib import Path
 
     from commerce_lm import config, names, storage
     from commerce_lm.steps import build_report
@@ -47,7 +46,7 @@ def build_report(
     )
     for name, value in build_report.scalar_metrics(result).items():
         metrics.log_metric(name, value)
-    curves = storage.read_json(Path(report.path, build_report.CURVES_JSON))
+    curves = storage.read_json(storage.join(report.path, build_report.CURVES_JSON))
     # One ROC curve per artifact: the UI shows the first task's fine-tuned head; slices cover the rest.
     first_task = cfg.tasks[0].name
     best = curves[first_task]["finetuned"]
@@ -64,4 +63,4 @@ def build_report(
                 part.log_roc_curve(lang_curve["fpr"], lang_curve["tpr"], lang_curve["thresholds"])
                 slices.append({"slice": f"{task}/{arm}/{lang}", "sliceClassificationMetrics": part.metadata})
     roc_by_language.metadata = {"evaluationSlices": slices}
-    shutil.copy(Path(report.path, names.REPORT_HTML), html.path)
+    shutil.copy(storage.join(report.path, names.REPORT_HTML), html.path)

@@ -16,13 +16,11 @@ def evaluate_knn(
     knn: Output[Dataset],
 ):
     """F1, recall@10 and MRR per similarity task and embedding set."""
-    from pathlib import Path
-
-    from commerce_lm import config, names
+    from commerce_lm import config, names, storage
     from commerce_lm.embedding.checks import expected_checksums
     from commerce_lm.steps import evaluate_knn
 
     section = config.section_from_json("evaluate-knn", section_json)
-    model = str(Path(encoder.path, names.MODEL_DIR))
+    model = storage.join(encoder.path, names.MODEL_DIR)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
     evaluate_knn.run(section, prepared.path, arms, knn.path, expected_checksums(section.model, model))

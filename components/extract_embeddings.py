@@ -31,13 +31,11 @@ def extract_finetuned_embeddings(
     embeddings: Output[Dataset],
 ):
     """[CLS] vectors of one shard of the corpus with the fine-tuned, frozen encoder."""
-    from pathlib import Path
-
-    from commerce_lm import config, names
+    from commerce_lm import config, names, storage
     from commerce_lm.steps import extract_embeddings
 
     section = config.section_from_json("extract-embeddings", section_json)
-    model = str(Path(encoder.path, names.MODEL_DIR))
+    model = storage.join(encoder.path, names.MODEL_DIR)
     extract_embeddings.run(section, model, prepared.path, embeddings.path, int(shard), section.embed.num_shards)
 
 

@@ -9,24 +9,13 @@ from kfp.dsl import Dataset, Input, Model, Output
 def finetune_baseline(
     section_json: str, code_version: str, num_procs: int, task: str, prepared: Input[Dataset], baseline: Output[Model]
 ):
-    """End-to-end baseline for ``task``; ``num_procs`` > 1 runs it under torchrun."""
+    """End-to-end baseline for ``task``; ``num_procs`` > 1 runs it under torchrun, ``num_nodes`` > 1 as a TrainJob."""
+    import os
+
     from commerce_lm.cli import main
 
-    args = [
-        "finetune-baseline",
-        "--config-json",
-        section_json,
-        "--prepared",
-        prepared.path,
-        "--task",
-        task,
-        "--output",
-        baseline.path,
-        "--num-procs",
-        str(num_procs),
-    ]
-    if baseline.uri.startswith("gs://"):
-        # The pod's disk dies with it: keep checkpoints in the bucket, where a KFP retry resumes.
-        args += ["--checkpoint-dir", baseline.uri.rstrip("/") + ".checkpoints"]
-    if main(args) != 0:
+    # By URI, as finetune-encoder: the job's pods and a KFP retry's checkpoints live in the bucket.
+    args = ["finetune-baseline", "--config-json", section_json, "--prepared", prepared.uri, "--task", task]
+    if main([*args, "--output", baseline.uri, "--num-procs", str(num_procs)]) != 0:
         raise RuntimeError(f"finetune-baseline failed for task {task}")
+    os.makedirs(baseline.path, exist_ok=True)  # the KFP launcher uploads this (empty) local copy afterwards

@@ -14,34 +14,23 @@ def finetune_encoder(
     encoder: Output[Model],
     metrics: Output[Metrics],
 ):
-    """Multi-class domain fine-tuning; ``num_procs`` > 1 runs it under torchrun."""
+    """Multi-class domain fine-tuning; ``num_procs`` > 1 runs it under torchrun, ``num_nodes`` > 1 as a TrainJob."""
     import json
-    from pathlib import Path
+    import os
 
+    from commerce_lm import names, storage
     from commerce_lm.cli import main
 
-    args = [
-        "finetune-encoder",
-        "--config-json",
-        section_json,
-        "--prepared",
-        prepared.path,
-        "--output",
-        encoder.path,
-        "--num-procs",
-        str(num_procs),
-    ]
-    if encoder.uri.startswith("gs://"):
-        # The pod's disk dies with it: keep checkpoints in the bucket, where a KFP retry resumes.
-        args += ["--checkpoint-dir", encoder.uri.rstrip("/") + ".checkpoints"]
-    if main(args) != 0:
+    # By URI (gs:// on a cluster): a multi-node job's pods reach the bucket, not this pod's disk, and
+    # checkpoints beside the output stay in the bucket, where a KFP retry resumes.
+    args = ["finetune-encoder", "--config-json", section_json, "--prepared", prepared.uri, "--output", encoder.uri]
+    if main([*args, "--num-procs", str(num_procs)]) != 0:
         raise RuntimeError("finetune-encoder failed")
-    scalars = {
-        k: v
-        for k, v in json.loads(Path(encoder.path, "metrics.json").read_text()).items()
-        if isinstance(v, int | float)
-    }
+    os.makedirs(encoder.path, exist_ok=True)  # the KFP launcher uploads this (empty) local copy afterwards
+    found = storage.read_json(storage.join(encoder.uri, names.METRICS_JSON)).items()
+    scalars = {key: value for key, value in found if isinstance(value, int | float)}
     for key, value in scalars.items():
         metrics.log_metric(key, value)
     # kfp.local serves a cache hit only when every output artifact has a file; Metrics has none.
-    Path(metrics.path).write_text(json.dumps(scalars, sort_keys=True))
+    with open(metrics.path, "w") as handle:
+        json.dump(scalars, handle, sort_keys=True)

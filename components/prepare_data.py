@@ -8,6 +8,7 @@ from kfp.dsl import Dataset, Output
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def prepare_data(section_json: str, code_version: str, prepared: Output[Dataset]):
     """Validate, normalise, de-duplicate and split the datasets ``section_json`` names."""
-    from commerce_lm import config, prepare_data
+    from commerce_lm import config
+    from commerce_lm.steps import prepare_data
 
     prepared.metadata.update(prepare_data.run(config.section_from_json("prepare-data", section_json), prepared.path))

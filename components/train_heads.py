@@ -16,13 +16,11 @@ def train_heads(
     heads: Output[Model],
 ):
     """Logistic-regression heads on frozen PLM and fine-tuned embeddings."""
-    from pathlib import Path
-
-    from commerce_lm import config, names
+    from commerce_lm import config, names, storage
     from commerce_lm.embedding.checks import expected_checksums
     from commerce_lm.steps import train_heads
 
     section = config.section_from_json("train-heads", section_json)
-    model = str(Path(encoder.path, names.MODEL_DIR))
+    model = storage.join(encoder.path, names.MODEL_DIR)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
     train_heads.run(section, prepared.path, arms, heads.path, expected_checksums(section.model, model))

@@ -7,6 +7,7 @@ without importing kfp itself.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,9 @@ def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         try:
             return func(args)
         except (RemoteError, ValueError) as error:
-            raise SystemExit(f"error: {error}") from None
+            # A user error, as for every other command: one line and status 2.
+            print(f"commerce-lm {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
 
     return run
 

@@ -34,6 +34,12 @@ from commerce_lm.config import RunConfig, prepare_part, section_for
 
 PIPELINE_NAME = "commerce-lm"
 SHM_SIZE = "16Gi"
+# Pods with this label get a read-only root filesystem from deploy/cluster's admission policy
+# (kfp-kubernetes 2.17 cannot set readOnlyRootFilesystem itself).
+READ_ONLY_ROOT_LABEL = "commerce-lm/read-only-root"
+# What a step writes outside its artifacts: /tmp (HOME, the Hugging Face, torch and our caches, as
+# the images set them) and /gcs, where the KFP launcher stages gs:// artifacts.
+SCRATCH = {"tmp": "/tmp", "kfp-gcs": "/gcs"}
 
 
 def _training_settings(
@@ -50,10 +56,16 @@ def _training_settings(
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=SHM_SIZE)
 
 
-def _non_root(tasks: list[dsl.PipelineTask]) -> None:
-    """Run every step as the images' unprivileged user (kfp also drops all capabilities)."""
+def _hardened(tasks: list[dsl.PipelineTask]) -> None:
+    """Run every step as the images' unprivileged user, writing only to its scratch volumes.
+
+    kfp also drops all capabilities; deploy/cluster makes the root filesystem read-only.
+    """
     for task in tasks:
         kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
+        for volume, path in SCRATCH.items():
+            kubernetes.empty_dir_mount(task, volume_name=volume, mount_path=path)
+        kubernetes.add_pod_label(task, READ_ONLY_ROOT_LABEL, "true")
 
 
 def _embedded(extract: Any, loop: str, shards: Any, parallel: int, version: str, **inputs: Any) -> tuple[Any, Any]:
@@ -162,7 +174,7 @@ def build_pipeline(cluster: bool = True) -> Any:
             **both,
         )
         if cluster:
-            _non_root([domain, datasets, encoder, *evaluated, task_data, baseline, report])
+            _hardened([domain, datasets, encoder, *evaluated, task_data, baseline, report])
         return report.outputs["report"]
 
     return commerce_lm_pipeline

@@ -16,7 +16,7 @@ from pathlib import Path
 
 # The library module that holds each step's behaviour.
 STEP_MODULES = {
-    "prepare-data": "commerce_lm.prepare_data",
+    "prepare-data": "commerce_lm.steps.prepare_data",
     "finetune-encoder": "commerce_lm.steps.finetune_encoder",
     "finetune-baseline": "commerce_lm.steps.finetune_baseline",
     "extract-embeddings": "commerce_lm.steps.extract_embeddings",

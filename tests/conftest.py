@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from commerce_lm import config, prepare_data
+from commerce_lm import config
 from commerce_lm.demo import corpus as demo_data
 from commerce_lm.demo.tiny_model import build_tiny_xlmr
+from commerce_lm.steps import prepare_data
 
 # The GCS emulator fixtures (gcs_emulator, gcs_bucket) for any test that needs a bucket.
 pytest_plugins = ["gcs_emulator"]

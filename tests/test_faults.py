@@ -141,8 +141,9 @@ def test_extract_embeddings_killed_then_rerun_resumes_finished_shards(big_run_di
 
 
 def test_unreadable_gcs_input_names_the_uri(tmp_path, gcs_bucket):
-    from commerce_lm import config, prepare_data
-    from commerce_lm.readers import InputError
+    from commerce_lm import config
+    from commerce_lm.data.readers import InputError
+    from commerce_lm.steps import prepare_data
 
     uri = f"gs://{gcs_bucket}/dumps/missing.parquet"
     cfg = config.parse_config(

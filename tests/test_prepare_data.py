@@ -3,9 +3,10 @@ import json
 import pandas as pd
 import pytest
 
-from commerce_lm import config, names, prepare_data
-from commerce_lm.prepare_data import DataError
-from commerce_lm.readers import InputError
+from commerce_lm import config, names
+from commerce_lm.data.readers import InputError
+from commerce_lm.steps import prepare_data
+from commerce_lm.steps.prepare_data import DataError
 
 
 def test_outputs_follow_the_contract(tiny_prepared, tiny_cfg):

@@ -48,7 +48,7 @@ def test_model_folder_round_trip(gcs_bucket: str, tmp_path: Path) -> None:
     source = _model_folder(tmp_path / "model")
     assert (source / "model.safetensors").stat().st_size > storage.RESUMABLE_THRESHOLD
     uri = f"gs://{gcs_bucket}/runs/r1/finetune/model"
-    with storage.staged_dir(uri) as stage:
+    with storage.staged_dir(uri, "test-step") as stage:
         for rel, data in _tree(source).items():
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).write_bytes(data)
@@ -68,7 +68,7 @@ def test_sharded_embeddings_round_trip(gcs_bucket: str, tmp_path: Path) -> None:
     uri = f"gs://{gcs_bucket}/runs/r1/embed-finetuned"
     parts, dim = 4, 16
     expected = []
-    with storage.staged_dir(uri) as stage:
+    with storage.staged_dir(uri, "test-step") as stage:
         (stage / "embeddings").mkdir()
         for shard in range(parts):
             ids = [f"doc{shard}-{i}" for i in range(50)]
@@ -116,11 +116,11 @@ def test_write_bytes_never_silently_overwrites(gcs_bucket: str) -> None:
 
 def test_staged_dir_replaces_an_earlier_version_and_marks_it(gcs_bucket: str) -> None:
     uri = f"gs://{gcs_bucket}/prepared"
-    with storage.staged_dir(uri) as stage:
+    with storage.staged_dir(uri, "test-step") as stage:
         (stage / "a.txt").write_text("a1")
         (stage / "old.txt").write_text("stale")
     first = storage.read_json(storage.join(uri, COMPLETE_MARKER))
-    with storage.staged_dir(uri) as stage:
+    with storage.staged_dir(uri, "test-step") as stage:
         (stage / "a.txt").write_text("a2")
         (stage / "sub").mkdir()
         (stage / "sub" / "b.txt").write_text("b2")
@@ -132,7 +132,7 @@ def test_staged_dir_replaces_an_earlier_version_and_marks_it(gcs_bucket: str) ->
 
 def test_failed_block_publishes_nothing(gcs_bucket: str) -> None:
     uri = f"gs://{gcs_bucket}/failed"
-    with pytest.raises(RuntimeError, match="boom"), storage.staged_dir(uri) as stage:
+    with pytest.raises(RuntimeError, match="boom"), storage.staged_dir(uri, "test-step") as stage:
         (stage / "half.bin").write_bytes(b"x")
         raise RuntimeError("boom")
     assert storage.list_files(uri) == []
@@ -145,9 +145,9 @@ def test_failed_block_publishes_nothing(gcs_bucket: str) -> None:
 def test_concurrent_publishers_do_not_mix(gcs_bucket: str) -> None:
     uri = f"gs://{gcs_bucket}/race"
     with contextlib.ExitStack() as late:
-        stage_b = late.enter_context(storage.staged_dir(uri))
+        stage_b = late.enter_context(storage.staged_dir(uri, "test-step"))
         (stage_b / "a.txt").write_text("from B")
-        with storage.staged_dir(uri) as stage_a:
+        with storage.staged_dir(uri, "test-step") as stage_a:
             (stage_a / "a.txt").write_text("from A")
         with pytest.raises(storage.ConcurrentWriteError, match=uri):
             late.close()  # B publishes after A did: refused, A's folder is kept whole
@@ -181,7 +181,7 @@ def test_exists_and_missing_objects(gcs_bucket: str) -> None:
 
 
 def test_prepare_data_reads_and_writes_gcs(gcs_bucket: str) -> None:
-    prepare_data = pytest.importorskip("commerce_lm.prepare_data")
+    prepare_data = pytest.importorskip("commerce_lm.steps.prepare_data")
     demo_data = pytest.importorskip("commerce_lm.demo.corpus")
     from commerce_lm.config import parse_config
 

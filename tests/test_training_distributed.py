@@ -46,7 +46,7 @@ def test_two_processes_zero3_match_one_process_zero0_and_zero2(work):
 
     # Same global batch (8): 2 ranks x 4 documents, ZeRO-3, launched through --num-procs (torchrun).
     command = [
-        sys.executable, "-m", "commerce_lm.training.entry", "encoder",
+        sys.executable, "-m", "commerce_lm.cli", "finetune-encoder",
         "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(work / "two"),
         "--num-procs", "2", "--set", "finetune.per_device_batch_size=4", "--set", "finetune.zero_stage=3",
     ]  # fmt: skip
@@ -74,3 +74,37 @@ def test_two_processes_zero3_match_one_process_zero0_and_zero2(work):
     assert torch.allclose(outputs[1], outputs[2], atol=1e-4)
     ds = json.loads((work / "two" / "deepspeed_config.json").read_text())
     assert ds["zero_optimization"]["stage"] == 3 and ds["train_batch_size"] == 8
+
+
+@pytest.mark.distributed
+def test_every_objective_trains_under_zero3_on_two_processes(work):
+    """SupCon and SimCSE gather across ranks, masked-LM adds its own pass, the frozen copy stays outside ZeRO."""
+    objective = json.dumps(
+        {"cross_entropy": 1, "supervised_contrastive": 0.5, "instance_contrastive": 1, "mlm": 0.5,
+         "stay_near_pretrained": 1}
+    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "commerce_lm.cli", "finetune-encoder",
+        "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(work / "all"),
+        "--num-procs", "2", "--set", "finetune.per_device_batch_size=4", "--set", "finetune.zero_stage=3",
+        "--set", "finetune.max_steps=3", "--set", f"finetune.objective={objective}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=dist.child_env())
+    assert done.returncode == 0, done.stderr[-4000:]
+    steps = [
+        r for r in map(json.loads, (work / "all" / "train_log.jsonl").read_text().splitlines()) if r["event"] == "step"
+    ]
+    assert len(steps) == 3
+    for term in ("cross_entropy", "supervised_contrastive", "instance_contrastive", "mlm", "stay_near_pretrained"):
+        assert all(r[term] >= 0 for r in steps), term
+    metrics = json.loads((work / "all" / "metrics.json").read_text())
+    assert metrics["objective"]["mlm"] == 0.5 and metrics["world_size"] == 2
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    # The export holds the encoder alone: no training head, no masked-LM head, no wrapper prefix.
+    (weights,) = (work / "all" / "model").glob("*.safetensors")
+    with safe_open(str(weights), "pt") as handle:
+        keys = list(handle.keys())
+    assert keys and not any(k.startswith(("head.", "mlm_head.", "encoder.encoder.")) for k in keys)
+    assert AutoModel.from_pretrained(work / "all" / "model").config.hidden_size == 32

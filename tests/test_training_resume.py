@@ -66,7 +66,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
     out = work / "killed"
     ckpts = Path(checkpoint.default_root(str(out)))
     command = [
-        sys.executable, "-m", "commerce_lm.training.entry", "encoder",
+        sys.executable, "-m", "commerce_lm.cli", "finetune-encoder",
         "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(out),
     ]  # fmt: skip
     stderr = open(work / "killed.stderr", "wb")  # noqa: SIM115 - a file, not a pipe: a full pipe stalls the child
@@ -118,7 +118,7 @@ def test_checkpoints_on_gcs_resume_after_a_kill(work, gcs_bucket):  # noqa: F811
     root = checkpoint.default_root(out)
     overrides = ["--set", "finetune.epochs=1", "--set", "finetune.checkpoint_every=2"]
     command = [
-        sys.executable, "-m", "commerce_lm.training.entry", "encoder", "--config", str(work / "cfg.yaml"),
+        sys.executable, "-m", "commerce_lm.cli", "finetune-encoder", "--config", str(work / "cfg.yaml"),
         *overrides, "--prepared", prepared, "--output", out,
     ]  # fmt: skip
     with open(work / "gcs.stderr", "wb") as stderr:

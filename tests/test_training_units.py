@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from commerce_lm.config import TrainConfig
-from commerce_lm.launch import maybe_relaunch, torchrun_command
+from commerce_lm.launch.torchrun import maybe_relaunch, torchrun_command
 from commerce_lm.training import data, ds_config
 from commerce_lm.training.checkpoint import default_root
 

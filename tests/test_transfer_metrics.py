@@ -131,3 +131,15 @@ def test_sentence_transformers_gives_the_pipelines_own_vectors(tmp_path, pooling
     )
     theirs = SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_numpy=True)
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_linear_probe_scores_how_well_vectors_separate_the_labels():
+    from commerce_lm.training.metrics import linear_probe
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 30)
+    separable = np.eye(4)[labels] * 5 + rng.normal(0, 0.1, (120, 4))
+    noise = rng.normal(0, 1, (120, 4))
+    good, bad = linear_probe(separable, labels)["val_probe_macro_f1"], linear_probe(noise, labels)["val_probe_macro_f1"]
+    assert good > 0.95 and bad < 0.5
+    assert np.isnan(linear_probe(separable[:5], np.array([0, 0, 0, 0, 1]))["val_probe_macro_f1"])

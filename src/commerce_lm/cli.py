@@ -68,16 +68,18 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from commerce_lm import prepare_data
+    from commerce_lm.steps import prepare_data
 
     section = config_module.prepare_part(load_section(args, "prepare-data"), args.part)
     return _print(prepare_data.run(section, args.output))
 
 
 def _relaunched(args: argparse.Namespace, cfg_procs: int) -> int | None:
-    from commerce_lm import launch
+    from commerce_lm.launch import torchrun
 
-    return launch.maybe_relaunch(args.num_procs or cfg_procs, [sys.executable, "-m", "commerce_lm.cli", *sys.argv[1:]])
+    return torchrun.maybe_relaunch(
+        args.num_procs or cfg_procs, [sys.executable, "-m", "commerce_lm.cli", *sys.argv[1:]]
+    )
 
 
 def _finetune_encoder(args: argparse.Namespace) -> int:
@@ -183,6 +185,7 @@ def _step(
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with plugin commands registered."""
     parser = argparse.ArgumentParser(prog="commerce-lm", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo-data", help="write the synthetic multilingual listing corpus")
@@ -238,17 +241,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; errors in the input or config exit with status 2 and a one-line reason."""
-    from commerce_lm.prepare_data import DataError
-    from commerce_lm.readers import InputError
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors in what the user gave (paths, credentials, configs, data, models): one line, exit 2."""
+    from commerce_lm import storage
+    from commerce_lm.data.readers import InputError
+    from commerce_lm.models import ModelError
+    from commerce_lm.steps.prepare_data import DataError
 
+    return (
+        config_module.ConfigError,
+        InputError,
+        DataError,
+        storage.OutputError,
+        ModelError,
+        FileNotFoundError,
+        PermissionError,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI.
+
+    A user error (input, config, output, credentials, model) prints one line and exits with status
+    2. Any other error prints one line and exits with 1; ``--debug`` shows its traceback instead.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (config_module.ConfigError, InputError, DataError) as error:
-        print(f"commerce-lm {args.command}: error: {error}", file=sys.stderr)
+    except _user_errors() as error:
+        print(f"commerce-lm {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if args.debug:
+            raise
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        print(f"commerce-lm {args.command}: unexpected error: {reason} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

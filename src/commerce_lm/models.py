@@ -5,14 +5,29 @@ Loading never executes pickled code: weights must be safetensors and ``trust_rem
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from commerce_lm import storage
 from commerce_lm.names import COMPLETE_MARKER
 
 SAFE_LOAD_KWARGS = {"use_safetensors": True, "trust_remote_code": False}
+
+
+class ModelError(OSError):
+    """A model that cannot be loaded (unknown name, no safetensors weights); names the model."""
+
+
+@contextlib.contextmanager
+def _loading(location: str) -> Iterator[None]:
+    """Turn the loader's OSError (a missing file or an unknown hub id) into one line naming the model."""
+    try:
+        yield
+    except OSError as error:
+        raise ModelError(f"{location}: cannot load the model: {' '.join(str(error).split())}") from None
 
 
 def _cache_root() -> Path:
@@ -44,9 +59,8 @@ def resolve_model(location: str) -> str:
     digest = hashlib.sha256(location.encode()).hexdigest()[:16]
     target = _cache_root() / "models" / digest
     if not (target / COMPLETE_MARKER).exists():
-        with storage.staged_dir(target) as stage:
+        with storage.staged_dir(target, "model-cache") as stage:
             storage.download_dir(location, stage)
-            (stage / COMPLETE_MARKER).write_text(location)
     return str(target)
 
 
@@ -54,23 +68,26 @@ def load_tokenizer(location: str):  # noqa: ANN201 - a transformers tokenizer
     """Load the tokenizer saved with a model."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(location), trust_remote_code=False)
+    with _loading(location):
+        return AutoTokenizer.from_pretrained(resolve_model(location), trust_remote_code=False)
 
 
 def load_encoder(location: str):  # noqa: ANN201 - a transformers PreTrainedModel
     """Load the bare encoder (no task head) from safetensors weights."""
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(resolve_model(location), **SAFE_LOAD_KWARGS)
+    with _loading(location):
+        return AutoModel.from_pretrained(resolve_model(location), **SAFE_LOAD_KWARGS)
 
 
 def load_classifier(location: str, num_labels: int):  # noqa: ANN201
     """Load the encoder with a fresh sequence-classification head of ``num_labels`` classes."""
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(
-        resolve_model(location), num_labels=num_labels, **SAFE_LOAD_KWARGS
-    )
+    with _loading(location):
+        return AutoModelForSequenceClassification.from_pretrained(
+            resolve_model(location), num_labels=num_labels, **SAFE_LOAD_KWARGS
+        )
 
 
 def model_checksum(location: str) -> str:

@@ -27,11 +27,17 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
     key, value = override.split("=", 1)
     node = raw
     parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"override {override!r}: {key!r} is not a dotted key")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"override {override!r}: the value is not valid YAML: {reason}") from None
 
 
 def _resolve_paths(cfg: RunConfig, base: Path) -> None:
@@ -109,7 +115,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 def config_from_json(text: str) -> RunConfig:
     """Rebuild a resolved config passed between steps as JSON."""
-    return parse_config(json.loads(text), "<resolved config>")
+    return parse_config(_json_object(text), "<resolved config>")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """The JSON object ``--config-json`` holds; anything else is a one-line error."""
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"--config-json: not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("--config-json: expected a JSON object")
+    return raw
 
 
 def section_from_json(step: str, text: str) -> StepSection:
@@ -123,11 +140,11 @@ def section_from_json(step: str, text: str) -> StepSection:
         The validated section.
 
     Raises:
-        ConfigError: On unknown keys, missing keys or wrong types, naming each key.
+        ConfigError: On invalid JSON, unknown keys, missing keys or wrong types, naming each key.
     """
-    raw = json.loads(text)
+    raw = _json_object(text)
     section = SECTIONS[step]
-    if isinstance(raw, dict) and set(raw) <= set(section.model_fields):
+    if set(raw) <= set(section.model_fields):
         try:
             return section.model_validate(raw)
         except ValidationError as error:

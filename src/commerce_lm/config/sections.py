@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# Columns a file may lack while the config leaves them at their default names.
+DEFAULTED_COLUMNS = frozenset({"lang", "split"})
 
 
 class DatasetSpec(_Strict):
@@ -26,9 +30,16 @@ class DatasetSpec(_Strict):
         lang: Optional column holding the language code.
         split: Optional column holding ``train``/``validation``/``test``; a deterministic hash split
             is used when it is absent from the file.
-        sample: Optional cap on rows kept, taken with the run seed (budgeted runs).
+        sample: Optional cap on rows kept, taken with the run seed (budgeted runs): exactly
+            ``sample`` rows when more are valid.
         group_by: Columns whose non-null values tie rows together for the split (e.g. a re-listing
             group), so related rows never land on both sides.
+        encoding: Text codec of CSV/JSONL files; unset reads UTF-8 (with or without a BOM) and
+            refuses anything else.
+
+    A column the config names must be in the file. Only ``lang`` and ``split`` left at their
+    defaults may be absent; they are left out of the dumped config, so a step that gets the config
+    as JSON still knows they were defaulted.
     """
 
     data: str
@@ -38,11 +49,23 @@ class DatasetSpec(_Strict):
     split: str | None = "split"
     sample: int | None = Field(default=None, gt=0)
     group_by: list[str] = Field(default_factory=list)
+    encoding: str | None = None
 
     @field_validator("text", mode="before")
     @classmethod
     def _text_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_serializer(mode="wrap")
+    def _drop_defaulted_columns(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in DEFAULTED_COLUMNS - self.model_fields_set:
+            data.pop(key, None)
+        return data
+
+    def named(self, key: str) -> bool:
+        """Whether the config set column ``key`` (``lang``, ``split``) itself, not by default."""
+        return key in self.model_fields_set
 
 
 class DomainSpec(DatasetSpec):
@@ -103,11 +126,35 @@ class TrainConfig(_Strict):
     keep_checkpoints: int = Field(default=2, gt=0)
     num_procs: int = Field(default=1, gt=0)
     num_gpus: int = Field(default=0, ge=0)
-    # Several nodes: with num_nodes > 1 the step submits a Kubeflow PyTorchJob (commerce_lm.trainjob)
-    # running the same entry point on num_nodes pods of num_procs processes each.
+    # Several nodes: with num_nodes > 1 the step creates a Kubeflow Trainer v2 TrainJob (or, with
+    # trainjob_api: pytorchjob, a Training Operator v1 PyTorchJob) whose pods run the same
+    # `commerce-lm` command on num_nodes nodes of num_gpus (or num_procs) processes each
+    # (commerce_lm.launch). See deploy/README.md for the runtimes the cluster needs.
     num_nodes: int = Field(default=1, gt=0)
+    launcher: Literal["torchrun", "deepspeed"] = "torchrun"
+    trainjob_api: Literal["trainjob", "pytorchjob"] = "trainjob"
+    # The TrainJob's runtimeRef; default: torch-distributed, or deepspeed-distributed with launcher: deepspeed.
+    trainjob_runtime: str | None = None
+    trainjob_runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = "ClusterTrainingRuntime"
     trainjob_image: str | None = None
-    trainjob_namespace: str = "kubeflow"
+    # Default: the namespace the step's own pod runs in (where deploy/ grants the TrainJob verbs).
+    trainjob_namespace: str | None = None
+    trainjob_service_account: str | None = "pipeline-runner"
+    # Kueue: the LocalQueue (label kueue.x-k8s.io/queue-name) and optional WorkloadPriorityClass.
+    trainjob_queue: str | None = None
+    trainjob_priority_class: str | None = None
+    trainjob_annotations: dict[str, str] = Field(default_factory=dict)
+    trainjob_env: dict[str, str] = Field(default_factory=dict)
+    trainjob_shm_size: str = "16Gi"
+    # How often the step reads the job's status while it waits.
+    trainjob_poll_seconds: float = Field(default=10.0, gt=0)
+
+    # Where and how the step runs, not what it learns: left out of the resumable run's identity, so
+    # a job moved to other nodes resumes the same checkpoints.
+    LAUNCH_SETTINGS: ClassVar[frozenset[str]] = frozenset(
+        {"num_procs", "num_gpus", "num_nodes", "launcher", "checkpoint_every", "keep_checkpoints"}
+        | {name for name in __annotations__ if name.startswith("trainjob_")}
+    )
 
 
 # The objectives :mod:`commerce_lm.training.objectives` registers (a test keeps the two in step).
@@ -121,13 +168,14 @@ class FinetuneConfig(TrainConfig):
 
     The objective is a weighted set of losses on the pooled vector that heads and KNN use
     (:mod:`commerce_lm.training.objectives`). ``{cross_entropy: 1.0}`` with ``pooling: cls`` is the
-    reference's recipe. The default mix keeps what the domain label does not need (instance
-    contrast) and stays near the pre-trained vectors; ``docs/objectives.md`` records how the
-    defaults and each config's weights were chosen on validation data.
+    reference's recipe. The default mix (the one validation chose on real reviews, MARC) keeps what
+    the domain label does not need (instance contrast) and stays near the pre-trained vectors. The
+    weights that suit one corpus do not suit another: ``benchmarks/objectives.py`` chooses them per
+    corpus on validation data, and ``docs/objectives.md`` records each shipped config's evidence.
     """
 
     objective: dict[ObjectiveName, float] = Field(
-        default_factory=lambda: {"cross_entropy": 1.0, "instance_contrastive": 1.0, "stay_near_pretrained": 0.3}
+        default_factory=lambda: {"cross_entropy": 1.0, "instance_contrastive": 1.0, "stay_near_pretrained": 0.1}
     )
     pooling: Literal["cls", "mean"] = "mean"
     temperature: float = Field(default=0.05, gt=0)

@@ -75,7 +75,7 @@ def build_tiny_xlmr(
     )
     torch.manual_seed(seed)
     model = XLMRobertaModel(config)
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "tiny-model") as stage:
         model.save_pretrained(stage, safe_serialization=True)
         tokenizer.save_pretrained(stage)
     return Path(out_dir)

@@ -6,13 +6,11 @@ in corpus order, so reading them in name order gives the corpus order back.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from commerce_lm import storage
 from commerce_lm.names import MANIFEST_JSON
@@ -86,9 +84,7 @@ def part_files(location: str) -> list[str]:
 
 def read_table(location: str, columns: list[str] | None = None) -> pa.Table:
     """Read one part, local or ``gs://``."""
-    if storage.is_gcs(location):
-        return pq.read_table(io.BytesIO(storage.read_bytes(location)), columns=columns)
-    return pq.read_table(location, columns=columns)
+    return storage.read_parquet(location, columns=columns)
 
 
 def vectors_of(table: pa.Table) -> np.ndarray:

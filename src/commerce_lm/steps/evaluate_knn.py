@@ -10,7 +10,6 @@ queries are scored with it. Pairs are also scored separately for same- and cross
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import faiss
@@ -170,7 +169,9 @@ def run(
     metrics: dict[str, Any] = {}
     sets = {arm: load_checked(loc, arm, (expected_checksums or {}).get(arm)) for arm, loc in embeddings.items()}
     for spec in section.similarity:
-        table = pd.read_parquet(Path(prepared_dir, names.SIMILARITY_DIR, f"{spec.name}.parquet"))
+        table = storage.read_parquet(
+            storage.join(prepared_dir, names.SIMILARITY_DIR, f"{spec.name}.parquet")
+        ).to_pandas()
         task: dict[str, Any] = {}
         for arm, emb in sets.items():
             task[arm] = evaluate_arm(table, aligned_vectors(emb, table["id"], f"similarity {spec.name}"), section.knn)
@@ -178,7 +179,7 @@ def run(
             plm_f1 = task["plm"]["f1"]
             task["relative_f1_change"] = task["finetuned"]["f1"] / plm_f1 - 1 if plm_f1 > 0 else None
         metrics[spec.name] = task
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "evaluate-knn") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / names.CONFIG_JSON, section.model_dump(mode="json"))
     return metrics

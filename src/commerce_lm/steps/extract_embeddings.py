@@ -160,7 +160,7 @@ def run(
             return done
         encoder = EncoderSettings(max_length=settings.max_length, token_budget=settings.token_budget, pooling=pooling)
         embedder = Embedder(model, encoder)
-        with storage.staged_dir(out_dir) as stage:
+        with storage.staged_dir(out_dir, "extract-embeddings") as stage:
             target = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
             target.parent.mkdir(parents=True)
             desc = f"embed {shard + 1}/{num_shards}"
@@ -255,7 +255,7 @@ def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
     manifest = {key: first[key] for key in shared}
     manifest.update(count=len(got), seconds=metrics["seconds"], docs_per_second=metrics["docs_per_second"])
     manifest["shards"] = [m.get("fingerprint") for m, _ in manifests]
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "gather-embeddings") as stage:
         (stage / EMBEDDINGS_DIR).mkdir()
         for index, part in enumerate(parts):
             target = stage / EMBEDDINGS_DIR / part_name(index, len(parts))

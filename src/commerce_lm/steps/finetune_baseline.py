@@ -5,7 +5,7 @@ DeepSpeed trainer and ``section.baseline`` (early stopping on the validation spl
 test split with the best weights: ``predictions.parquet`` holds ``id``, ``label``, ``score`` (the
 probability of label 1) and ``lang``. The model itself is not exported; checkpoints exist only while
 training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`). With
-``baseline.num_nodes > 1`` the step runs as a Kubeflow PyTorchJob (:mod:`commerce_lm.trainjob`).
+``baseline.num_nodes > 1`` the step runs as a cluster job (:mod:`commerce_lm.launch.cluster`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from commerce_lm import storage, trainjob
+from commerce_lm import storage
 from commerce_lm.config import FinetuneBaselineSection
+from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.metrics import roc_pr
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
 from commerce_lm.training import data, dist, metrics, steps
@@ -56,7 +57,7 @@ def _score_and_publish(
     predictions = pd.DataFrame(
         {"id": test.ids, "label": test.labels.astype(np.int64), "score": scores, "lang": test.langs}
     )
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, STEP) as stage:
         predictions.to_parquet(stage / PREDICTIONS_TABLE, index=False)
         steps.write_common(stage, section, trained, metrics)
 
@@ -84,9 +85,11 @@ def run(
         The metrics written to ``metrics.json``.
     """
     if section.baseline.num_nodes > 1 and not dist.under_launcher():
-        # The config switch for several nodes: this process submits a PyTorchJob and waits for it.
-        request = trainjob.JobRequest(step=STEP, cfg=section, prepared=prepared_dir, output=out_dir, task=task)
-        return trainjob.run_multi_node(request)
+        # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
+        from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
+
+        request = JobRequest(STEP, section, prepared_dir, out_dir, task=task, checkpoint_dir=checkpoint_dir)
+        return cluster.run_multi_node(request)
     location = storage.join(prepared_dir, TASKS_DIR, f"{task}.parquet")
     frame = steps.read_table(location)
     bad = sorted(set(frame["label"].unique()) - {0, 1})

@@ -10,8 +10,9 @@ It exports the best encoder in Hugging Face format with a sentence-transformers 
 The step reads only its section of the run config (model, seed, domain spec, ``finetune``), never
 the task list, so adding a task never re-runs it.
 
-With ``finetune.num_nodes > 1`` (and not already inside a launched job) the step submits a Kubeflow
-PyTorchJob running this same step on that many nodes and waits for it (:mod:`commerce_lm.trainjob`).
+With ``finetune.num_nodes > 1`` (and not already inside a launched job) the step creates a Kubeflow
+Trainer TrainJob running this same step on that many nodes and waits for it
+(:mod:`commerce_lm.launch.cluster`).
 
 Checkpoints live beside the output, in ``<parent>/.<name>.checkpoints`` (see
 :func:`commerce_lm.training.checkpoint.default_root`), so a rerun resumes; they are deleted once the
@@ -22,9 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm import models, storage, trainjob
+from commerce_lm import models, storage
 from commerce_lm.config import FinetuneEncoderSection
 from commerce_lm.embedding.pooling import write_sentence_transformers_files
+from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
 from commerce_lm.training import dist, objectives, steps
 from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
@@ -49,9 +51,10 @@ def run(
         The metrics written to ``metrics.json``.
     """
     if section.finetune.num_nodes > 1 and not dist.under_launcher():
-        # The config switch for several nodes: this process submits a PyTorchJob and waits for it.
-        request = trainjob.JobRequest(step=STEP, cfg=section, prepared=prepared_dir, output=out_dir)
-        return trainjob.run_multi_node(request)
+        # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
+        from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
+
+        return cluster.run_multi_node(JobRequest(STEP, section, prepared_dir, out_dir, checkpoint_dir=checkpoint_dir))
     location = storage.join(prepared_dir, DOMAIN_TABLE)
     labels = list(storage.read_json(storage.join(prepared_dir, LABELS_JSON)))
     frame = steps.read_table(location)
@@ -76,7 +79,7 @@ def run(
         **trained.result.metrics,
     }
     if trained.info.is_main:
-        with storage.staged_dir(out_dir) as stage:
+        with storage.staged_dir(out_dir, "finetune-encoder") as stage:
             _export(stage / MODEL_DIR, trained, settings.pooling, settings.max_length)
             steps.write_common(stage, section, trained, metrics)
     steps.finish(trained)

@@ -83,11 +83,12 @@ def run(
         ``{task: {arm: {roc_auc, pr_auc, train_seconds, cpu_seconds, c, ...}}}``.
     """
     metrics: dict[str, Any] = {}
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "train-heads") as stage:
         for arm, location in embeddings.items():
             emb = load_checked(location, arm, (expected_checksums or {}).get(arm))
             for task in section.tasks:
-                table = pd.read_parquet(Path(prepared_dir, names.TASKS_DIR, f"{task.name}.parquet"))
+                location = storage.join(prepared_dir, names.TASKS_DIR, f"{task.name}.parquet")
+                table = storage.read_parquet(location).to_pandas()
                 vectors = aligned_vectors(emb, table["id"], f"task {task.name}")
                 parts = {s: table["split"].to_numpy() == s for s in names.SPLITS}
                 labels = table["label"].to_numpy()

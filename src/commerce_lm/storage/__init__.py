@@ -22,6 +22,7 @@ from typing import Any
 
 from commerce_lm.storage import gcs
 from commerce_lm.storage.gcs import CHUNK_SIZE, MAX_WORKERS, RESUMABLE_THRESHOLD, ConcurrentWriteError
+from commerce_lm.storage.guard import OutputError, check_output
 from commerce_lm.storage.paths import GS_PREFIX, is_gcs, join, split_gcs
 from commerce_lm.storage.publish import is_complete, staged_dir
 
@@ -31,6 +32,8 @@ __all__ = [
     "MAX_WORKERS",
     "RESUMABLE_THRESHOLD",
     "ConcurrentWriteError",
+    "OutputError",
+    "check_output",
     "download_dir",
     "exists",
     "is_complete",
@@ -40,6 +43,7 @@ __all__ = [
     "local_copy",
     "read_bytes",
     "read_json",
+    "read_parquet",
     "read_versioned",
     "remove",
     "split_gcs",
@@ -131,6 +135,17 @@ def write_bytes(location: str | Path, data: bytes, *, generation: int | None = N
 def read_json(location: str | Path) -> Any:
     """Read a JSON file."""
     return json.loads(read_bytes(location))
+
+
+def read_parquet(location: str | Path, columns: list[str] | None = None):  # noqa: ANN201 - a pyarrow Table
+    """Read a Parquet file, local or ``gs://`` (pandas and pyarrow alone cannot open ``gs://`` here)."""
+    import pyarrow.parquet as pq
+
+    if is_gcs(location):
+        import io
+
+        return pq.read_table(io.BytesIO(read_bytes(location)), columns=columns)
+    return pq.read_table(location, columns=columns)
 
 
 def write_json(location: str | Path, value: Any, **kwargs: Any) -> None:

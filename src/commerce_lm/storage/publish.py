@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from commerce_lm.names import COMPLETE_MARKER
 from commerce_lm.storage import gcs
+from commerce_lm.storage.guard import OutputError, check_output, marker_record
 from commerce_lm.storage.paths import is_gcs, join
 
 
 def is_complete(location: str | Path) -> bool:
-    """Whether a folder published by :func:`staged_dir` is whole.
+    """Whether a folder published by :func:`staged_dir` is whole: it has its completion marker.
 
-    Locally that is its existence (it appears by one rename); on GCS its completion marker, which is
-    written after every file.
+    Locally the folder appears by one rename, marker included; on GCS the marker is written after
+    every file.
     """
     if is_gcs(location):
         return gcs.live_generation(join(location, COMPLETE_MARKER)) is not None
-    return Path(location).is_dir()
+    return Path(location, COMPLETE_MARKER).is_file()
 
 
-def _publish_gcs(stage: Path, uri: str, marker_generation: int | None) -> None:
+def _publish_gcs(stage: Path, uri: str, marker_generation: int | None, step: str) -> None:
     """Publish a staged folder under ``uri``: files first, stale objects removed, marker last."""
     from google.api_core import exceptions
 
@@ -58,11 +57,8 @@ def _publish_gcs(stage: Path, uri: str, marker_generation: int | None) -> None:
             gcs.get_blob(item[0]).delete(if_generation_match=item[1], retry=gcs.retry(), timeout=gcs.REQUEST_TIMEOUT)
 
     gcs.parallel(delete, [(u, g) for u, g in live.items() if u not in targets])
-    record = {
-        "files": {u[len(uri.rstrip("/")) + 1 :]: g for u, g in sorted(written.items())},
-        "published_at": time.time(),
-    }
-    gcs.upload(marker, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode(), 0)
+    files = {u[len(uri.rstrip("/")) + 1 :]: g for u, g in sorted(written.items())}
+    gcs.upload(marker, marker_record(step, files=files), 0)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -85,31 +81,42 @@ def _remove_abandoned_stages(final: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_dir(location: str | Path) -> Iterator[Path]:
+def staged_dir(location: str | Path, step: str, inputs: Iterable[str] = ()) -> Iterator[Path]:
     """Build a folder under a temporary name and publish it only when the block succeeds.
 
-    Locally the staging folder is a sibling renamed over ``location`` at the end; an earlier
-    complete folder is replaced. For ``gs://`` the folder is built locally and uploaded when the
-    block succeeds: the old completion marker goes first, then every file (in parallel, each with a
-    generation precondition), then objects of an earlier version that are not in the new one, and
-    the new marker last, recording each file's generation. If another writer publishes the same
-    folder meanwhile, this one fails with :class:`ConcurrentWriteError` instead of mixing the two.
-    On an exception nothing is published and the staging folder is removed.
+    Nothing but an earlier output of the same ``step`` is ever replaced (:func:`check_output`,
+    before the block runs and again before publishing); the published folder carries a completion
+    marker naming ``step``. Locally the staging folder is a sibling renamed over ``location`` at
+    the end. For ``gs://`` the folder is built locally and uploaded when the block succeeds: the old
+    completion marker goes first, then every file (in parallel, each with a generation
+    precondition), then objects of an earlier version that are not in the new one, and the new
+    marker last, recording each file's generation. If another writer publishes the same folder
+    meanwhile, this one fails with :class:`ConcurrentWriteError` instead of mixing the two. On an
+    exception nothing is published and the staging folder is removed.
+
+    Raises:
+        OutputError: When ``location`` must not be written (see :func:`check_output`), or cannot be.
     """
+    check_output(location, step, inputs)
     if is_gcs(location):
         uri = str(location).rstrip("/")
         marker_generation = gcs.live_generation(join(uri, COMPLETE_MARKER))
         with tempfile.TemporaryDirectory(prefix="commerce-lm-stage-") as tmp:
             yield Path(tmp)
-            _publish_gcs(Path(tmp), uri, marker_generation)
+            _publish_gcs(Path(tmp), uri, marker_generation, step)
         return
-    final = Path(location)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_stages(final)
-    stage = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.staging")
-    stage.mkdir()
+    final = Path(os.path.abspath(location))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_stages(final)
+        stage = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.staging")
+        stage.mkdir()
+    except OSError as error:
+        raise OutputError(f"{location}: cannot write the output here: {error.strerror or error}") from None
     try:
         yield stage
+        (stage / COMPLETE_MARKER).write_bytes(marker_record(step))
+        check_output(location, step, inputs)
         if final.exists():
             trash = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
             os.replace(final, trash)

@@ -78,7 +78,8 @@ def linear_probe(vectors: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if np.bincount(labels).min(initial=0) < PROBE_FOLDS or len(np.unique(labels)) < 2:
+    _, counts = np.unique(labels, return_counts=True)
+    if len(counts) < 2 or counts.min() < PROBE_FOLDS:
         return {"val_probe_macro_f1": math.nan}
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     folds = StratifiedKFold(PROBE_FOLDS, shuffle=True, random_state=0)

@@ -23,18 +23,6 @@ from commerce_lm.training.session import Session
 
 log = logging.getLogger(__name__)
 
-# Settings that do not change the trajectory: the world size is checked on its own, with a clear
-# message (:func:`checkpoint.check_resumable`).
-_BOOKKEEPING = (
-    "num_procs",
-    "num_gpus",
-    "num_nodes",
-    "trainjob_image",
-    "trainjob_namespace",
-    "checkpoint_every",
-    "keep_checkpoints",
-)
-
 
 @dataclass
 class TrainResult:
@@ -55,10 +43,12 @@ class TrainResult:
 
 
 def run_fingerprint(tcfg: TrainConfig, seed: int, model: str, splits: list[data.Split], extra: str = "") -> str:
-    """A hash of everything that determines the trajectory, so a checkpoint of another run is never resumed."""
-    settings = tcfg.model_dump(mode="json")
-    for key in _BOOKKEEPING:
-        settings.pop(key, None)
+    """A hash of everything that determines the trajectory, so a checkpoint of another run is never resumed.
+
+    Launch and bookkeeping settings (processes, GPUs, checkpoint cadence) are left out: the world
+    size is checked on its own, with a clear message (:func:`checkpoint.check_resumable`).
+    """
+    settings = tcfg.model_dump(mode="json", exclude=set(tcfg.LAUNCH_SETTINGS))
     digest = hashlib.sha256(json.dumps([settings, seed, model, extra], sort_keys=True).encode())
     for split in splits:
         for doc_id, label, ids in zip(split.ids, split.labels.tolist(), split.input_ids, strict=True):

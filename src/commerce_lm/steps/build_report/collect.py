@@ -8,7 +8,6 @@ KFP ``ClassificationMetrics`` the component logs.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,17 +87,21 @@ def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[st
     return result, curves
 
 
+def _table(folder: str, *parts: str, columns: list[str] | None = None) -> pd.DataFrame:
+    return storage.read_parquet(storage.join(folder, *parts), columns=columns).to_pandas()
+
+
 def _task_predictions(
     heads_dir: str, heads: dict[str, Any], baselines: dict[str, tuple[str, dict]], task: str
 ) -> dict[str, tuple[pd.DataFrame, dict]]:
     arms = {
-        arm: (pd.read_parquet(Path(heads_dir, names.HEADS_DIR, arm, f"{task}.parquet")), heads[task][arm])
+        arm: (_table(heads_dir, names.HEADS_DIR, arm, f"{task}.parquet"), heads[task][arm])
         for arm in ("plm", "finetuned")
         if arm in heads[task]
     }
     if task in baselines:
         folder, baseline = baselines[task]
-        arms["e2e"] = (pd.read_parquet(Path(folder, names.PREDICTIONS_TABLE)), baseline)
+        arms["e2e"] = (_table(folder, names.PREDICTIONS_TABLE), baseline)
     return arms
 
 
@@ -167,10 +170,10 @@ def collect(
         "run": {"name": cfg.name, "model": cfg.model, "config_fingerprint": cfg.fingerprint()},
     }
     curves: dict[str, Any] = {}
-    heads = storage.read_json(Path(heads_dir, names.METRICS_JSON))
+    heads = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
     baselines = {}  # task -> (folder, metrics), each baseline folder read once
     for folder in baseline_dirs:
-        baseline = storage.read_json(Path(folder, names.METRICS_JSON))
+        baseline = storage.read_json(storage.join(folder, names.METRICS_JSON))
         baselines[baseline.get("task")] = (folder, baseline)
     for task in cfg.tasks:
         entry: dict[str, Any] = {}
@@ -181,8 +184,8 @@ def collect(
             entry["positive_rate"] = float(predictions["label"].mean())
         entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
         metrics["tasks"][task.name] = entry
-    metrics["similarity"] = storage.read_json(Path(knn_dir, names.METRICS_JSON))
-    domain = storage.read_json(Path(finetune_dir, names.METRICS_JSON))
+    metrics["similarity"] = storage.read_json(storage.join(knn_dir, names.METRICS_JSON))
+    domain = storage.read_json(storage.join(finetune_dir, names.METRICS_JSON))
     metrics["domain"] = {
         k: domain.get(k)
         for k in (
@@ -202,7 +205,7 @@ def collect(
     metrics["embedding"] = {
         arm: {k: m.get(k) for k in ("docs_per_second", "seconds", "count", "dim", "pooling")}
         for arm, loc in embeddings.items()
-        for m in [storage.read_json(Path(loc, names.MANIFEST_JSON))]
+        for m in [storage.read_json(storage.join(loc, names.MANIFEST_JSON))]
     }
     metrics["cost"] = _cost(metrics["tasks"], metrics["embedding"], metrics["domain"])
     metrics["data"] = _data_stats([d for d in (domain_dir, prepared_dir) if d])
@@ -217,19 +220,19 @@ def _data_stats(prepared_dirs: list[str]) -> dict[str, Any]:
     return {
         name: {k: counts[k] for k in keys}
         for folder in prepared_dirs
-        for name, counts in storage.read_json(Path(folder, names.STATS_JSON)).items()
+        for name, counts in storage.read_json(storage.join(folder, names.STATS_JSON)).items()
     }
 
 
 def hardest_examples(prepared_dir: str, heads_dir: str, task: str, n: int = 3) -> list[dict[str, Any]]:
     """The test listings whose fine-tuned head score is furthest from their label."""
-    path = Path(heads_dir, names.HEADS_DIR, "finetuned", f"{task}.parquet")
-    if not path.exists():
+    parts = (names.HEADS_DIR, "finetuned", f"{task}.parquet")
+    if not storage.exists(storage.join(heads_dir, *parts)):
         return []
-    predictions = pd.read_parquet(path)
+    predictions = _table(heads_dir, *parts)
     predictions["error"] = (predictions["label"] - predictions["score"]).abs()
     worst = predictions.nlargest(n, "error")
-    texts = pd.read_parquet(Path(prepared_dir, names.TASKS_DIR, f"{task}.parquet"), columns=["id", "text"])
+    texts = _table(prepared_dir, names.TASKS_DIR, f"{task}.parquet", columns=["id", "text"])
     worst = worst.merge(texts, on="id", how="left")
     return worst[["id", "label", "score", "text"]].to_dict("records")
 
@@ -272,7 +275,7 @@ def run(
     metrics, curves = collect(
         cfg, prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir, domain_dir
     )
-    with storage.staged_dir(out_dir) as stage:
+    with storage.staged_dir(out_dir, "build-report") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / CURVES_JSON, curves)
         storage.write_bytes(stage / names.REPORT_MD, render_markdown(cfg, metrics).encode())

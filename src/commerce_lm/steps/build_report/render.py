@@ -187,9 +187,14 @@ def _domain_line(metrics: dict[str, Any]) -> str:
     domain = metrics.get("domain", {})
     objective = ", ".join(f"{name} {weight:g}" for name, weight in (domain.get("objective") or {}).items())
     pooling = {arm: e.get("pooling") for arm, e in metrics.get("embedding", {}).items()}
+    # Without a cross-entropy term the domain head is never trained: its accuracy means nothing.
+    head = (
+        f"validation accuracy {_fmt(domain.get('val_accuracy'))}, macro-F1 {_fmt(domain.get('val_macro_f1'))}"
+        if "cross_entropy" in (domain.get("objective") or {"cross_entropy": 1})
+        else "no domain classifier (no cross-entropy term)"
+    )
     return (
-        f"Domain fine-tuning ({objective or 'objective not recorded'}): validation accuracy "
-        f"{_fmt(domain.get('val_accuracy'))}, macro-F1 {_fmt(domain.get('val_macro_f1'))}, linear-probe macro-F1 "
+        f"Domain fine-tuning ({objective or 'objective not recorded'}): {head}, linear-probe macro-F1 "
         f"{_fmt(domain.get('val_probe_macro_f1'))}, {_fmt(domain.get('train_seconds'), 1)} s. Pooling: PLM "
         f"{pooling.get('plm') or '-'}, fine-tuned {pooling.get('finetuned') or '-'}."
     )

@@ -1,0 +1,176 @@
+"""Streaming readers for Parquet, CSV and JSONL inputs, local or ``gs://``.
+
+Input is read record by record (Parquet in record batches), so memory does not grow with the
+corpus. Every value arrives as the file typed it; validating it is the caller's job, so a bad row is
+rejected with a reason instead of failing the whole file (see :mod:`commerce_lm.data.formats`). What
+makes a whole file unusable (unsupported type, wrong encoding, a named column that is not there, a
+corrupt page) raises :class:`InputError` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+from commerce_lm import storage
+from commerce_lm.data import formats
+from commerce_lm.data.formats import FormatError, Record
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+class InputError(ValueError):
+    """An input file that cannot be used as a whole; the message names the file (and column).
+
+    The message is always one line: the libraries' own messages can span several.
+    """
+
+    def __init__(self, message: str) -> None:
+        """Keep ``message`` on one line."""
+        super().__init__(" ".join(message.split()))
+
+
+def input_format(path: str) -> str:
+    """The format of ``path`` from its extension.
+
+    Raises:
+        InputError: When the extension is not one of Parquet, CSV or JSONL.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; expected Parquet, CSV or JSONL")
+    return FORMATS[suffix]
+
+
+def _is_data_file(relative: str) -> bool:
+    """Hidden and ``_``-prefixed entries (``_SUCCESS``, ``_temporary/``, ``.crc``) are not data."""
+    return not any(part.startswith((".", "_")) for part in Path(relative).parts)
+
+
+def expand(location: str) -> list[str]:
+    """The data files a config's ``data`` names: a file, a folder or a glob, local or ``gs://``.
+
+    A path that exists is taken as it is, even when it holds glob characters such as ``[``. In a
+    folder, hidden and ``_``-prefixed entries are skipped, as Spark and Hadoop write them.
+
+    Raises:
+        InputError: When nothing matches, or the location cannot be read.
+    """
+    if storage.is_gcs(location):
+        try:
+            files = _expand_gcs(location)
+        except Exception as error:  # the client raises many types; the URI is what the user needs
+            raise InputError(f"{location}: cannot read: {error}") from None
+    elif Path(location).is_dir():
+        root = Path(location)
+        files = sorted(str(p) for p in root.rglob("*") if p.is_file() and _is_data_file(str(p.relative_to(root))))
+    elif Path(location).exists():
+        files = [location]
+    elif any(ch in location for ch in "*?["):
+        files = sorted(glob.glob(location, recursive=True))
+    else:
+        files = []
+    if not files:
+        raise InputError(f"{location}: no such file or no files match")
+    return files
+
+
+def _expand_gcs(location: str) -> list[str]:
+    if "*" in location:
+        prefix = location.split("*", 1)[0].rsplit("/", 1)[0]
+        return [f for f in storage.list_files(prefix) if fnmatch.fnmatch(f, location)]
+    if storage.exists(location):
+        return [location]
+    folder = location.rstrip("/") + "/"
+    return [f for f in storage.list_files(location) if _is_data_file(f[len(folder) :])]
+
+
+def _available(fmt: str, local: Path, encoding: str | None) -> list[str] | None:
+    """The file's columns, or None for JSONL (whose keys are known only once it is read)."""
+    if fmt == "parquet":
+        return formats.parquet_columns(local)
+    if fmt == "csv":
+        return formats.csv_header(local, formats.check_encoding(local, encoding))
+    formats.check_encoding(local, encoding)
+    return None
+
+
+def _records(path: str, local: Path, columns: list[str], wanted: list[str], encoding: str | None, batch_rows: int):
+    fmt = input_format(path)
+    if fmt == "parquet":
+        yield from formats.parquet_records(local, wanted, batch_rows)
+    elif fmt == "csv":
+        yield from formats.csv_records(local, wanted, formats.check_encoding(local, encoding))
+    else:
+        seen: set[str] = set()
+        yield from formats.jsonl_records(local, wanted, formats.check_encoding(local, encoding), seen)
+        missing = [c for c in columns if c not in seen]
+        if missing:
+            raise InputError(f"{path}: no record has column(s) {missing}, which the config names")
+
+
+def _file_records(
+    path: str, local: Path, columns: list[str], optional: list[str], encoding: str | None, batch_rows: int
+) -> Iterator[Record]:
+    if local.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    fmt = input_format(path)
+    try:
+        available = _available(fmt, local, encoding)
+    except FormatError as error:
+        raise InputError(f"{path}: {error}") from None
+    except Exception as error:  # each format's library raises its own types; name the file
+        raise InputError(f"{path}: not a readable {fmt} file: {error}") from None
+    if available is not None:
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}; the file has {available}")
+    wanted = columns + [c for c in optional if c not in columns and (available is None or c in available)]
+    try:
+        yield from _records(path, local, columns, wanted, encoding, batch_rows)
+    except FormatError as error:
+        raise InputError(f"{path}, {error}") from None
+    except UnicodeError as error:  # a configured codec that does not fit the bytes
+        raise InputError(f"{path}: cannot decode as {encoding}: {error}") from None
+
+
+def iter_records(
+    location: str,
+    columns: list[str],
+    optional: list[str] = (),
+    batch_rows: int = 65536,
+    encoding: str | None = None,
+) -> Iterator[tuple[str, Record]]:
+    """Stream ``columns`` of every file ``location`` names, record by record.
+
+    Args:
+        location: File, folder or glob, local or ``gs://``.
+        columns: Columns to read; each must exist in every file (the config names them).
+        optional: Columns read where a file has them (defaulted ``lang``, ``split``); a record of a
+            file without one holds None.
+        batch_rows: Rows per Parquet record batch.
+        encoding: The text codec of CSV/JSONL files; None reads UTF-8 (with or without a BOM) and
+            refuses anything else.
+
+    Yields:
+        ``(file, record)`` pairs; see :mod:`commerce_lm.data.formats` for ``_row``, ``_line`` and
+        malformed records.
+
+    Raises:
+        InputError: For an unsupported, empty or unreadable file, or a missing column (named).
+    """
+    for path in expand(location):
+        with ExitStack() as stack:
+            try:
+                local = stack.enter_context(storage.local_copy(path))
+            except Exception as error:
+                raise InputError(f"{path}: cannot read: {error}") from None
+            rows = 0
+            for record in _file_records(path, local, list(columns), list(optional), encoding, batch_rows):
+                rows += 1
+                yield path, {c: None for c in optional} | record
+            if rows == 0:
+                raise InputError(f"{path}: file has no rows")

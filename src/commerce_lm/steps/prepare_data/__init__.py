@@ -1,0 +1,75 @@
+"""``prepare-data``: validate, normalise, de-duplicate and split every dataset a run names.
+
+Modules: :mod:`.parse` (one record to one row, canonical values in :mod:`.values`), :mod:`.rules`
+(duplicates, conflicts, the sample cap, split assignment), :mod:`.write` (the Parquet tables),
+:mod:`.step` (the passes over each dataset) and :mod:`.checks` (the gate before training).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from commerce_lm import names, storage
+from commerce_lm.config import PrepareSection
+from commerce_lm.steps.prepare_data.checks import DataError, check_trainable
+from commerce_lm.steps.prepare_data.step import Preparer, datasets, domain_labels, table_path
+from commerce_lm.steps.prepare_data.values import normalize_text
+
+__all__ = ["DataError", "normalize_text", "run"]
+STEP = "prepare-data"
+
+
+def run(cfg: PrepareSection, out_dir: str) -> dict[str, Any]:
+    """Prepare every dataset of ``cfg`` into ``out_dir``.
+
+    Args:
+        cfg: The datasets to prepare: the domain, tasks and similarity sets, or any part of them
+            (see :func:`commerce_lm.config.prepare_part`).
+        out_dir: The prepared folder (local or ``gs://``), published atomically.
+
+    Returns:
+        The step's metrics: rows accepted and rejected per dataset.
+
+    Raises:
+        readers.InputError: For a file that cannot be read as a whole (names file and column).
+        DataError: When the data must not reach training (names dataset, file and column).
+        storage.OutputError: When ``out_dir`` holds anything but an earlier prepare-data output,
+            or lies inside an input folder.
+    """
+    started = time.perf_counter()
+    inputs = [spec.data for spec in [cfg.domain, *cfg.tasks, *cfg.similarity] if spec]
+    with storage.staged_dir(out_dir, STEP, inputs) as stage:
+        preparer = Preparer(cfg, stage)
+        stats = {}
+        for ds in datasets(cfg):
+            preparer.scan(ds)
+            if ds.kind == "domain":
+                preparer.domain_labels = domain_labels(cfg, ds)
+            stats[ds.name] = preparer.write(ds, table_path(stage, ds))
+        preparer.corpus_writer.close()
+        if cfg.domain:  # a run may prepare its parts apart
+            storage.write_json(stage / names.LABELS_JSON, preparer.domain_labels)
+        storage.write_json(stage / names.STATS_JSON, stats)
+        try:
+            check_trainable(cfg, stage, stats, preparer.domain_labels)
+        except DataError:
+            _keep_for_inspection(stage, out_dir)
+            raise
+        metrics = {
+            "seconds": time.perf_counter() - started,
+            "corpus_rows": len(preparer.corpus_keys),
+            **{key: sum(s[key] for s in stats.values()) for key in ("accepted_rows", "rejected_rows", "input_rows")},
+        }
+        storage.write_json(stage / names.METRICS_JSON, metrics)
+        storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
+    return metrics
+
+
+def _keep_for_inspection(stage: Path, out_dir: str) -> None:
+    """A refused run still keeps its rejected rows and stats, beside (never as) the output."""
+    target = f"{str(out_dir).rstrip('/')}.refused"
+    with storage.staged_dir(target, f"{STEP} (refused)") as keep:
+        for path in [stage / names.STATS_JSON, *sorted((stage / names.REJECTED_DIR).glob("*.parquet"))]:
+            storage.write_bytes(keep / path.relative_to(stage), path.read_bytes())

@@ -1,0 +1,136 @@
+"""``prepare-data``: validate, normalise, de-duplicate and split every dataset a run names.
+
+Each dataset is streamed in record batches (memory does not grow with the corpus). The first pass
+learns what needs the whole file (label sets, texts with conflicting labels, whether the file has a
+validation split); with a ``sample`` cap, a second pass finds the seeded cutoff; the last writes
+accepted rows and rejected rows with their reason and column. Every input row ends up accepted,
+rejected or (for budgeted runs) sampled out, and ``stats.json`` counts all three.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from commerce_lm import names
+from commerce_lm.config import PrepareSection
+from commerce_lm.data import readers
+from commerce_lm.steps.prepare_data import rules, values
+from commerce_lm.steps.prepare_data.parse import Dataset, Row, parse
+from commerce_lm.steps.prepare_data.write import (
+    ACCEPTED_SCHEMA,
+    CORPUS_SCHEMA,
+    REJECTED_SCHEMA,
+    Writer,
+    rejected_record,
+)
+
+
+class Preparer:
+    """Runs the passes over each dataset and writes the prepared folder."""
+
+    def __init__(self, cfg: PrepareSection, stage: Path) -> None:
+        """Prepare into the staging folder ``stage``."""
+        self.cfg = cfg
+        self.stage = stage
+        self.corpus_keys: dict[int, int] = {}  # id digest -> text digest of every corpus document
+        self.corpus_writer = Writer(stage / names.CORPUS_TABLE, CORPUS_SCHEMA)
+        self.domain_labels: list[str] = []
+
+    def _rows(self, ds: Dataset) -> Iterator[tuple[str, dict[str, Any], Row]]:
+        named, optional = ds.columns()
+        spec = ds.spec
+        for path, record in readers.iter_records(
+            spec.data, named, optional, self.cfg.prepare.batch_rows, spec.encoding
+        ):
+            yield path, record, parse(ds, record, self.cfg.prepare)
+
+    def scan(self, ds: Dataset) -> None:
+        """First pass: label sets per text, label counts, the splits the file uses."""
+        ds.input_rows = 0
+        for _, _, row in tqdm(self._rows(ds), desc=f"scan {ds.name}", unit=" rows", mininterval=5, leave=False):
+            ds.input_rows += 1
+            if row.reason is None:
+                rules.learn(ds, row)
+
+    def _decided(self, ds: Dataset) -> Iterator[tuple[str, dict[str, Any], Row, tuple[int, int]]]:
+        """Every row with the duplicate and conflict rules applied, in file order."""
+        dedup = rules.Deduplicator(ds, self.corpus_keys)
+        for path, record, row in self._rows(ds):
+            keys = dedup.check(row) if row.reason is None else (0, 0)
+            yield path, record, row, keys
+
+    def _cutoff(self, ds: Dataset) -> tuple[float, str] | None:
+        sample = ds.spec.sample
+        if not sample:
+            return None
+        passing = (row for _, _, row, _ in self._decided(ds) if row.reason is None)
+        return rules.sample_cutoff(passing, sample, self.cfg.seed)
+
+    def write(self, ds: Dataset, table_path: Path) -> dict[str, Any]:
+        """Last pass: decide every row, write accepted and rejected rows, count them."""
+        cutoff = self._cutoff(ds)
+        accepted = Writer(table_path, ACCEPTED_SCHEMA[ds.kind])
+        rejected = Writer(self.stage / names.REJECTED_DIR / f"{ds.name}.parquet", REJECTED_SCHEMA)
+        reasons: Counter = Counter()
+        by_split: Counter = Counter()
+        sampled_out = 0
+        for path, record, row, (id_key, key) in self._decided(ds):
+            if row.reason is not None:
+                reasons[row.reason] += 1
+                rejected.add(rejected_record(record, row, path))
+            elif cutoff is not None and (rules.sample_key(self.cfg.seed, row.id), row.id) > cutoff:
+                sampled_out += 1
+            else:
+                row.split = rules.assign(ds, row, self.cfg.prepare)
+                by_split[row.split] += 1
+                self._accept(ds, row, accepted, id_key, key)
+        accepted.close()
+        rejected.close()
+        return {
+            "input_rows": ds.input_rows,
+            "accepted_rows": sum(by_split.values()),
+            "rejected_rows": sum(reasons.values()),
+            "sampled_out_rows": sampled_out,
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "accepted_by_split": dict(by_split),
+            "source": ds.spec.data,
+        }
+
+    def _accept(self, ds: Dataset, row: Row, accepted: Writer, id_key: int, key: int) -> None:
+        target = self.domain_labels.index(row.target) if ds.kind == "domain" else row.target
+        common = {"id": row.id, "text": row.text, "lang": row.lang, "split": row.split}
+        accepted.add({**common, ("group" if ds.kind == "similarity" else "label"): target})
+        if ds.kind != "domain" and id_key not in self.corpus_keys:
+            self.corpus_keys[id_key] = key
+            self.corpus_writer.add(common)
+
+
+def datasets(cfg: PrepareSection) -> list[Dataset]:
+    """Every dataset ``cfg`` names, the domain corpus (when there is one) first."""
+    labels = cfg.domain.labels if cfg.domain else None
+    allowed = {values.canonical(label) for label in labels} if labels else None
+    return [
+        *([Dataset("domain", "domain", cfg.domain, allowed_labels=allowed)] if cfg.domain else []),
+        *(Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
+        *(Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity),
+    ]
+
+
+def domain_labels(cfg: PrepareSection, ds: Dataset) -> list[str]:
+    """The domain classes in class-id order: the config's, or those found, numbers first."""
+    if cfg.domain.labels:
+        return [values.canonical(label) for label in cfg.domain.labels]
+    return sorted(ds.label_counts, key=rules.domain_label_order)
+
+
+def table_path(stage: Path, ds: Dataset) -> Path:
+    """Where the accepted rows of ``ds`` go."""
+    if ds.kind == "domain":
+        return stage / names.DOMAIN_TABLE
+    folder = names.TASKS_DIR if ds.kind == "task" else names.SIMILARITY_DIR
+    return stage / folder / f"{ds.spec.name}.parquet"
