@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def publish_bundle(
-    config_json: str,
+    section_json: str,
     code_version: str,
     prepared: Input[Dataset],
     encoder: Input[Model],
@@ -20,7 +20,7 @@ def publish_bundle(
     from commerce_lm import config
     from commerce_lm.steps import publish_bundle
 
-    cfg = config.config_from_json(config_json)
+    cfg = config.section_from_json("publish-bundle", section_json)
     result = publish_bundle.run(
         cfg, prepared.path, encoder.path, finetuned_embeddings.path, heads.path, knn.path, bundle.path
     )

@@ -7,39 +7,31 @@ without importing kfp itself.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from commerce_lm_pipelines.auth import TOKEN_ENV, Auth, make_client
+from commerce_lm_pipelines.cron import validate_cron
+from commerce_lm_pipelines.local_run import REPORT_FILES, default_cache_dir
 from commerce_lm_pipelines.remote import (
     DEFAULT_EXPERIMENT,
     DEFAULT_PIPELINE_NAME,
-    TOKEN_ENV,
-    Auth,
     RemoteError,
     compile_for,
     format_runs,
     list_runs,
     load_definition,
-    make_client,
     schedule_run,
     submit_run,
-    validate_cron,
 )
 
-from commerce_lm import names, storage
 from commerce_lm.cli import add_config_args, load_run_config
-from commerce_lm.config import ConfigError
 
-REPORT_FILES = (names.METRICS_JSON, names.REPORT_MD, names.REPORT_HTML)
 PIPELINES = ("train", "score")
 # A scheduled scoring run's default schedule name and KFP pipeline (apart from the training one's).
 SCORE_DEFAULTS = ("commerce-lm-score-daily", "commerce-lm-score")
-RUN_CONFIG = "run_config.json"
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -52,50 +44,16 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def claim_run_dir(out: Path, cfg_json: str, fingerprint: str, overwrite: bool) -> None:
-    """Refuse to reuse a run folder made with another config, unless ``overwrite`` is set.
-
-    Raises:
-        ConfigError: Naming both config fingerprints.
-    """
-    marker = out / RUN_CONFIG
-    if marker.exists() and not overwrite:
-        previous = storage.read_json(marker)
-        if previous.get("fingerprint") != fingerprint:
-            raise ConfigError(
-                f"{out}: this run folder holds a run of config {previous.get('fingerprint')}, "
-                f"not {fingerprint}; use another --output or pass --overwrite"
-            )
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    storage.write_json(marker, {"fingerprint": fingerprint, "config": cfg_json})
-
-
-def _find_report(root: Path, started: float) -> Path:
-    candidates = [p for p in root.glob("*/build-report/report") if p.stat().st_mtime >= started]
-    if not candidates:
-        raise RuntimeError(f"{root}: the local run produced no report")
-    return max(candidates, key=lambda p: p.stat().st_mtime)
-
-
 def _run_local(args: argparse.Namespace) -> int:
-    from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
-    from kfp import local
+    from commerce_lm_pipelines.local_run import run_local
 
-    cfg = load_run_config(args)
     out = Path(args.output).resolve()
-    claim_run_dir(out, cfg.to_json(), cfg.fingerprint(), args.overwrite)
-    # Components run as `python3 -m kfp.dsl.executor_main`: make that python this environment's.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    root = out / "kfp-root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    started = time.time()
-    build_pipeline(cluster=False)(**pipeline_arguments(cfg))
-    report = _find_report(root, started - 1)
-    for name in REPORT_FILES:
-        shutil.copy(report / name, out / name)
-    seconds = time.time() - started
-    print(f"pipeline finished in {seconds:.0f} s")
+    cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir()).resolve()
+    result = run_local(load_run_config(args), out, cache_dir=cache_dir, overwrite=args.overwrite)
+    print(f"pipeline finished in {result['seconds']:.0f} s")
+    if cache_dir is not None:
+        hits = ", ".join(result["cache_hits"]) or "none"
+        print(f"cache {cache_dir}: hits {hits}")
     for name in REPORT_FILES:
         print(f"  {out / name}")
     return 0
@@ -114,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_args(run)
     run.add_argument("--output", required=True, help="run folder: report files and the local pipeline root")
     run.add_argument("--overwrite", action="store_true", help="reuse a run folder made with another config")
+    run.add_argument("--cache-dir", help=f"step cache shared across run folders (default: {default_cache_dir()})")
+    run.add_argument("--no-cache", action="store_true", help="run every step, reading and writing no cache")
     run.set_defaults(func=_run_local)
 
     add_remote_commands(sub)

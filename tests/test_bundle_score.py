@@ -17,6 +17,7 @@ from commerce_lm.bundle import layout, registry
 from commerce_lm.bundle.apply import head_scores
 from commerce_lm.bundle.layout import BundleError
 from commerce_lm.bundle.read import open_bundle
+from commerce_lm.config import section_for
 from commerce_lm.embedding.pooling import write_sentence_transformers_files
 from commerce_lm.steps import evaluate_knn, extract_embeddings, publish_bundle, score, train_heads
 
@@ -30,18 +31,20 @@ def run_outputs(tmp_path_factory, tiny_cfg, tiny_prepared, tiny_run_dir):
     dim = json.loads((model / "config.json").read_text())["hidden_size"]
     write_sentence_transformers_files(str(model), "cls", dim, tiny_cfg.embed.max_length)
     (root / "finetune" / names.METRICS_JSON).write_text(json.dumps({"val_accuracy": 0.5, "val_macro_f1": 0.4}))
-    extract_embeddings.run(tiny_cfg, str(model), str(tiny_prepared), str(root / "emb"))
+    extract_embeddings.run(
+        section_for("extract-embeddings", tiny_cfg), str(model), str(tiny_prepared), str(root / "emb")
+    )
     arms = {"finetuned": str(root / "emb")}
     expected = {"finetuned": models.model_checksum(str(model))}
-    train_heads.run(tiny_cfg, str(tiny_prepared), arms, str(root / "heads"), expected)
-    evaluate_knn.run(tiny_cfg, str(tiny_prepared), arms, str(root / "knn"), expected)
+    train_heads.run(section_for("train-heads", tiny_cfg), str(tiny_prepared), arms, str(root / "heads"), expected)
+    evaluate_knn.run(section_for("evaluate-knn", tiny_cfg), str(tiny_prepared), arms, str(root / "knn"), expected)
     return root
 
 
 def _publish(cfg, prepared, outputs: Path, out: Path, heads: Path | None = None) -> dict:
     return publish_bundle.run(
-        cfg, str(prepared), str(outputs / "finetune"), str(outputs / "emb"), str(heads or outputs / "heads"),
-        str(outputs / "knn"), str(out),
+        section_for("publish-bundle", cfg), str(prepared), str(outputs / "finetune"), str(outputs / "emb"),
+        str(heads or outputs / "heads"), str(outputs / "knn"), str(out),
     )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ import pytest
 from store_helpers import KEY, fake_vectors
 
 from commerce_lm import models
-from commerce_lm.config import RunConfig
+from commerce_lm.config import ExtractSection
 from commerce_lm.demo.tiny_model import build_tiny_xlmr
 from commerce_lm.embedding import vector_store
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
@@ -47,13 +47,8 @@ def tiny_model(tmp_path_factory) -> str:
     return str(build_tiny_xlmr(tmp_path_factory.mktemp("model") / "xlmr", _texts(150, seed=1), vocab_size=400))
 
 
-def _cfg(model: str, store: Path, **embed) -> RunConfig:
-    return RunConfig(
-        model=model,
-        domain={"data": "unused.parquet", "label": "label"},
-        tasks=[{"name": "t", "data": "unused.parquet", "label": "label"}],
-        embed={"max_length": 32, "token_budget": 256, "store": str(store), **embed},
-    )
+def _cfg(model: str, store: Path, **embed) -> ExtractSection:
+    return ExtractSection(model=model, embed={"max_length": 32, "token_budget": 256, "store": str(store), **embed})
 
 
 def test_second_extraction_embeds_nothing_and_a_grown_corpus_only_the_new_texts(tiny_model, tmp_path):

@@ -21,20 +21,20 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from commerce_lm import models, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import ExtractSection
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.checks import check_ids
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.embedding.pooling import declared_pooling
 from commerce_lm.embedding.store import (
     EmbeddingSet,
-    load,
     part_files,
     part_name,
     read_table,
     schema,
     to_table,
 )
+from commerce_lm.embedding.store import load as load_embeddings  # reads this step's output back
 from commerce_lm.embedding.vector_store import StoreKey, VectorStore
 from commerce_lm.names import CONFIG_JSON, CORPUS_TABLE, EMBEDDINGS_DIR, MANIFEST_JSON, METRICS_JSON
 
@@ -46,18 +46,6 @@ CHUNK_DOCS = 16384
 STEP = "extract-embeddings"
 # What a shard's manifest says about its work (gather sums them).
 COUNTS = ("count", "embedded", "reused", "seconds", "embed_seconds", "docs_per_second")
-
-
-def load_embeddings(path: str) -> EmbeddingSet:
-    """Read an extract-embeddings output folder (all parts, in corpus order).
-
-    Args:
-        path: The step's output folder (or its ``embeddings/`` folder), local or ``gs://``.
-
-    Returns:
-        Ids, splits, ``float32`` vectors and the manifest.
-    """
-    return load(path)
 
 
 def shard_bounds(num_rows: int, shard: int, num_shards: int) -> tuple[int, int]:
@@ -112,14 +100,16 @@ def _complete(out_dir: str, fingerprint: str) -> dict | None:
     return storage.read_json(metrics_path) if rows == manifest.get("count") else None
 
 
-def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1) -> dict:
+def run(
+    section: ExtractSection, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1
+) -> dict:
     """Embed one shard of ``prepared_dir/corpus.parquet`` with the frozen encoder ``model``.
 
     Texts go through the vector store (``embed.store``): only texts it lacks for this encoder,
     pooling and max length are embedded (and added to it); the output holds exactly this shard's ids.
 
     Args:
-        cfg: The run config; ``cfg.embed`` holds max length, token budget, pooling, dtype and store.
+        section: The step's section; ``section.embed`` holds max length, token budget, pooling, dtype and store.
         model: The encoder: HF hub id, local folder or ``gs://`` folder.
         prepared_dir: The prepare-data output folder.
         out_dir: This shard's output folder (``embeddings/``, ``manifest.json``, ``metrics.json``,
@@ -131,7 +121,7 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
         The metrics: ``count``, ``embedded`` and ``reused`` texts, ``seconds``, ``docs_per_second``
         (of the texts embedded; None when all were reused) and token counts.
     """
-    settings = cfg.embed
+    settings = section.embed
     # Each encoder pools as it declares (the PLM's sentence-transformers config; the fine-tuned
     # encoder's own), unless the config forces one pooling for every arm.
     pooling = declared_pooling(models.resolve_model(model)) if settings.pooling == "auto" else settings.pooling
@@ -154,7 +144,7 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
         def texts() -> Iterator[list[str]]:
             return (rows["text"] for rows in _iter_rows(corpus, start, stop, CHUNK_DOCS))
 
-        plan, embed_seconds, counter = _embed(cfg, model, key, texts, f"embed {shard + 1}/{num_shards}")
+        plan, embed_seconds, counter = _embed(section, model, key, texts, f"embed {shard + 1}/{num_shards}")
         with storage.staged_dir(out_dir, STEP) as stage:
             part = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
             _write_part(part, _iter_rows(corpus, start, stop, CHUNK_DOCS), plan, settings.dtype)
@@ -163,7 +153,7 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
             manifest.update({k: metrics[k] for k in COUNTS}, store=plan.store.root, fingerprint=fingerprint)
             manifest.update(shard=shard, num_shards=num_shards, rows=[start, stop])
             storage.write_json(stage / MANIFEST_JSON, manifest)
-            storage.write_json(stage / CONFIG_JSON, cfg.model_dump(mode="json"))
+            storage.write_json(stage / CONFIG_JSON, section.model_dump(mode="json"))
             storage.write_json(stage / METRICS_JSON, metrics)
     return metrics
 
@@ -179,12 +169,12 @@ def _write_part(target: Path, rows_iter: Iterator[dict[str, list]], plan: cached
             offset += count
 
 
-def _embed(cfg: RunConfig, model: str, key: StoreKey, texts: cached.Chunks, label: str) -> tuple:
+def _embed(section: ExtractSection, model: str, key: StoreKey, texts: cached.Chunks, label: str) -> tuple:
     """Look every text up in the store and embed the missing ones: ``(plan, seconds, token counter)``."""
-    plan = cached.plan(VectorStore(cfg.embed.store), key, texts)
+    plan = cached.plan(VectorStore(section.embed.store), key, texts)
     counter = _TokenCounter()
     # The encoder is loaded only when some text is missing.
-    embedder = functools.partial(Embedder, model, _encoder_settings(cfg, key.pooling))
+    embedder = functools.partial(Embedder, model, _encoder_settings(section, key.pooling))
     plan.fill(texts, embedder, CHUNK_DOCS, label, counter)
     return plan, plan.embed_seconds, counter
 
@@ -194,8 +184,9 @@ def _key_entries(key: StoreKey) -> dict:
     return {"encoder_checksum": key.encoder_checksum, "pooling": key.pooling, "max_length": key.max_length}
 
 
-def _encoder_settings(cfg: RunConfig, pooling: str) -> EncoderSettings:
-    return EncoderSettings(max_length=cfg.embed.max_length, token_budget=cfg.embed.token_budget, pooling=pooling)
+def _encoder_settings(section: ExtractSection, pooling: str) -> EncoderSettings:
+    embed = section.embed
+    return EncoderSettings(max_length=embed.max_length, token_budget=embed.token_budget, pooling=pooling)
 
 
 def _metrics(count: int, plan: cached.Plan, seconds: float, embed_seconds: float, counter: _TokenCounter) -> dict:

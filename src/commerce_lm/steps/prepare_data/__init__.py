@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from commerce_lm import names, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PrepareSection
 from commerce_lm.data.values import normalize_text
 from commerce_lm.steps.prepare_data.checks import DataError, check_trainable
 from commerce_lm.steps.prepare_data.step import Preparer, datasets, domain_labels, table_path
@@ -23,11 +23,12 @@ __all__ = ["DataError", "normalize_text", "run"]
 STEP = "prepare-data"
 
 
-def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
+def run(cfg: PrepareSection, out_dir: str) -> dict[str, Any]:
     """Prepare every dataset of ``cfg`` into ``out_dir``.
 
     Args:
-        cfg: The run config.
+        cfg: The datasets to prepare: the domain, tasks and similarity sets, or any part of them
+            (see :func:`commerce_lm.config.prepare_part`).
         out_dir: The prepared folder (local or ``gs://``), published atomically.
 
     Returns:
@@ -40,7 +41,7 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
             or lies inside an input folder.
     """
     started = time.perf_counter()
-    inputs = [spec.data for spec in [cfg.domain, *cfg.tasks, *cfg.similarity]]
+    inputs = [spec.data for spec in [cfg.domain, *cfg.tasks, *cfg.similarity] if spec]
     with storage.staged_dir(out_dir, STEP, inputs) as stage:
         preparer = Preparer(cfg, stage)
         stats = {}
@@ -50,7 +51,8 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
                 preparer.domain_labels = domain_labels(cfg, ds)
             stats[ds.name] = preparer.write(ds, table_path(stage, ds))
         preparer.corpus_writer.close()
-        storage.write_json(stage / names.LABELS_JSON, preparer.domain_labels)
+        if cfg.domain:  # a run may prepare its parts apart
+            storage.write_json(stage / names.LABELS_JSON, preparer.domain_labels)
         storage.write_json(stage / names.STATS_JSON, stats)
         try:
             check_trainable(cfg, stage, stats, preparer.domain_labels)

@@ -14,7 +14,7 @@ from typing import Any
 from commerce_lm import names, storage
 from commerce_lm.bundle import gate, registry
 from commerce_lm.bundle.read import open_bundle
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PublishBundleSection
 from commerce_lm.embedding.checks import load_checked
 from commerce_lm.steps.publish_bundle import validation
 from commerce_lm.steps.publish_bundle.assemble import assemble
@@ -23,7 +23,7 @@ STEP = "publish-bundle"
 BUNDLE_DIR = "bundle"
 
 
-def _decide(cfg: RunConfig, prepared_dir: str, heads_dir: str, embeddings: Any) -> tuple[gate.Decision, Any]:
+def _decide(cfg: PublishBundleSection, prepared_dir: str, heads_dir: str, embeddings: Any) -> tuple[gate.Decision, Any]:
     """The gate's decision, and the live pointer's generation it was made at."""
     settings = cfg.publish
     if not settings.location:
@@ -43,7 +43,7 @@ def _decide(cfg: RunConfig, prepared_dir: str, heads_dir: str, embeddings: Any) 
 
 
 def run(
-    cfg: RunConfig, prepared_dir: str, finetune_dir: str, embeddings_dir: str, heads_dir: str, knn_dir: str,
+    cfg: PublishBundleSection, prepared_dir: str, finetune_dir: str, embeddings_dir: str, heads_dir: str, knn_dir: str,
     out_dir: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Build the bundle, decide, and publish it when the gate allows.

@@ -17,7 +17,7 @@ from commerce_lm import models, names, storage
 from commerce_lm.bundle import layout
 from commerce_lm.bundle.card import model_card
 from commerce_lm.bundle.layout import BundleError
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PublishBundleSection
 from commerce_lm.embedding.checks import aligned_vectors
 from commerce_lm.embedding.store import EmbeddingSet
 
@@ -42,7 +42,7 @@ def encoder_entry(model: str, embeddings: EmbeddingSet) -> dict[str, Any]:
     return {"path": layout.ENCODER_DIR, "checksum": checksum, **{k: manifest[k] for k in keys}}
 
 
-def _heads(stage: Path, heads_dir: str, checksum: str, cfg: RunConfig) -> dict[str, Any]:
+def _heads(stage: Path, heads_dir: str, checksum: str, cfg: PublishBundleSection) -> dict[str, Any]:
     """Copy each task's head with the checksum of the encoder whose vectors it was trained on."""
     metrics = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
     entries = {}
@@ -60,7 +60,7 @@ def _heads(stage: Path, heads_dir: str, checksum: str, cfg: RunConfig) -> dict[s
     return entries
 
 
-def _references(stage: Path, prepared_dir: str, embeddings: EmbeddingSet, knn: dict, cfg: RunConfig) -> dict:
+def _references(stage: Path, prepared_dir: str, embeddings: EmbeddingSet, knn: dict, cfg: PublishBundleSection) -> dict:
     """Each similarity set's reference index: its grouped listings, with their vectors."""
     entries = {}
     for spec in cfg.similarity:
@@ -77,7 +77,9 @@ def _references(stage: Path, prepared_dir: str, embeddings: EmbeddingSet, knn: d
     return entries
 
 
-def _run_metrics(cfg: RunConfig, heads_dir: str, knn: dict, finetune_dir: str, heads: dict) -> dict[str, Any]:
+def _run_metrics(
+    cfg: PublishBundleSection, heads_dir: str, knn: dict, finetune_dir: str, heads: dict
+) -> dict[str, Any]:
     head_metrics = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
     domain = storage.read_json(storage.join(finetune_dir, names.METRICS_JSON))
     return {
@@ -94,8 +96,8 @@ def _run_metrics(cfg: RunConfig, heads_dir: str, knn: dict, finetune_dir: str, h
 
 
 def assemble(
-    stage: Path, cfg: RunConfig, prepared_dir: str, finetune_dir: str, embeddings: EmbeddingSet, heads_dir: str,
-    knn_dir: str,
+    stage: Path, cfg: PublishBundleSection, prepared_dir: str, finetune_dir: str, embeddings: EmbeddingSet,
+    heads_dir: str, knn_dir: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Write a bundle into the empty folder ``stage`` and return its manifest.
 

@@ -10,7 +10,7 @@ import pandas as pd
 from commerce_lm import names, storage
 from commerce_lm.bundle.apply import head_scores
 from commerce_lm.bundle.read import Bundle
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PublishBundleSection
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.checks import aligned_vectors
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
@@ -21,7 +21,7 @@ from commerce_lm.metrics import roc_pr
 CHUNK = 4096
 
 
-def validation_rows(cfg: RunConfig, prepared_dir: str) -> dict[str, pd.DataFrame]:
+def validation_rows(cfg: PublishBundleSection, prepared_dir: str) -> dict[str, pd.DataFrame]:
     """Each task's validation rows (``id``, ``text``, ``label``) of this run's prepared data."""
     rows = {}
     for task in cfg.tasks:
@@ -47,7 +47,7 @@ def new_metrics(rows: dict[str, pd.DataFrame], heads_dir: str, embeddings: Embed
     return out
 
 
-def live_metrics(rows: dict[str, pd.DataFrame], live: Bundle, cfg: RunConfig, metric: str) -> dict:
+def live_metrics(rows: dict[str, pd.DataFrame], live: Bundle, cfg: PublishBundleSection, metric: str) -> dict:
     """The live bundle's heads on its own encoder's vectors of the same rows (through the store)."""
     tasks = {task: table for task, table in rows.items() if task in live.tasks}
     texts = sorted({text for table in tasks.values() for text in table["text"]})
