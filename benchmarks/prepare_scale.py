@@ -41,14 +41,14 @@ def _generate(path: Path, rows: int) -> None:
 def _config(listings: Path):
     import yaml
 
-    from commerce_lm.config import parse_config
+    from commerce_lm.config import parse_config, section_for
 
     raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     for spec in [raw["domain"], *raw["tasks"], *raw.get("similarity", [])]:
         spec["data"] = str(listings)
     raw["model"] = "unused"
     raw["prepare"]["max_rejected_fraction"] = 1.0
-    return parse_config(raw, "configs/demo.yaml (data replaced)")
+    return section_for("prepare-data", parse_config(raw, "configs/demo.yaml (data replaced)"))
 
 
 def _pandas(cfg, out_dir: Path) -> dict:

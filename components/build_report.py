@@ -16,15 +16,17 @@ from kfp.dsl import (
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def build_report(
-    config_json: str,
+    section_json: str,
     code_version: str,
     prepared: Input[Dataset],
+    domain: Input[Dataset],
     encoder: Input[Model],
     plm_embeddings: Input[Dataset],
     finetuned_embeddings: Input[Dataset],
     heads: Input[Model],
     baselines: Input[list[Model]],
     knn: Input[Dataset],
+    bundle: Input[Model],
     report: Output[Dataset],
     metrics: Output[Metrics],
     roc: Output[ClassificationMetrics],
@@ -37,10 +39,20 @@ def build_report(
     from commerce_lm import config, names, storage
     from commerce_lm.steps import build_report
 
-    cfg = config.config_from_json(config_json)
+    cfg = config.section_from_json("build-report", section_json)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
+    baseline_dirs = [b.path for b in baselines]
     result = build_report.run(
-        cfg, prepared.path, encoder.path, arms, heads.path, [b.path for b in baselines], knn.path, report.path
+        cfg,
+        prepared.path,
+        encoder.path,
+        arms,
+        heads.path,
+        baseline_dirs,
+        knn.path,
+        report.path,
+        domain.path,
+        bundle.path,
     )
     for name, value in build_report.scalar_metrics(result).items():
         metrics.log_metric(name, value)

@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def evaluate_knn(
-    config_json: str,
+    section_json: str,
     code_version: str,
     prepared: Input[Dataset],
     encoder: Input[Model],
@@ -20,7 +20,7 @@ def evaluate_knn(
     from commerce_lm.embedding.checks import expected_checksums
     from commerce_lm.steps import evaluate_knn
 
-    cfg = config.config_from_json(config_json)
+    section = config.section_from_json("evaluate-knn", section_json)
     model = storage.join(encoder.path, names.MODEL_DIR)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    evaluate_knn.run(cfg, prepared.path, arms, knn.path, expected_checksums(cfg.model, model))
+    evaluate_knn.run(section, prepared.path, arms, knn.path, expected_checksums(section.model, model))

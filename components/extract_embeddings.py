@@ -11,19 +11,19 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def extract_plm_embeddings(
-    config_json: str, code_version: str, shard: int, prepared: Input[Dataset], embeddings: Output[Dataset]
+    section_json: str, code_version: str, shard: int, prepared: Input[Dataset], embeddings: Output[Dataset]
 ):
     """[CLS] vectors of one shard of the corpus with the config's pre-trained model."""
     from commerce_lm import config
     from commerce_lm.steps import extract_embeddings
 
-    cfg = config.config_from_json(config_json)
-    extract_embeddings.run(cfg, cfg.model, prepared.path, embeddings.path, int(shard), cfg.embed.num_shards)
+    section = config.section_from_json("extract-embeddings", section_json)
+    extract_embeddings.run(section, section.model, prepared.path, embeddings.path, int(shard), section.embed.num_shards)
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def extract_finetuned_embeddings(
-    config_json: str,
+    section_json: str,
     code_version: str,
     shard: int,
     prepared: Input[Dataset],
@@ -34,14 +34,13 @@ def extract_finetuned_embeddings(
     from commerce_lm import config, names, storage
     from commerce_lm.steps import extract_embeddings
 
-    cfg = config.config_from_json(config_json)
+    section = config.section_from_json("extract-embeddings", section_json)
     model = storage.join(encoder.path, names.MODEL_DIR)
-    extract_embeddings.run(cfg, model, prepared.path, embeddings.path, int(shard), cfg.embed.num_shards)
+    extract_embeddings.run(section, model, prepared.path, embeddings.path, int(shard), section.embed.num_shards)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def gather_embeddings(
-    config_json: str,
     code_version: str,
     prepared: Input[Dataset],
     parts: Input[list[Dataset]],

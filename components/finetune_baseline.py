@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def finetune_baseline(
-    config_json: str, code_version: str, num_procs: int, task: str, prepared: Input[Dataset], baseline: Output[Model]
+    section_json: str, code_version: str, num_procs: int, task: str, prepared: Input[Dataset], baseline: Output[Model]
 ):
     """End-to-end baseline for ``task``; ``num_procs`` > 1 runs it under torchrun, ``num_nodes`` > 1 as a TrainJob."""
     import os
@@ -15,7 +15,7 @@ def finetune_baseline(
     from commerce_lm.cli import main
 
     # By URI, as finetune-encoder: the job's pods and a KFP retry's checkpoints live in the bucket.
-    args = ["finetune-baseline", "--config-json", config_json, "--prepared", prepared.uri, "--task", task]
+    args = ["finetune-baseline", "--config-json", section_json, "--prepared", prepared.uri, "--task", task]
     if main([*args, "--output", baseline.uri, "--num-procs", str(num_procs)]) != 0:
         raise RuntimeError(f"finetune-baseline failed for task {task}")
     os.makedirs(baseline.path, exist_ok=True)  # the KFP launcher uploads this (empty) local copy afterwards

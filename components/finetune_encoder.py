@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def finetune_encoder(
-    config_json: str,
+    section_json: str,
     code_version: str,
     num_procs: int,
     prepared: Input[Dataset],
@@ -15,6 +15,7 @@ def finetune_encoder(
     metrics: Output[Metrics],
 ):
     """Multi-class domain fine-tuning; ``num_procs`` > 1 runs it under torchrun, ``num_nodes`` > 1 as a TrainJob."""
+    import json
     import os
 
     from commerce_lm import names, storage
@@ -22,10 +23,14 @@ def finetune_encoder(
 
     # By URI (gs:// on a cluster): a multi-node job's pods reach the bucket, not this pod's disk, and
     # checkpoints beside the output stay in the bucket, where a KFP retry resumes.
-    args = ["finetune-encoder", "--config-json", config_json, "--prepared", prepared.uri, "--output", encoder.uri]
+    args = ["finetune-encoder", "--config-json", section_json, "--prepared", prepared.uri, "--output", encoder.uri]
     if main([*args, "--num-procs", str(num_procs)]) != 0:
         raise RuntimeError("finetune-encoder failed")
     os.makedirs(encoder.path, exist_ok=True)  # the KFP launcher uploads this (empty) local copy afterwards
-    for key, value in storage.read_json(storage.join(encoder.uri, names.METRICS_JSON)).items():
-        if isinstance(value, int | float):
-            metrics.log_metric(key, value)
+    found = storage.read_json(storage.join(encoder.uri, names.METRICS_JSON)).items()
+    scalars = {key: value for key, value in found if isinstance(value, int | float)}
+    for key, value in scalars.items():
+        metrics.log_metric(key, value)
+    # kfp.local serves a cache hit only when every output artifact has a file; Metrics has none.
+    with open(metrics.path, "w") as handle:
+        json.dump(scalars, handle, sort_keys=True)

@@ -1,4 +1,4 @@
-"""KFP component: prepare-data."""
+"""KFP component: prepare-data, for one part of the data (the domain, the datasets, or one task)."""
 
 from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
@@ -6,9 +6,9 @@ from kfp.dsl import Dataset, Output
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def prepare_data(config_json: str, code_version: str, prepared: Output[Dataset]):
-    """Validate, normalise, de-duplicate and split every dataset (``code_version`` keys the cache)."""
+def prepare_data(section_json: str, code_version: str, prepared: Output[Dataset]):
+    """Validate, normalise, de-duplicate and split the datasets ``section_json`` names."""
     from commerce_lm import config
     from commerce_lm.steps import prepare_data
 
-    prepared.metadata.update(prepare_data.run(config.config_from_json(config_json), prepared.path))
+    prepared.metadata.update(prepare_data.run(config.section_from_json("prepare-data", section_json), prepared.path))

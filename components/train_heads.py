@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def train_heads(
-    config_json: str,
+    section_json: str,
     code_version: str,
     prepared: Input[Dataset],
     encoder: Input[Model],
@@ -20,7 +20,7 @@ def train_heads(
     from commerce_lm.embedding.checks import expected_checksums
     from commerce_lm.steps import train_heads
 
-    cfg = config.config_from_json(config_json)
+    section = config.section_from_json("train-heads", section_json)
     model = storage.join(encoder.path, names.MODEL_DIR)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    train_heads.run(cfg, prepared.path, arms, heads.path, expected_checksums(cfg.model, model))
+    train_heads.run(section, prepared.path, arms, heads.path, expected_checksums(section.model, model))

@@ -7,89 +7,53 @@ without importing kfp itself.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from commerce_lm_pipelines.auth import TOKEN_ENV, Auth, make_client
+from commerce_lm_pipelines.cron import validate_cron
+from commerce_lm_pipelines.local_run import REPORT_FILES, default_cache_dir
 from commerce_lm_pipelines.remote import (
     DEFAULT_EXPERIMENT,
     DEFAULT_PIPELINE_NAME,
-    TOKEN_ENV,
-    Auth,
     RemoteError,
     compile_for,
     format_runs,
     list_runs,
     load_definition,
-    make_client,
     schedule_run,
     submit_run,
-    validate_cron,
 )
 
-from commerce_lm import names, storage
 from commerce_lm.cli import add_config_args, load_run_config
-from commerce_lm.config import ConfigError
 
-REPORT_FILES = (names.METRICS_JSON, names.REPORT_MD, names.REPORT_HTML)
-RUN_CONFIG = "run_config.json"
+PIPELINES = ("train", "score")
+# A scheduled scoring run's default schedule name and KFP pipeline (apart from the training one's).
+SCORE_DEFAULTS = ("commerce-lm-score-daily", "commerce-lm-score")
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from commerce_lm_pipelines.pipeline import compile_pipeline
+    if args.pipeline == "score":
+        from commerce_lm_pipelines.score import compile_score_pipeline as compile_pipeline
+    else:
+        from commerce_lm_pipelines.pipeline import compile_pipeline
 
     print(f"wrote {compile_pipeline(args.output)}")
     return 0
 
 
-def claim_run_dir(out: Path, cfg_json: str, fingerprint: str, overwrite: bool) -> None:
-    """Refuse to reuse a run folder made with another config, unless ``overwrite`` is set.
-
-    Raises:
-        ConfigError: Naming both config fingerprints.
-    """
-    marker = out / RUN_CONFIG
-    if marker.exists() and not overwrite:
-        previous = storage.read_json(marker)
-        if previous.get("fingerprint") != fingerprint:
-            raise ConfigError(
-                f"{out}: this run folder holds a run of config {previous.get('fingerprint')}, "
-                f"not {fingerprint}; use another --output or pass --overwrite"
-            )
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    storage.write_json(marker, {"fingerprint": fingerprint, "config": cfg_json})
-
-
-def _find_report(root: Path, started: float) -> Path:
-    candidates = [p for p in root.glob("*/build-report/report") if p.stat().st_mtime >= started]
-    if not candidates:
-        raise RuntimeError(f"{root}: the local run produced no report")
-    return max(candidates, key=lambda p: p.stat().st_mtime)
-
-
 def _run_local(args: argparse.Namespace) -> int:
-    from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
-    from kfp import local
+    from commerce_lm_pipelines.local_run import run_local
 
-    cfg = load_run_config(args)
     out = Path(args.output).resolve()
-    claim_run_dir(out, cfg.to_json(), cfg.fingerprint(), args.overwrite)
-    # Components run as `python3 -m kfp.dsl.executor_main`: make that python this environment's.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    root = out / "kfp-root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    started = time.time()
-    build_pipeline(cluster=False)(**pipeline_arguments(cfg))
-    report = _find_report(root, started - 1)
-    for name in REPORT_FILES:
-        shutil.copy(report / name, out / name)
-    seconds = time.time() - started
-    print(f"pipeline finished in {seconds:.0f} s")
+    cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir()).resolve()
+    result = run_local(load_run_config(args), out, cache_dir=cache_dir, overwrite=args.overwrite)
+    print(f"pipeline finished in {result['seconds']:.0f} s")
+    if cache_dir is not None:
+        hits = ", ".join(result["cache_hits"]) or "none"
+        print(f"cache {cache_dir}: hits {hits}")
     for name in REPORT_FILES:
         print(f"  {out / name}")
     return 0
@@ -99,12 +63,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``compile``, ``run`` and the remote commands to the ``commerce-lm`` parser."""
     compile_parser = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML")
     compile_parser.add_argument("--output", required=True, help="YAML file to write")
+    compile_parser.add_argument(
+        "--pipeline", choices=PIPELINES, default="train", help="train (the whole run) or score (new listings)"
+    )
     compile_parser.set_defaults(func=_compile)
 
     run = sub.add_parser("run", help="run the whole DAG locally with kfp.local (SubprocessRunner)")
     add_config_args(run)
     run.add_argument("--output", required=True, help="run folder: report files and the local pipeline root")
     run.add_argument("--overwrite", action="store_true", help="reuse a run folder made with another config")
+    run.add_argument("--cache-dir", help=f"step cache shared across run folders (default: {default_cache_dir()})")
+    run.add_argument("--no-cache", action="store_true", help="run every step, reading and writing no cache")
     run.set_defaults(func=_run_local)
 
     add_remote_commands(sub)
@@ -133,20 +102,48 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_package(definition: dict[str, Any], sets: list[str]) -> tuple[str, dict[str, Any]]:
+    """Compile the scoring pipeline; its arguments from the definition, then ``--set KEY=VALUE``."""
+    import tempfile
+
+    import yaml
+    from commerce_lm_pipelines.score import compile_score_pipeline, score_arguments
+
+    given = dict(definition.get("arguments") or {})
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RemoteError(f"--set {item!r}: expected KEY=VALUE, e.g. bundle=gs://bucket/bundles")
+        given[key] = yaml.safe_load(value)
+    if not given.get("bundle") or not given.get("listings"):
+        raise RemoteError("scheduled scoring needs arguments bundle and listings (definition or --set)")
+    try:
+        arguments = score_arguments(**given)
+    except TypeError as error:
+        raise RemoteError(f"scoring arguments {sorted(given)}: {error}") from None
+    package = str(Path(tempfile.mkdtemp(prefix="commerce-lm-kfp-")) / "score.yaml")
+    return compile_score_pipeline(package), arguments
+
+
 def _cmd_schedule(args: argparse.Namespace) -> int:
     definition = load_definition(args.definition)
+    pipeline = args.pipeline or definition.get("pipeline") or "train"
     config = args.config or definition.get("config")
     cron = args.cron or definition.get("cron")
-    if not config or not cron:
-        raise RemoteError("schedule needs --config and --cron (or a --definition file naming them)")
+    if not cron or (pipeline == "train" and not config):
+        raise RemoteError("schedule needs --cron and, to retrain, --config (or a --definition file naming them)")
     validate_cron(str(cron))  # fail before compiling or contacting the server
     args.namespace = args.namespace or definition.get("namespace")
-    package, arguments = compile_for(config, [*definition.get("overrides", []), *(args.set or [])])
+    if pipeline == "score":
+        package, arguments = _score_package(definition, args.set or [])
+    else:
+        package, arguments = compile_for(config, [*definition.get("overrides", []), *(args.set or [])])
     client, auth = _client_for(args)
+    default_name = {"train": ("commerce-lm-retrain", args.pipeline_name), "score": SCORE_DEFAULTS}[pipeline]
     result = schedule_run(
         client, package, arguments, str(cron),
-        name=args.name or definition.get("name") or "commerce-lm-retrain",
-        pipeline_name=definition.get("pipeline_name") or args.pipeline_name,
+        name=args.name or definition.get("name") or default_name[0],
+        pipeline_name=definition.get("pipeline_name") or default_name[1],
         experiment=args.experiment or definition.get("experiment") or DEFAULT_EXPERIMENT,
         namespace=auth.namespace,
     )  # fmt: skip
@@ -205,6 +202,7 @@ def add_remote_commands(subparsers: Any) -> None:
     schedule.add_argument("--experiment")
     schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     schedule.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
+    schedule.add_argument("--pipeline", choices=PIPELINES, help="train (default) or score (daily scoring)")
     schedule.set_defaults(func=_guard(_cmd_schedule))
 
     runs = subparsers.add_parser("runs", help="list recent runs and their states")

@@ -1,9 +1,15 @@
-"""The commerce-lm DAG: prepare -> (fine-tune -> embed) || embed PLM -> heads, KNN, baselines -> report.
+"""The commerce-lm DAG: prepare -> (fine-tune -> embed) || embed PLM -> heads, KNN, baselines -> bundle -> report.
 
 PLM embedding depends only on the prepared data, so it runs while the encoder fine-tunes, and
-the end-to-end baselines fan out with ParallelFor over the tasks. Training steps get GPUs, a
-memory-backed /dev/shm, node selection and tolerations from pipeline parameters, and retries
-with backoff (they resume from their checkpoints).
+the end-to-end baselines fan out with ParallelFor over the tasks, each with its own prepared data.
+Training steps get GPUs, a memory-backed /dev/shm, node selection and tolerations from pipeline
+parameters, and retries with backoff (they resume from their checkpoints).
+
+Each step gets only its config section (a pipeline parameter), the artifacts it reads and its code
+version (a constant of the compiled pipeline, :mod:`commerce_lm_pipelines.versions`). The data is
+prepared in parts, each its own artifact: the domain; the datasets (tasks, similarity sets and the
+corpus to embed); and each task alone, for its baseline. So a new task re-runs neither the domain
+fine-tune nor another task's baseline.
 """
 
 from typing import Any
@@ -19,11 +25,13 @@ from commerce_lm_components.finetune_baseline import finetune_baseline
 from commerce_lm_components.finetune_encoder import finetune_encoder
 from commerce_lm_components.images import IMAGE_UID
 from commerce_lm_components.prepare_data import prepare_data
+from commerce_lm_components.publish_bundle import publish_bundle
 from commerce_lm_components.train_heads import train_heads
+from commerce_lm_pipelines.versions import step_code_versions
 from kfp import compiler, dsl, kubernetes
+from kfp.dsl import Dataset
 
-from commerce_lm import __version__
-from commerce_lm.config import RunConfig
+from commerce_lm.config import RunConfig, prepare_part, section_for
 
 PIPELINE_NAME = "commerce-lm"
 SHM_SIZE = "16Gi"
@@ -49,7 +57,7 @@ def _training_settings(
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=SHM_SIZE)
 
 
-def _hardened(tasks: list[dsl.PipelineTask]) -> None:
+def hardened(tasks: list[dsl.PipelineTask]) -> None:
     """Run every step as the images' unprivileged user, writing only to its scratch volumes.
 
     kfp also drops all capabilities; deploy/cluster makes the root filesystem read-only.
@@ -61,94 +69,167 @@ def _hardened(tasks: list[dsl.PipelineTask]) -> None:
         kubernetes.add_pod_label(task, READ_ONLY_ROOT_LABEL, "true")
 
 
+def _publish(section: Any, version: str, both: dict[str, Any], evaluated: list[Any]) -> Any:
+    """The bundle (encoder, heads, thresholds, reference indexes), gated against the live one."""
+    publish = publish_bundle(
+        section_json=section,
+        code_version=version,
+        heads=evaluated[-2].outputs["heads"],
+        knn=evaluated[-1].outputs["knn"],
+        prepared=both["prepared"],
+        encoder=both["encoder"],
+        finetuned_embeddings=both["finetuned_embeddings"],
+    )
+    # The gate reads the registry's live pointer, which other runs move: never a cached decision.
+    publish.set_caching_options(False)
+    return publish
+
+
+def _embedded(extract: Any, loop: str, shards: Any, parallel: int, version: str, **inputs: Any) -> tuple[Any, Any]:
+    """Embed the corpus in shards with ``extract`` (``ParallelFor``), then gather them checking every id."""
+    with dsl.ParallelFor(items=shards, name=loop, parallelism=parallel) as shard:
+        part = extract(code_version=version, shard=shard, **inputs)
+    parts = dsl.Collected(part.outputs["embeddings"])
+    return part, gather_embeddings(code_version=version, prepared=inputs["prepared"], parts=parts)
+
+
+def _baselines(tasks: Any, section: Any, version: dict[str, str], parallel: int, gpus: tuple) -> tuple[Any, Any]:
+    """One end-to-end baseline per task, each on that task's own prepared data (``ParallelFor``)."""
+    with dsl.ParallelFor(items=tasks, name="baselines", parallelism=parallel) as task:
+        task_data = prepare_data(section_json=task.prepare_section, code_version=version["prepare-data"])
+        baseline = finetune_baseline(
+            section_json=section,
+            code_version=version["finetune-baseline"],
+            num_procs=gpus[0],
+            task=task.spec_name,
+            prepared=task_data.outputs["prepared"],
+        )
+        _training_settings(baseline, *gpus)
+    return task_data, baseline
+
+
+def _embed_and_evaluate(
+    datasets: Any, encoder: Any, sections: dict[str, Any], version: dict[str, str], shards: Any, parallel: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """Embed with both encoders, then train the heads and run KNN on both embedding sets.
+
+    Returns:
+        The inputs the heads, KNN and report share, and the tasks made (heads and KNN last).
+    """
+    # PLM embedding depends only on the prepared data, so it runs while the encoder fine-tunes.
+    embed = {"section_json": sections["extract"], "prepared": datasets.outputs["prepared"]}
+    extract = version["extract-embeddings"]
+    plm_part, plm = _embedded(extract_plm_embeddings, "plm-shards", shards, parallel, extract, **embed)
+    tuned_part, tuned = _embedded(
+        extract_finetuned_embeddings,
+        "finetuned-shards",
+        shards,
+        parallel,
+        extract,
+        encoder=encoder.outputs["encoder"],
+        **embed,
+    )
+    both = {
+        "prepared": datasets.outputs["prepared"],
+        "encoder": encoder.outputs["encoder"],
+        "plm_embeddings": plm.outputs["embeddings"],
+        "finetuned_embeddings": tuned.outputs["embeddings"],
+    }
+    heads = train_heads(section_json=sections["heads"], code_version=version["train-heads"], **both)
+    knn = evaluate_knn(section_json=sections["knn"], code_version=version["evaluate-knn"], **both)
+    return both, [plm_part, plm, tuned_part, tuned, heads, knn]
+
+
 def build_pipeline(cluster: bool = True) -> Any:
-    """The pipeline function; ``cluster=False`` leaves out Kubernetes-only settings for kfp.local."""
+    """The pipeline function; ``cluster=False`` leaves out Kubernetes-only settings for kfp.local.
+
+    Each step gets only its config section, the artifacts it reads and its code version (see the
+    module docstring), so its cache key changes only when one of them does.
+    """
+    version = step_code_versions()
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Domain-adapt an encoder, then embed once and reuse it.")
     def commerce_lm_pipeline(
-        config_json: str,
         tasks: list,
+        prepare_domain: str,
+        prepare_datasets: str,
+        finetune_encoder_section: str,
+        finetune_baseline_section: str,
+        extract_section: str,
+        train_heads_section: str,
+        evaluate_knn_section: str,
+        build_report_section: str,
+        publish_bundle_section: str,
         shards: list = [0],  # noqa: B006 - KFP default
-        code_version: str = __version__,
         num_gpus: int = 1,
         accelerator_type: str = "nvidia-tesla-a100",
         gpu_node_selector: dict = {"cloud.google.com/gke-nodepool": "gpu-pool"},  # noqa: B006 - KFP default
         gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
-    ):
-        # Every step gets the config and the code version: both are part of each step's cache key.
-        run = {"config_json": config_json, "code_version": code_version}
-        prepared = prepare_data(**run)
-        prepared.set_caching_options(True)
-        data = {**run, "prepared": prepared.outputs["prepared"]}
-        encoder = finetune_encoder(**data, num_procs=num_gpus)
-        _training_settings(encoder, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
+    ) -> Dataset:
+        gpus = (num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
+        domain = prepare_data(section_json=prepare_domain, code_version=version["prepare-data"])
+        datasets = prepare_data(section_json=prepare_datasets, code_version=version["prepare-data"])
+        encoder = finetune_encoder(
+            section_json=finetune_encoder_section,
+            code_version=version["finetune-encoder"],
+            num_procs=num_gpus,
+            prepared=domain.outputs["prepared"],
+        )
+        _training_settings(encoder, *gpus)
         # On one machine, concurrent loop iterations would share its cores and inflate each other's
         # measured cost; on a cluster each gets its own machine.
         parallel = 0 if cluster else 1
-        # Embedding fans out over corpus shards (embed.num_shards); gathering checks every id.
-        with dsl.ParallelFor(items=shards, name="plm-shards", parallelism=parallel) as shard:
-            plm_part = extract_plm_embeddings(**data, shard=shard)
-        plm = gather_embeddings(**data, parts=dsl.Collected(plm_part.outputs["embeddings"]))
-        with dsl.ParallelFor(items=shards, name="finetuned-shards", parallelism=parallel) as shard:
-            tuned_part = extract_finetuned_embeddings(**data, shard=shard, encoder=encoder.outputs["encoder"])
-        tuned = gather_embeddings(**data, parts=dsl.Collected(tuned_part.outputs["embeddings"]))
-        both = {
-            **data,
-            "encoder": encoder.outputs["encoder"],
-            "plm_embeddings": plm.outputs["embeddings"],
-            "finetuned_embeddings": tuned.outputs["embeddings"],
-        }
-        heads = train_heads(**both)
-        knn = evaluate_knn(**both)
-        with dsl.ParallelFor(items=tasks, name="baselines", parallelism=parallel) as task_name:
-            baseline = finetune_baseline(**data, num_procs=num_gpus, task=task_name)
-            _training_settings(baseline, num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
+        sections = {"extract": extract_section, "heads": train_heads_section, "knn": evaluate_knn_section}
+        both, evaluated = _embed_and_evaluate(datasets, encoder, sections, version, shards, parallel)
+        task_data, baseline = _baselines(tasks, finetune_baseline_section, version, parallel, gpus)
+        publish = _publish(publish_bundle_section, version["publish-bundle"], both, evaluated)
         report = build_report(
-            **both,
-            heads=heads.outputs["heads"],
+            section_json=build_report_section,
+            code_version=version["build-report"],
+            domain=domain.outputs["prepared"],
+            heads=evaluated[-2].outputs["heads"],
             baselines=dsl.Collected(baseline.outputs["baseline"]),
-            knn=knn.outputs["knn"],
+            knn=evaluated[-1].outputs["knn"],
+            bundle=publish.outputs["bundle"],
+            **both,
         )
         if cluster:
-            _hardened([prepared, encoder, plm_part, plm, tuned_part, tuned, heads, knn, baseline, report])
+            hardened([domain, datasets, encoder, *evaluated, task_data, baseline, publish, report])
+        return report.outputs["report"]
 
     return commerce_lm_pipeline
 
 
 def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
-    """Pipeline parameters for a run of ``cfg``.
+    """Pipeline parameters for a run of ``cfg``: each step's section of it, as canonical JSON.
 
-    The config travels as canonical JSON, so a changed setting changes the cache key; so does
-    ``code_version``, so a new release is never served a stale cached step.
+    Each step receives only its own section, so a setting changes the cache key of exactly the
+    steps that read it.
     """
+    prepare = section_for("prepare-data", cfg)
+    sections = {
+        f"{name}_section": section_for(step, cfg).to_json()
+        for name, step in (
+            ("finetune_encoder", "finetune-encoder"),
+            ("finetune_baseline", "finetune-baseline"),
+            ("extract", "extract-embeddings"),
+            ("train_heads", "train-heads"),
+            ("evaluate_knn", "evaluate-knn"),
+            ("build_report", "build-report"),
+            ("publish_bundle", "publish-bundle"),
+        )
+    }
+    tasks = [
+        {"spec_name": t.name, "prepare_section": prepare_part(prepare, f"task:{t.name}").to_json()} for t in cfg.tasks
+    ]
     return {
-        "config_json": cfg.to_json(),
-        "tasks": [t.name for t in cfg.tasks],
+        "tasks": tasks,
+        "prepare_domain": prepare_part(prepare, "domain").to_json(),
+        "prepare_datasets": prepare_part(prepare, "datasets").to_json(),
+        **sections,
         "shards": list(range(cfg.embed.num_shards)),
-        "code_version": code_version(),
         "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1),
     }
-
-
-def code_version() -> str:
-    """The package version plus, in a git checkout, the commit (so edited code never hits old cache)."""
-    import subprocess
-    from pathlib import Path
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return __version__
-    return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"
 
 
 def compile_pipeline(path: str) -> str:

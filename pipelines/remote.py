@@ -5,13 +5,7 @@ pipeline per run), so the UI keeps one history. ``schedule`` keeps exactly one r
 name: re-running it replaces the old one (KFP's API has no update for recurring runs). Recurring runs
 use KFP's 6-field cron (seconds first), at most one run at a time and no catch-up.
 
-Authentication, first match wins:
-
-1. a bearer token in the environment (``KFP_BEARER_TOKEN``, or the variable ``--token-env`` names),
-   e.g. ``$(gcloud auth print-access-token)`` or an OIDC token in front of a Kubeflow gateway;
-2. in a pod, the projected service-account token KFP mounts for pipeline clients
-   (``KF_PIPELINES_SA_TOKEN_PATH``, default ``/var/run/secrets/kubeflow/pipelines/token``);
-3. nothing (a port-forwarded or otherwise open endpoint).
+Authentication is :mod:`commerce_lm_pipelines.auth`'s; cron checks are :mod:`commerce_lm_pipelines.cron`'s.
 
 On a multi-user deployment pass ``--namespace`` (the Kubeflow profile namespace): experiments, runs
 and recurring runs live there.
@@ -22,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import re
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -31,102 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from commerce_lm_pipelines.cron import validate_cron
 
 DEFAULT_PIPELINE_NAME = "commerce-lm"
 DEFAULT_EXPERIMENT = "commerce-lm"
-TOKEN_ENV = "KFP_BEARER_TOKEN"
-SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
-SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
-CRON_FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
-_CRON_FIELD = re.compile(r"^[A-Za-z0-9*?/,\-LW#]+$")
-_CRON_MACRO = re.compile(r"^@(yearly|annually|monthly|weekly|daily|midnight|hourly|every \S+)$")
 # KFP's v2beta1 Predicate.Operation
 _EQUALS = "EQUALS"
 
 
 class RemoteError(RuntimeError):
     """A submission or schedule that cannot go ahead; the message says what to change."""
-
-
-def validate_cron(expression: str) -> str:
-    """Check a cron expression in the 6-field form KFP's scheduler (robfig/cron) expects.
-
-    Args:
-        expression: ``second minute hour day-of-month month day-of-week``, e.g. ``0 0 3 * * *``;
-            or a macro such as ``@daily``.
-
-    Returns:
-        The expression with normalized spacing.
-
-    Raises:
-        ValueError: For a 5-field (crontab) expression, with the 6-field one it probably meant, or
-            any other malformed expression.
-    """
-    text = " ".join(expression.split())
-    if _CRON_MACRO.match(text):
-        return text
-    fields = text.split(" ") if text else []
-    if len(fields) == 5:
-        raise ValueError(
-            f"cron {expression!r} has 5 fields, but KFP takes 6 with seconds first "
-            f"({' '.join(CRON_FIELDS)}): did you mean {'0 ' + text!r}?"
-        )
-    if len(fields) != 6:
-        raise ValueError(
-            f"cron {expression!r} has {len(fields)} fields; KFP takes 6: {' '.join(CRON_FIELDS)} "
-            "(e.g. '0 0 3 * * *' for 03:00 every day)"
-        )
-    for name, value in zip(CRON_FIELDS, fields, strict=True):
-        if not _CRON_FIELD.match(value):
-            raise ValueError(f"cron {expression!r}: the {name} field {value!r} is not valid")
-    return text
-
-
-@dataclass
-class Auth:
-    """How to authenticate to the KFP API.
-
-    Attributes:
-        token: A bearer token, or ``None``.
-        sa_token_path: A service-account token file read (and re-read) for each request, or ``None``.
-        namespace: The Kubeflow profile namespace on a multi-user deployment.
-    """
-
-    token: str | None = None
-    sa_token_path: str | None = None
-    namespace: str | None = None
-
-    @classmethod
-    def from_environment(cls, namespace: str | None = None, token_env: str = TOKEN_ENV) -> Auth:
-        """Pick the credentials available here, in the order the module docstring lists."""
-        token = os.environ.get(token_env) or None
-        if token:
-            return cls(token=token, namespace=namespace)
-        path = os.environ.get(SA_TOKEN_ENV) or SA_TOKEN_PATH
-        if Path(path).is_file():
-            return cls(sa_token_path=path, namespace=namespace)
-        return cls(namespace=namespace)
-
-    def describe(self) -> str:
-        """Say which credentials are used, never the secret itself."""
-        how = "bearer token" if self.token else "service-account token" if self.sa_token_path else "none"
-        return f"auth: {how}" + (f", namespace {self.namespace}" if self.namespace else "")
-
-
-def make_client(host: str, auth: Auth):  # noqa: ANN201 - a kfp.Client
-    """Create a ``kfp.Client`` for ``host`` with ``auth``."""
-    import kfp
-
-    kwargs: dict[str, Any] = {"host": host}
-    if auth.token:
-        kwargs["existing_token"] = auth.token
-    elif auth.sa_token_path:
-        from kfp.client import ServiceAccountTokenVolumeCredentials
-
-        kwargs["credentials"] = ServiceAccountTokenVolumeCredentials(path=auth.sa_token_path)
-    if auth.namespace:
-        kwargs["namespace"] = auth.namespace
-    return kfp.Client(**kwargs)
 
 
 def _display_name_filter(name: str) -> str:
@@ -372,12 +278,15 @@ def compile_for(config_path: str, overrides: list[str] | None = None) -> tuple[s
 def load_definition(path: str | None) -> dict[str, Any]:
     """Read a recurring-run definition (YAML: ``name``, ``cron``, ``config``, ``experiment``, ...).
 
+    A scoring schedule says ``pipeline: score`` and gives the pipeline's ``arguments`` instead of a config.
+
     Relative ``config`` paths resolve against the definition's folder.
     """
     if not path:
         return {}
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     allowed = {"name", "cron", "config", "experiment", "namespace", "pipeline_name", "overrides"}
+    allowed |= {"pipeline", "arguments"}  # a scoring schedule: pipeline: score, and its arguments
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise RemoteError(f"{path}: unknown keys {unknown}; allowed: {sorted(allowed)}")

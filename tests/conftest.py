@@ -24,6 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tests' own cache folder (the default vector store lives there), never the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["COMMERCE_LM_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo corpus (about 450 listings) as Parquet."""

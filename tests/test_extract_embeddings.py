@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from commerce_lm.config import RunConfig
+from commerce_lm.config import ExtractSection
 from commerce_lm.demo.tiny_model import build_tiny_xlmr
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.steps import extract_embeddings
@@ -66,13 +66,8 @@ def reference(tiny_model, prepared) -> tuple[np.ndarray, np.ndarray]:
     return _reference(tiny_model, prepared[2], max_length=24)
 
 
-def _cfg(model: str, **embed) -> RunConfig:
-    return RunConfig(
-        model=model,
-        domain={"data": "unused.parquet", "label": "label"},
-        tasks=[{"name": "t", "data": "unused.parquet", "label": "label"}],
-        embed={"max_length": 24, "token_budget": 96, **embed},
-    )
+def _cfg(model: str, **embed) -> ExtractSection:
+    return ExtractSection(model=model, embed={"max_length": 24, "token_budget": 96, **embed})
 
 
 def _reference(model: str, texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from conftest_training import run_config, tiny_model, write_prepared
 
+from commerce_lm.config import section_for
 from commerce_lm.steps import finetune_baseline, finetune_encoder
 
 
@@ -23,7 +24,7 @@ def test_finetune_encoder_exports_a_loadable_encoder(setup):
     prepared, model, root = setup
     cfg = run_config(model, eval_every=4, best_metric="val_accuracy")
     out = root / "encoder"
-    metrics = finetune_encoder.run(cfg, str(prepared), str(out))
+    metrics = finetune_encoder.run(section_for("finetune-encoder", cfg), str(prepared), str(out))
 
     saved = json.loads((out / "metrics.json").read_text())
     for key in (
@@ -55,7 +56,7 @@ def test_finetune_baseline_scores_the_test_split(setup):
     prepared, model, root = setup
     cfg = run_config(model, epochs=3, eval_every=3, early_stopping_patience=2, best_metric="val_roc_auc")
     out = root / "baseline"
-    metrics = finetune_baseline.run(cfg, str(prepared), "weapons", str(out))
+    metrics = finetune_baseline.run(section_for("finetune-baseline", cfg), str(prepared), "weapons", str(out))
 
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert list(predictions.columns) == ["id", "label", "score", "lang"]

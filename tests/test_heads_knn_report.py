@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from commerce_lm import names
+from commerce_lm.config import section_for
 from commerce_lm.embedding.checks import EncoderMismatchError
 from commerce_lm.steps import evaluate_knn, extract_embeddings, train_heads
 from commerce_lm.steps.build_report import collect
@@ -14,13 +15,15 @@ from commerce_lm.steps.build_report import collect
 @pytest.fixture(scope="module")
 def embeddings(tmp_path_factory, tiny_cfg, tiny_prepared, tiny_run_dir):
     out = tmp_path_factory.mktemp("emb") / "plm"
-    extract_embeddings.run(tiny_cfg, tiny_cfg.model, str(tiny_prepared), str(out))
+    extract_embeddings.run(section_for("extract-embeddings", tiny_cfg), tiny_cfg.model, str(tiny_prepared), str(out))
     return out
 
 
 def test_heads_train_save_weights_and_predictions(tmp_path, tiny_cfg, tiny_prepared, embeddings):
     out = tmp_path / "heads"
-    metrics = train_heads.run(tiny_cfg, str(tiny_prepared), {"plm": str(embeddings)}, str(out))
+    metrics = train_heads.run(
+        section_for("train-heads", tiny_cfg), str(tiny_prepared), {"plm": str(embeddings)}, str(out)
+    )
     for task in tiny_cfg.tasks:
         arm = metrics[task.name]["plm"]
         assert 0.0 <= arm["roc_auc"] <= 1.0 and arm["train_seconds"] > 0 and arm["c"] in tiny_cfg.heads.c_grid
@@ -51,14 +54,16 @@ def test_heads_learn_a_linearly_separable_signal(tmp_path, tiny_cfg, tiny_prepar
     table_ = store.to_table(emb.ids, emb.splits, vectors, "float32")
     pq.write_table(table_, leaky / names.EMBEDDINGS_DIR / store.part_name(0, 1))
     (leaky / names.MANIFEST_JSON).write_text(json.dumps(emb.manifest))
-    metrics = train_heads.run(tiny_cfg, str(tiny_prepared), {"plm": str(leaky)}, str(tmp_path / "h"))
+    metrics = train_heads.run(
+        section_for("train-heads", tiny_cfg), str(tiny_prepared), {"plm": str(leaky)}, str(tmp_path / "h")
+    )
     assert metrics["prohibited"]["plm"]["roc_auc"] > 0.99
 
 
 def test_heads_refuse_embeddings_of_another_encoder(tmp_path, tiny_cfg, tiny_prepared, embeddings):
     with pytest.raises(EncoderMismatchError) as error:
         train_heads.run(
-            tiny_cfg,
+            section_for("train-heads", tiny_cfg),
             str(tiny_prepared),
             {"plm": str(embeddings)},
             str(tmp_path / "h"),
@@ -68,7 +73,7 @@ def test_heads_refuse_embeddings_of_another_encoder(tmp_path, tiny_cfg, tiny_pre
     assert "0123456789abcdef" in str(error.value) and found in str(error.value)
     with pytest.raises(EncoderMismatchError):
         evaluate_knn.run(
-            tiny_cfg,
+            section_for("evaluate-knn", tiny_cfg),
             str(tiny_prepared),
             {"plm": str(embeddings)},
             str(tmp_path / "k"),
@@ -78,7 +83,10 @@ def test_heads_refuse_embeddings_of_another_encoder(tmp_path, tiny_cfg, tiny_pre
 
 def test_knn_scores_and_language_breakdown(tmp_path, tiny_cfg, tiny_prepared, embeddings):
     metrics = evaluate_knn.run(
-        tiny_cfg, str(tiny_prepared), {"plm": str(embeddings), "finetuned": str(embeddings)}, str(tmp_path / "knn")
+        section_for("evaluate-knn", tiny_cfg),
+        str(tiny_prepared),
+        {"plm": str(embeddings), "finetuned": str(embeddings)},
+        str(tmp_path / "knn"),
     )
     for spec in tiny_cfg.similarity:
         arm = metrics[spec.name]["plm"]

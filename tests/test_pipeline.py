@@ -17,9 +17,11 @@ STEPS = {
     "train-heads",
     "finetune-baseline",
     "evaluate-knn",
+    "publish-bundle",
     "build-report",
 }
 GATHERS = {"gather-embeddings", "gather-embeddings-2"}  # one per embedding set
+PREPARED_PARTS = {"prepare-data-2", "prepare-data-3"}  # the domain, the datasets, each task
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def compiled(tmp_path_factory):
 def test_compiled_ir_holds_all_seven_steps(compiled):
     spec = compiled[0]
     executors = {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]}
-    assert executors == STEPS | GATHERS
+    assert executors == STEPS | GATHERS | PREPARED_PARTS
 
 
 def _loop_with(spec, step):
@@ -47,7 +49,7 @@ def _loop_with(spec, step):
 def test_plm_embedding_does_not_wait_for_finetuning(compiled):
     spec = compiled[0]
     plm_loop, _ = _loop_with(spec, "extract-plm-embeddings")
-    assert plm_loop["dependentTasks"] == ["prepare-data"]
+    assert plm_loop["dependentTasks"] and all(t.startswith("prepare-data") for t in plm_loop["dependentTasks"])
     tuned_loop, _ = _loop_with(spec, "extract-finetuned-embeddings")
     assert "finetune-encoder" in tuned_loop["dependentTasks"]
 
@@ -61,29 +63,38 @@ def test_embedding_fans_out_over_shards_and_gathers(compiled):
     assert len(gathers) == 2
 
 
+def test_the_bundle_is_a_model_artifact_published_after_heads_and_knn_and_read_by_the_report(compiled):
+    spec = compiled[0]
+    outputs = spec["components"]["comp-publish-bundle"]["outputDefinitions"]["artifacts"]
+    assert outputs["bundle"]["artifactType"]["schemaTitle"] == "system.Model"
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"train-heads", "evaluate-knn", "finetune-encoder"} <= set(tasks["publish-bundle"]["dependentTasks"])
+    assert "publish-bundle" in tasks["build-report"]["dependentTasks"]
+    assert tasks["publish-bundle"]["cachingOptions"].get("enableCache") is not True  # the gate reads LIVE.json
+
+
 def test_baselines_fan_out_over_tasks(compiled):
     loop, _ = _loop_with(compiled[0], "finetune-baseline")
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tasks")
 
 
+def _task_yaml(name):
+    """configs/tiny.yaml's entry for a task whose label column is ``is_<name>``."""
+    columns = "text: [title, description], group_by: [relist_group, translation_group]"
+    return f"{{name: {name}, data: listings.parquet, {columns}, label: is_{name}}}"
+
+
+def _run(config, out, cache, *overrides):
+    command = [sys.executable, "-m", "commerce_lm.cli", "run", "--config", str(config), "--output", str(out)]
+    command += ["--cache-dir", str(cache), *overrides]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
 def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
-    out = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "commerce_lm.cli",
-            "run",
-            "--config",
-            str(tiny_run_dir / "tiny.yaml"),
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    result = _run(tiny_run_dir / "tiny.yaml", out, cache)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "hits none" in result.stdout
     metrics = json.loads((out / names.METRICS_JSON).read_text())
     assert set(metrics["tasks"]) == {"prohibited", "offplatform"}
     for task in metrics["tasks"].values():
@@ -99,22 +110,42 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     html = (out / names.REPORT_HTML).read_text()
     assert "ROC AUC" in html and "data:image/png;base64," in html
     assert "| prohibited / PLM frozen + head" in (out / names.REPORT_MD).read_text()
+    # The run published its bundle to the config's registry, made it live, and the report says so.
+    registry = tiny_run_dir / "bundles"
+    live = json.loads((registry / "LIVE.json").read_text())
+    assert metrics["bundle"]["published"] and metrics["bundle"]["live"] == live["uri"]
+    assert f"Bundle {live['bundle']} is live at {live['uri']}" in (out / names.REPORT_MD).read_text()
+    _score_pipeline_runs_locally(tmp_path, registry, tiny_run_dir / "listings.parquet")
+
+    # One more task, a new run folder, the same cache: the domain fine-tune and the other tasks'
+    # baselines come from the cache, and the fine-tuned validation metrics stay the same.
+    more = f"tasks=[{', '.join(_task_yaml(t) for t in ('prohibited', 'offplatform', 'counterfeit'))}]"
+    second = _run(tiny_run_dir / "tiny.yaml", tmp_path / "more", cache, "--set", more)
+    assert second.returncode == 0, second.stderr[-3000:]
+    hits = next(line for line in second.stdout.splitlines() if " hits " in line)
+    assert "finetune-encoder" in hits and hits.count("finetune-baseline") == 2, hits
+    more_metrics = json.loads((tmp_path / "more" / names.METRICS_JSON).read_text())
+    assert set(more_metrics["tasks"]) == {"prohibited", "offplatform", "counterfeit"}
+    assert more_metrics["domain"] == metrics["domain"]
 
     # The same folder with another config is refused unless asked to overwrite.
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "commerce_lm.cli",
-            "run",
-            "--config",
-            str(tiny_run_dir / "tiny.yaml"),
-            "--set",
-            "seed=4",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert again.returncode == 2 and "--overwrite" in again.stderr
+    refused = _run(tiny_run_dir / "tiny.yaml", out, cache, "--set", "seed=4")
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+
+
+def _score_pipeline_runs_locally(tmp_path, registry, listings):
+    """The scoring pipeline, sharded with ParallelFor, scores every listing with the live bundle."""
+    code = f"""
+import os, sys
+from kfp import local
+from commerce_lm_pipelines.score import build_score_pipeline, score_arguments
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root={str(tmp_path / "score-root")!r})
+arguments = score_arguments({str(registry)!r}, {str(listings)!r}, {str(tmp_path / "scores")!r}, num_shards=2)
+build_score_pipeline(cluster=False)(**arguments)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "scores").iterdir()
+    metrics = json.loads((run / names.METRICS_JSON).read_text())
+    assert metrics["shards"] == 2 and metrics["input_rows"] == metrics["scored_rows"] + metrics["rejected_rows"] > 0

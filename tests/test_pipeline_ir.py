@@ -1,5 +1,6 @@
 """Cluster settings in the compiled IR: GPUs, scheduling, /dev/shm, retries, caching, pipeline root."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -53,22 +54,67 @@ def test_training_steps_retry_with_backoff(ir):
         assert policy["maxRetryCount"] >= 2 and policy["backoffFactor"] > 1 and policy["backoffDuration"]
 
 
-def test_caching_is_on_and_keyed_by_config_and_code_version(ir):
+def test_caching_is_on_and_keyed_by_section_and_code_version(ir):
     spec, _ = ir
     for name, task in _all_tasks(spec):
         if "componentRef" not in task or name.startswith("for-loop"):
             continue
-        assert task["cachingOptions"]["enableCache"] is True, name
-        # A changed config or release changes these inputs, hence the cache key.
-        assert {"config_json", "code_version"} <= set(task["inputs"]["parameters"]), name
+        # publish-bundle's gate reads the registry's live pointer, which other runs move: never cached.
+        assert task["cachingOptions"].get("enableCache", False) is (name != "publish-bundle"), name
+        # A changed section or step code changes these inputs, hence the cache key; the gather
+        # steps read no settings at all.
+        assert "code_version" in task["inputs"]["parameters"], name
+        assert name.startswith("gather") or "section_json" in task["inputs"]["parameters"], name
+        assert "config_json" not in task["inputs"]["parameters"], name
 
 
-def test_code_version_changes_with_the_commit():
-    from commerce_lm_pipelines.pipeline import code_version
+def _resolve(spec, arguments, task_name, tasks=None):
+    """What a task receives: parameter values and, for each artifact, what made its producer."""
+    tasks = tasks or dict(_all_tasks(spec))
+    inputs = tasks[task_name]["inputs"]
+    params = {}
+    for name, value in inputs.get("parameters", {}).items():
+        if "componentInputParameter" in value:
+            params[name] = arguments.get(value["componentInputParameter"], "<default>")
+        elif "runtimeValue" in value:
+            params[name] = value["runtimeValue"]["constant"]
+    artifacts = {
+        name: _resolve(spec, arguments, value["taskOutputArtifact"]["producerTask"], tasks)
+        for name, value in inputs.get("artifacts", {}).items()
+        if "taskOutputArtifact" in value
+    }
+    return {"task": task_name, "parameters": params, "artifacts": artifacts}
 
-    from commerce_lm import __version__
 
-    assert code_version().startswith(__version__)
+def test_configs_differing_only_in_tasks_give_the_domain_finetune_identical_inputs(ir, tiny_cfg):
+    from commerce_lm_pipelines.pipeline import pipeline_arguments
+
+    from commerce_lm.config import TaskSpec
+
+    spec, _ = ir
+    more = tiny_cfg.model_copy(deep=True)
+    more.tasks.append(TaskSpec(name="counterfeit", data=more.tasks[0].data, label="is_counterfeit"))
+    one, two = pipeline_arguments(tiny_cfg), pipeline_arguments(more)
+    assert one["tasks"] != two["tasks"]
+    encoder = _resolve(spec, one, "finetune-encoder")
+    assert encoder == _resolve(spec, two, "finetune-encoder")
+    assert "tasks" not in json.loads(encoder["parameters"]["section_json"])
+    # The same check tells apart a step that does read the tasks: it can fail.
+    assert _resolve(spec, one, "train-heads") != _resolve(spec, two, "train-heads")
+    # A task's own prepared data (its baseline's input) is the same whatever other tasks exist.
+    first = {t["spec_name"]: t["prepare_section"] for t in one["tasks"]}
+    assert all(first[t["spec_name"]] == t["prepare_section"] for t in two["tasks"] if t["spec_name"] in first)
+
+
+def test_step_code_versions_are_constants_of_the_compiled_pipeline(ir):
+    from commerce_lm_pipelines.versions import step_code_versions
+
+    spec, _ = ir
+    tasks = dict(_all_tasks(spec))
+    versions = step_code_versions()
+    constant = tasks["finetune-encoder"]["inputs"]["parameters"]["code_version"]["runtimeValue"]["constant"]
+    assert constant == versions["finetune-encoder"]
+    assert len(set(versions.values())) == len(versions), "each step has its own code version"
 
 
 def test_large_artifacts_go_to_the_gcs_pipeline_root():

@@ -14,6 +14,7 @@ from test_deploy import DEPLOY, READ_ONLY_LABEL, render
 from test_pipeline_ir import ir  # noqa: F401 - the compiled IR, a fixture
 
 from commerce_lm import storage
+from commerce_lm.config import section_for
 
 
 def test_every_step_gets_scratch_volumes_and_the_read_only_root_label(ir):  # noqa: F811
@@ -56,12 +57,12 @@ def test_the_compiled_step_hands_gs_uris_to_the_trainjob(compiled_finetune_encod
     for variable in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "KUBERNETES_SERVICE_HOST"):
         monkeypatch.delenv(variable, raising=False)
     settings = {"num_nodes": 2, "trainjob_image": "registry/clm-train:1.0", "trainjob_namespace": "ml"}
-    cfg = run_config(Path("/models/tiny"), trainjob_poll_seconds=0.05, **settings)
+    section = section_for("finetune-encoder", run_config(Path("/models/tiny"), trainjob_poll_seconds=0.05, **settings))
     root = f"gs://{gcs_bucket}/pipeline-root/run-1"
     prepared, encoder = f"{root}/prepare-data/prepared", f"{root}/finetune-encoder/encoder"
     executor_input = {
         "inputs": {
-            "parameterValues": {"config_json": cfg.to_json(), "code_version": "test", "num_procs": 1},
+            "parameterValues": {"section_json": section.to_json(), "code_version": "test", "num_procs": 1},
             "artifacts": {"prepared": _artifact("prepared", prepared, "system.Dataset")},
         },
         "outputs": {

@@ -44,6 +44,15 @@ def test_csv_quote_inside_a_quoted_field_is_a_malformed_row(tmp_path):
     assert list(rejected["reason"]) == ["malformed_row"] and list(rejected["line"]) == [10]
 
 
+def test_csv_fragment_left_by_a_broken_quote_is_not_read_as_a_row(tmp_path):
+    # The unclosed quote ends inside the next row's quoted text; what follows its newline,
+    # `0,0",0`, has three fields but is a fragment: its unquoted quote gives it away.
+    data = _csv(tmp_path / "d.csv", b'q1,"never closed,1\nq2,"two\n0,0",0\n')
+    table, rejected, _ = _prepare(tmp_path, data)["task-t"]
+    assert set(table["id"]) == {i for i, _, _ in GOOD}
+    assert list(rejected["reason"]) == ["malformed_row", "malformed_row"] and "unquoted field" in rejected["input"][1]
+
+
 # ---- JSONL ---------------------------------------------------------------------------------------
 def _jsonl(path, records):
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))

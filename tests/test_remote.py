@@ -21,7 +21,8 @@ import yaml
 
 kfp = pytest.importorskip("kfp")
 kfp_server_api = pytest.importorskip("kfp_server_api")
-from commerce_lm_pipelines import commands, remote  # noqa: E402
+from commerce_lm_pipelines import auth as kfp_auth  # noqa: E402
+from commerce_lm_pipelines import commands, cron, remote  # noqa: E402
 from kfp import dsl  # noqa: E402
 
 API = "/apis/v2beta1"
@@ -261,9 +262,9 @@ def package(tmp_path: Path) -> str:
 
 @pytest.fixture
 def client(fake_kfp: FakeKfp, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.delenv(remote.TOKEN_ENV, raising=False)
-    monkeypatch.setenv(remote.SA_TOKEN_ENV, "/nonexistent/token")
-    return remote.make_client(fake_kfp.url, remote.Auth.from_environment())
+    monkeypatch.delenv(kfp_auth.TOKEN_ENV, raising=False)
+    monkeypatch.setenv(kfp_auth.SA_TOKEN_ENV, "/nonexistent/token")
+    return kfp_auth.make_client(fake_kfp.url, kfp_auth.Auth.from_environment())
 
 
 def test_submit_adds_a_version_of_one_pipeline_and_starts_a_run(
@@ -287,13 +288,13 @@ def test_submit_adds_a_version_of_one_pipeline_and_starts_a_run(
 
 def test_cron_must_have_six_fields() -> None:
     with pytest.raises(ValueError, match=r"5 fields.*6.*seconds first.*'0 0 3 \* \* 1'"):
-        remote.validate_cron("0 3 * * 1")
+        cron.validate_cron("0 3 * * 1")
     with pytest.raises(ValueError, match="has 7 fields"):
-        remote.validate_cron("0 0 3 * * 1 2026")
+        cron.validate_cron("0 0 3 * * 1 2026")
     with pytest.raises(ValueError, match="hour field"):
-        remote.validate_cron("0 0 3; * * *")
-    assert remote.validate_cron(" 0  0 3 * * 1 ") == "0 0 3 * * 1"
-    assert remote.validate_cron("@daily") == "@daily"
+        cron.validate_cron("0 0 3; * * *")
+    assert cron.validate_cron(" 0  0 3 * * 1 ") == "0 0 3 * * 1"
+    assert cron.validate_cron("@daily") == "@daily"
 
 
 def test_schedule_replaces_the_schedule_of_the_same_name(fake_kfp: FakeKfp, client: Any, package: str) -> None:
@@ -332,9 +333,9 @@ def test_runs_lists_recent_runs_with_states(fake_kfp: FakeKfp, client: Any, pack
 
 def test_bearer_token_from_the_environment(fake_kfp: FakeKfp, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_KFP_TOKEN", "s3cret")
-    auth = remote.Auth.from_environment(token_env="MY_KFP_TOKEN")
+    auth = kfp_auth.Auth.from_environment(token_env="MY_KFP_TOKEN")
     assert "s3cret" not in auth.describe()
-    remote.list_runs(remote.make_client(fake_kfp.url, auth))
+    remote.list_runs(kfp_auth.make_client(fake_kfp.url, auth))
     assert fake_kfp.requests[-1]["headers"].get("authorization") == "Bearer s3cret"
 
 
@@ -343,11 +344,11 @@ def test_service_account_token_and_namespace(
 ) -> None:
     token = tmp_path / "token"
     token.write_text("projected-sa-token")
-    monkeypatch.delenv(remote.TOKEN_ENV, raising=False)
-    monkeypatch.setenv(remote.SA_TOKEN_ENV, str(token))
-    auth = remote.Auth.from_environment(namespace="team-a")
+    monkeypatch.delenv(kfp_auth.TOKEN_ENV, raising=False)
+    monkeypatch.setenv(kfp_auth.SA_TOKEN_ENV, str(token))
+    auth = kfp_auth.Auth.from_environment(namespace="team-a")
     assert auth.sa_token_path == str(token)
-    client = remote.make_client(fake_kfp.url, auth)
+    client = kfp_auth.make_client(fake_kfp.url, auth)
     remote.submit_run(client, package, {}, ui_host=fake_kfp.url, namespace="team-a")
     assert all(r["headers"].get("authorization") == "Bearer projected-sa-token" for r in fake_kfp.requests)
     (experiment,) = fake_kfp.experiments.values()
@@ -374,7 +375,7 @@ def test_recurring_run_definition_in_deploy_is_valid() -> None:
     assert definitions, "deploy/ holds the recurring-run definition used by `schedule --definition`"
     for path in definitions:
         definition = remote.load_definition(str(path))
-        remote.validate_cron(definition["cron"])
+        cron.validate_cron(definition["cron"])
         assert definition["name"] and Path(definition["config"]).is_file(), path
 
 
@@ -390,8 +391,8 @@ def test_submit_command_end_to_end(
         pytest.skip("no run config to submit")
     import argparse
 
-    monkeypatch.delenv(remote.TOKEN_ENV, raising=False)
-    monkeypatch.setenv(remote.SA_TOKEN_ENV, "/nonexistent/token")
+    monkeypatch.delenv(kfp_auth.TOKEN_ENV, raising=False)
+    monkeypatch.setenv(kfp_auth.SA_TOKEN_ENV, "/nonexistent/token")
     parser = argparse.ArgumentParser()
     commands.add_remote_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["submit", "--host", fake_kfp.url, "--config", str(config)])
@@ -400,3 +401,32 @@ def test_submit_command_end_to_end(
     assert f"/#/runs/details/{run.run_id}" in capsys.readouterr().out
     declared = fake_kfp.uploaded[-1]["root"].get("inputDefinitions", {}).get("parameters", {})
     assert set(run.runtime_config.parameters) <= set(declared), "run arguments are pipeline parameters"
+
+
+def test_daily_scoring_is_scheduled_from_its_deploy_definition(
+    fake_kfp: FakeKfp, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    monkeypatch.delenv(kfp_auth.TOKEN_ENV, raising=False)
+    monkeypatch.setenv(kfp_auth.SA_TOKEN_ENV, "/nonexistent/token")
+    definition = Path(__file__).resolve().parents[1] / "deploy" / "overlays" / "prod" / "score-run.yaml"
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    argv = ["schedule", "--host", fake_kfp.url, "--definition", str(definition), "--set", "num_shards=4"]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    (job,) = fake_kfp.recurring.values()
+    assert job.display_name == "commerce-lm-score-daily" and job.trigger.cron_schedule.cron == "0 0 5 * * *"
+    parameters = job.runtime_config.parameters
+    assert parameters["bundle"] == "gs://commerce-lm-prod-artifacts/bundles" and parameters["shards"] == [0, 1, 2, 3]
+    uploaded = fake_kfp.uploaded[-1]
+    assert set(parameters) <= set(uploaded["root"]["inputDefinitions"]["parameters"])
+    loops = [t for name, t in uploaded["root"]["dag"]["tasks"].items() if name.startswith("for-loop")]
+    assert len(loops) == 1 and loops[0]["parameterIterator"]["items"]["inputParameter"].endswith("shards")
+    assert [p.display_name for p in fake_kfp.pipelines.values()] == ["commerce-lm-score"]
+    # Without the listings to score, nothing is compiled or sent.
+    args = parser.parse_args(["schedule", "--host", fake_kfp.url, "--pipeline", "score", "--cron", "0 0 5 * * *"])
+    capsys.readouterr()
+    assert args.func(args) == 2 and len(fake_kfp.recurring) == 1
+    assert "needs arguments bundle and listings" in capsys.readouterr().err

@@ -36,7 +36,9 @@ QUICK = ["finetune.max_steps=2", "baseline.max_steps=2", "report.bootstrap_sampl
 
 
 def _run_all(config: str, loc: Callable[[str], str]) -> None:
-    overrides = [arg for setting in QUICK for arg in ("--set", setting)]
+    # Each run its own vector store, beside its folders: the second run must embed, not reuse.
+    settings = [*QUICK, f"embed.store={loc('store')}"]
+    overrides = [arg for setting in settings for arg in ("--set", setting)]
 
     def step(*args: str) -> None:
         assert main([args[0], "--config", config, *overrides, *args[1:]]) == 0, args

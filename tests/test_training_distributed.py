@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest_training import tiny_model, write_prepared
 
-from commerce_lm.config import load_config
+from commerce_lm.config import load_config, section_for
 from commerce_lm.steps import finetune_encoder
 from commerce_lm.training import dist
 
@@ -57,7 +57,8 @@ def test_two_processes_zero3_match_one_process_zero0_and_zero2(work):
 
     for stage in (0, 2):
         cfg = load_config(work / "cfg.yaml", [f"finetune.zero_stage={stage}"])
-        one = finetune_encoder.run(cfg, str(work / "prepared"), str(work / f"one-z{stage}"))
+        section = section_for("finetune-encoder", cfg)
+        one = finetune_encoder.run(section, str(work / "prepared"), str(work / f"one-z{stage}"))
         assert one["world_size"] == 1 and one["global_steps"] == two["global_steps"] == 12
         assert _losses(work / f"one-z{stage}") == pytest.approx(_losses(work / "two"), abs=1e-4)
         assert one["val_loss"] == pytest.approx(two["val_loss"], abs=1e-4)

@@ -15,7 +15,7 @@ import yaml
 from conftest_training import tiny_model, write_prepared
 from gcs_emulator import gcs_bucket, gcs_emulator  # noqa: F401 - fixtures
 
-from commerce_lm.config import load_config
+from commerce_lm.config import load_config, section_for
 from commerce_lm.steps import finetune_encoder
 from commerce_lm.training import checkpoint, dist
 
@@ -59,7 +59,7 @@ def work(tmp_path_factory):
 
 
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
-    cfg = load_config(work / "cfg.yaml")
+    cfg = section_for("finetune-encoder", load_config(work / "cfg.yaml"))
     reference = finetune_encoder.run(cfg, str(work / "prepared"), str(work / "reference"))
     assert reference["global_steps"] == 36
 
@@ -133,7 +133,9 @@ def test_checkpoints_on_gcs_resume_after_a_kill(work, gcs_bucket):  # noqa: F811
     assert not storage.is_complete(out)
     last = _gcs_complete(root)[-1]
 
-    cfg = load_config(work / "cfg.yaml", ["finetune.epochs=1", "finetune.checkpoint_every=2"])
+    cfg = section_for(
+        "finetune-encoder", load_config(work / "cfg.yaml", ["finetune.epochs=1", "finetune.checkpoint_every=2"])
+    )
     resumed = finetune_encoder.run(cfg, prepared, out)
     log = [json.loads(line) for line in storage.read_bytes(f"{out}/train_log.jsonl").decode().splitlines()]
     assert [r["step"] for r in log if r["event"] == "resumed"] == [last]

@@ -16,6 +16,7 @@ import pytest
 from conftest_training import run_config
 
 from commerce_lm.cli import build_parser
+from commerce_lm.config import section_for
 from commerce_lm.launch import jobspec, pytorchjob, trainjob
 from commerce_lm.launch.jobspec import JobRequest, JobSpecError
 
@@ -162,6 +163,6 @@ def test_num_nodes_switches_the_steps_to_a_cluster_job(monkeypatch):
     cfg = _request(num_nodes=2).cfg
     # The steps build the job before any training: local paths are refused, since pods cannot see them.
     with pytest.raises(JobSpecError, match="gs:// locations"):
-        finetune_encoder.run(cfg, "/local/prepared", "/local/out")
+        finetune_encoder.run(section_for("finetune-encoder", cfg), "/local/prepared", "/local/out")
     with pytest.raises(JobSpecError, match="gs:// locations"):
-        finetune_baseline.run(cfg, "/local/prepared", "weapons", "/local/out")
+        finetune_baseline.run(section_for("finetune-baseline", cfg), "/local/prepared", "weapons", "/local/out")

@@ -1,7 +1,9 @@
 """Today's per-row prepare-data (before the Arrow-native rewrite), kept as the peer.
 
-A verbatim snapshot of ``steps/prepare_data`` ``parse``, ``rules``, ``step`` and ``values`` as they
-were on main when issue 12 began: every row goes through Python, once per dataset. The benchmark
+A verbatim snapshot of main's per-row ``data/parse``, ``data/values``, ``steps/prepare_data/rules``
+and ``steps/prepare_data/step`` (per-step sections: any part of the datasets; rejected rows kept by
+``data/rejected``): every row goes through Python, once per dataset. It reads through the library's
+readers, so it follows their rules (a CSV fragment left by a broken quote is a malformed row). The benchmark
 measures it beside the new step, and ``tests/test_prepare_equality.py`` checks that the new step
 accepts, rejects and splits exactly the same rows. Import it with ``benchmarks/`` on ``sys.path``.
 """
@@ -12,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from commerce_lm import names, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PrepareSection
 from prepare_reference.step import Preparer, datasets, domain_labels, table_path
 
 
-def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
+def run(cfg: PrepareSection, out_dir: Path) -> dict[str, Any]:
     """Prepare every dataset of ``cfg`` into the plain folder ``out_dir`` (no gate, no staging).
 
     Returns:
@@ -31,6 +33,7 @@ def run(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
             preparer.domain_labels = domain_labels(cfg, ds)
         stats[ds.name] = preparer.write(ds, table_path(out_dir, ds))
     preparer.corpus_writer.close()
-    storage.write_json(out_dir / names.LABELS_JSON, preparer.domain_labels)
+    if cfg.domain:  # a run may prepare its parts apart
+        storage.write_json(out_dir / names.LABELS_JSON, preparer.domain_labels)
     storage.write_json(out_dir / names.STATS_JSON, stats)
     return {"stats": stats, "labels": preparer.domain_labels, "corpus_rows": len(preparer.corpus_keys)}

@@ -17,15 +17,10 @@ from typing import Any
 from tqdm import tqdm
 
 from commerce_lm import names
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PrepareSection
 from commerce_lm.data import readers
-from commerce_lm.steps.prepare_data.write import (
-    ACCEPTED_SCHEMA,
-    CORPUS_SCHEMA,
-    REJECTED_SCHEMA,
-    Writer,
-    rejected_record,
-)
+from commerce_lm.data.rejected import REJECTED_SCHEMA, rejected_record
+from commerce_lm.steps.prepare_data.write import ACCEPTED_SCHEMA, CORPUS_SCHEMA, Writer
 from prepare_reference import rules, values
 from prepare_reference.parse import Dataset, Row, parse
 
@@ -33,7 +28,7 @@ from prepare_reference.parse import Dataset, Row, parse
 class Preparer:
     """Runs the passes over each dataset and writes the prepared folder."""
 
-    def __init__(self, cfg: RunConfig, stage: Path) -> None:
+    def __init__(self, cfg: PrepareSection, stage: Path) -> None:
         """Prepare into the staging folder ``stage``."""
         self.cfg = cfg
         self.stage = stage
@@ -110,18 +105,18 @@ class Preparer:
             self.corpus_writer.add(common)
 
 
-def datasets(cfg: RunConfig) -> list[Dataset]:
-    """Every dataset of the run config, the domain corpus first."""
-    labels = cfg.domain.labels
+def datasets(cfg: PrepareSection) -> list[Dataset]:
+    """Every dataset ``cfg`` names, the domain corpus (when there is one) first."""
+    labels = cfg.domain.labels if cfg.domain else None
     allowed = {values.canonical(label) for label in labels} if labels else None
     return [
-        Dataset("domain", "domain", cfg.domain, allowed_labels=allowed),
+        *([Dataset("domain", "domain", cfg.domain, allowed_labels=allowed)] if cfg.domain else []),
         *(Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
         *(Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity),
     ]
 
 
-def domain_labels(cfg: RunConfig, ds: Dataset) -> list[str]:
+def domain_labels(cfg: PrepareSection, ds: Dataset) -> list[str]:
     """The domain classes in class-id order: the config's, or those found, numbers first."""
     if cfg.domain.labels:
         return [values.canonical(label) for label in cfg.domain.labels]

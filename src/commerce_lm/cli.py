@@ -41,6 +41,19 @@ def load_run_config(args: argparse.Namespace) -> RunConfig:
     return config_module.load_config(args.config, args.set)
 
 
+def load_section(args: argparse.Namespace, step: str) -> Any:
+    """``step``'s section of the run config (see :mod:`commerce_lm.config.step_sections`).
+
+    ``--config-json`` may hold the section alone (what the pipeline's components pass) or a whole
+    resolved run config; a ``--config`` file is loaded, overridden with ``--set``, then cut.
+    """
+    if args.config_json:
+        if args.set:
+            raise config_module.ConfigError("--set applies to --config files, not to --config-json")
+        return config_module.section_from_json(step, args.config_json)
+    return config_module.section_for(step, config_module.load_config(args.config, args.set))
+
+
 def _print(metrics: Any) -> int:
     print(json.dumps(metrics, indent=2, sort_keys=True, default=str))
     return 0
@@ -57,7 +70,8 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from commerce_lm.steps import prepare_data
 
-    return _print(prepare_data.run(load_run_config(args), args.output))
+    section = config_module.prepare_part(load_section(args, "prepare-data"), args.part)
+    return _print(prepare_data.run(section, args.output))
 
 
 def _relaunched(args: argparse.Namespace, cfg_procs: int) -> int | None:
@@ -71,25 +85,25 @@ def _relaunched(args: argparse.Namespace, cfg_procs: int) -> int | None:
 def _finetune_encoder(args: argparse.Namespace) -> int:
     from commerce_lm.steps import finetune_encoder
 
-    cfg = load_run_config(args)
-    code = _relaunched(args, cfg.finetune.num_procs)
+    section = load_section(args, "finetune-encoder")
+    code = _relaunched(args, section.finetune.num_procs)
     return (
         code
         if code is not None
-        else _print(finetune_encoder.run(cfg, args.prepared, args.output, checkpoint_dir=args.checkpoint_dir))
+        else _print(finetune_encoder.run(section, args.prepared, args.output, checkpoint_dir=args.checkpoint_dir))
     )
 
 
 def _finetune_baseline(args: argparse.Namespace) -> int:
     from commerce_lm.steps import finetune_baseline
 
-    cfg = load_run_config(args)
-    code = _relaunched(args, cfg.baseline.num_procs)
+    section = load_section(args, "finetune-baseline")
+    code = _relaunched(args, section.baseline.num_procs)
     return (
         code
         if code is not None
         else _print(
-            finetune_baseline.run(cfg, args.prepared, args.task, args.output, checkpoint_dir=args.checkpoint_dir)
+            finetune_baseline.run(section, args.prepared, args.task, args.output, checkpoint_dir=args.checkpoint_dir)
         )
     )
 
@@ -97,15 +111,15 @@ def _finetune_baseline(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace) -> int:
     from commerce_lm.steps import extract_embeddings
 
-    cfg = load_run_config(args)
+    section = load_section(args, "extract-embeddings")
     return _print(
         extract_embeddings.run(
-            cfg,
-            args.model or cfg.model,
+            section,
+            args.model or section.model,
             args.prepared,
             args.output,
             shard=args.shard,
-            num_shards=args.num_shards or cfg.embed.num_shards,
+            num_shards=args.num_shards or section.embed.num_shards,
         )
     )
 
@@ -120,10 +134,10 @@ def _embedding_step(step: Any, args: argparse.Namespace) -> int:
     """Run a step that reads both embedding sets (heads, KNN), checking which encoder made each."""
     from commerce_lm.embedding.checks import expected_checksums
 
-    cfg = load_run_config(args)
+    section = load_section(args, args.command)
     arms = {"plm": args.plm_embeddings, "finetuned": args.finetuned_embeddings}
-    expected = expected_checksums(cfg.model, args.finetuned_model)
-    return _print(step.run(cfg, args.prepared, arms, args.output, expected))
+    expected = expected_checksums(section.model, args.finetuned_model)
+    return _print(step.run(section, args.prepared, arms, args.output, expected))
 
 
 def _train_heads(args: argparse.Namespace) -> int:
@@ -142,7 +156,7 @@ def _report(args: argparse.Namespace) -> int:
     from commerce_lm.steps import build_report
 
     metrics = build_report.run(
-        load_run_config(args),
+        load_section(args, "build-report"),
         args.prepared,
         args.finetuned,
         {"plm": args.plm_embeddings, "finetuned": args.finetuned_embeddings},
@@ -150,9 +164,59 @@ def _report(args: argparse.Namespace) -> int:
         args.baselines,
         args.knn,
         args.output,
+        domain_dir=args.domain_prepared,
+        bundle_dir=args.bundle,
     )
     print(f"wrote {args.output}/metrics.json, report.md, report.html ({len(metrics['tasks'])} tasks)")
     return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from commerce_lm.steps import publish_bundle
+
+    cfg = load_section(args, "publish-bundle")
+    return _print(
+        publish_bundle.run(
+            cfg, args.prepared, args.finetuned, args.finetuned_embeddings, args.heads, args.knn, args.output
+        )
+    )
+
+
+def _score(args: argparse.Namespace) -> int:
+    from commerce_lm.steps import score
+
+    columns = {"id": args.id_column, "text": args.text_column, "lang": args.lang_column}
+    return _print(
+        score.run(
+            args.bundle, args.input, args.output, store=args.store, columns=columns,
+            token_budget=args.token_budget, shard=args.shard, num_shards=args.num_shards,
+        )
+    )  # fmt: skip
+
+
+def _gather_scores(args: argparse.Namespace) -> int:
+    from commerce_lm.steps import score
+
+    return _print(score.gather(args.parts, args.output))
+
+
+def _add_score_commands(sub: argparse._SubParsersAction) -> None:
+    score = sub.add_parser("score", help="score new listings with a published bundle")
+    score.add_argument("--bundle", required=True, help="bundle folder, or a registry (its live bundle); local or gs://")
+    score.add_argument("--input", required=True, help="listings: Parquet, CSV or JSONL file, folder or glob")
+    score.add_argument("--output", required=True, help="output folder: scores/, rejected/, metrics.json")
+    score.add_argument("--store", help="vector store, local or gs:// (default: the local cache's)")
+    score.add_argument("--id-column", help="id column (default: the bundle's training data's)")
+    score.add_argument("--text-column", action="append", help="text column, repeatable (default: as trained)")
+    score.add_argument("--lang-column", help="language column (default: as trained)")
+    score.add_argument("--token-budget", type=int, help="padded tokens per batch (default: as trained)")
+    score.add_argument("--shard", type=int, default=0)
+    score.add_argument("--num-shards", type=int, default=1)
+    score.set_defaults(func=_score)
+    gather = sub.add_parser("gather-scores", help="merge score shards, checking every row is counted once")
+    gather.add_argument("--parts", nargs="+", required=True)
+    gather.add_argument("--output", required=True)
+    gather.set_defaults(func=_gather_scores)
 
 
 def _step(
@@ -179,7 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=_demo_data)
 
-    _step(sub, "prepare-data", _prepare, "validate, normalise, de-duplicate and split the data")
+    prepare = _step(sub, "prepare-data", _prepare, "validate, normalise, de-duplicate and split the data")
+    prepare.add_argument(
+        "--part",
+        default="all",
+        help="which datasets: all, domain, datasets (tasks, similarity sets, corpus) or task:NAME",
+    )
     for name, func, extra in (
         ("finetune-encoder", _finetune_encoder, ()),
         ("finetune-baseline", _finetune_baseline, ("task",)),
@@ -214,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         "knn",
     )
     report.add_argument("--baselines", nargs="+", required=True)
+    report.add_argument("--domain-prepared", help="prepare-data output of the domain, when prepared apart")
+    report.add_argument("--bundle", help="publish-bundle output, whose decision the report states")
+    _step(
+        sub, "publish-bundle", _publish, "package the run as a bundle; publish it when the gate allows",
+        "prepared", "finetuned", "finetuned-embeddings", "heads", "knn",
+    )  # fmt: skip
+    _add_score_commands(sub)
 
     for plugin in entry_points(group="commerce_lm.commands"):
         plugin.load()(sub)
@@ -223,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors in what the user gave (paths, credentials, configs, data, models): one line, exit 2."""
     from commerce_lm import storage
+    from commerce_lm.bundle.layout import BundleError
     from commerce_lm.data.readers import InputError
+    from commerce_lm.embedding.vector_store import StoreError
     from commerce_lm.models import ModelError
     from commerce_lm.steps.prepare_data import DataError
 
@@ -233,6 +311,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DataError,
         storage.OutputError,
         ModelError,
+        BundleError,
+        StoreError,
         FileNotFoundError,
         PermissionError,
     )

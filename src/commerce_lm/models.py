@@ -30,7 +30,8 @@ def _loading(location: str) -> Iterator[None]:
         raise ModelError(f"{location}: cannot load the model: {' '.join(str(error).split())}") from None
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
+    """Where downloaded models and other reusable local copies live (``COMMERCE_LM_CACHE``)."""
     return Path(os.environ.get("COMMERCE_LM_CACHE", Path.home() / ".cache" / "commerce-lm"))
 
 
@@ -57,7 +58,7 @@ def resolve_model(location: str) -> str:
     if not storage.is_gcs(location):
         return location
     digest = hashlib.sha256(location.encode()).hexdigest()[:16]
-    target = _cache_root() / "models" / digest
+    target = cache_root() / "models" / digest
     if not (target / COMPLETE_MARKER).exists():
         with storage.staged_dir(target, "model-cache") as stage:
             storage.download_dir(location, stage)

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from commerce_lm.config.sections import RunConfig
+from commerce_lm.config.step_sections import SECTIONS, StepSection, section_for
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,10 @@ def _resolve_paths(cfg: RunConfig, base: Path) -> None:
     for spec in [cfg.domain, *cfg.tasks, *cfg.similarity]:
         spec.data = _resolve(spec.data, base)
     cfg.model = _resolve(cfg.model, base, must_exist=True)
+    if cfg.embed.store:
+        cfg.embed.store = _resolve(cfg.embed.store, base)
+    if cfg.publish.location:
+        cfg.publish.location = _resolve(cfg.publish.location, base)
 
 
 def _resolve(location: str, base: Path, must_exist: bool = False) -> str:
@@ -114,10 +119,38 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 def config_from_json(text: str) -> RunConfig:
     """Rebuild a resolved config passed between steps as JSON."""
+    return parse_config(_json_object(text), "<resolved config>")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """The JSON object ``--config-json`` holds; anything else is a one-line error."""
     try:
         raw = json.loads(text)
     except ValueError as error:
         raise ConfigError(f"--config-json: not valid JSON: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError("--config-json: expected a JSON object")
-    return parse_config(raw, "<resolved config>")
+    return raw
+
+
+def section_from_json(step: str, text: str) -> StepSection:
+    """A step's section from JSON: the section itself (what components pass) or a whole run config.
+
+    Args:
+        step: The step's command name, e.g. ``finetune-encoder``.
+        text: JSON of the step's section, or of a resolved run config to cut the section from.
+
+    Returns:
+        The validated section.
+
+    Raises:
+        ConfigError: On invalid JSON, unknown keys, missing keys or wrong types, naming each key.
+    """
+    raw = _json_object(text)
+    section = SECTIONS[step]
+    if set(raw) <= set(section.model_fields):
+        try:
+            return section.model_validate(raw)
+        except ValidationError as error:
+            raise ConfigError(_format_error(f"<{step} section>", error)) from None
+    return section_for(step, parse_config(raw, "<resolved config>"))

@@ -203,6 +203,10 @@ class EmbedConfig(_Strict):
     pooling: Literal["auto", "cls", "mean"] = "auto"
     dtype: Literal["float32", "float16"] = "float32"
     num_shards: int = Field(default=1, gt=0)
+    # Vectors by (encoder checksum, pooling, max length, text digest), local or gs://, shared by every
+    # run that names it; unset, a folder in the local cache (COMMERCE_LM_CACHE). Set a gs:// prefix on
+    # a cluster, where each pod's local cache is lost.
+    store: str | None = None
 
 
 class HeadsConfig(_Strict):
@@ -228,6 +232,24 @@ class ReportConfig(_Strict):
     title: str = "commerce-lm report"
 
 
+class PublishConfig(_Strict):
+    """Settings of ``publish-bundle`` and its retraining gate.
+
+    Attributes:
+        location: The bundle registry, local or ``gs://``: bundles go to ``<location>/<id>/`` and
+            ``LIVE.json`` names the live one. Unset, the bundle stays in the step's output only.
+        metric: The validation metric the gate compares per task.
+        tolerance: How much lower than the live bundle's a task's metric may be for the new bundle to
+            count as not worse.
+        allow_dropped_tasks: Publish even when the live bundle has a head for a task the new run lacks.
+    """
+
+    location: str | None = None
+    metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    tolerance: float = Field(default=0.01, ge=0.0, le=1.0)
+    allow_dropped_tasks: bool = False
+
+
 class RunConfig(_Strict):
     """A whole run: data, model and the settings of every step."""
 
@@ -244,6 +266,7 @@ class RunConfig(_Strict):
     heads: HeadsConfig = Field(default_factory=HeadsConfig)
     knn: KnnConfig = Field(default_factory=KnnConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:

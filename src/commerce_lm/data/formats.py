@@ -74,15 +74,32 @@ def csv_header(local: Path, encoding: str) -> list[str]:
             raise FormatError(f"line 1: malformed CSV header: {error}") from None
 
 
+def _stray_quote(fields: list[str], raw: str) -> bool:
+    """Whether a field holds a quote that the row's text does not quote (RFC 4180 forbids it).
+
+    Python's reader keeps such a quote as text. After a broken quote it is how a fragment of other
+    rows would pass as a row of its own, so it is rejected instead of read as written.
+    """
+    return any('"' in field and f'"{field.replace(chr(34), chr(34) * 2)}"' not in raw for field in fields)
+
+
 def csv_records(local: Path, columns: list[str], encoding: str) -> Iterator[Record]:
-    """The CSV rows of ``columns``; a row with the wrong field count is malformed."""
+    """The CSV rows of ``columns``; a row with the wrong field count or a stray quote is malformed."""
     with open(local, encoding=encoding, errors="surrogateescape", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
+        consumed: list[str] = []  # the raw lines of the record being read
+
+        def lines() -> Iterator[str]:
+            for text in handle:
+                consumed.append(text)
+                yield text
+
+        reader = csv.reader(lines(), strict=True)
         header = next(reader)
         index = {name: header.index(name) for name in columns}
         row = 0
         while True:
             line = reader.line_num + 1
+            consumed.clear()
             try:
                 fields = next(reader)
             except StopIteration:
@@ -95,9 +112,12 @@ def csv_records(local: Path, columns: list[str], encoding: str) -> Iterator[Reco
                 continue
             if not fields:  # a blank line holds no row
                 continue
+            raw = "".join(consumed)
             if len(fields) != len(header):
                 why = f"{len(fields)} fields where the header has {len(header)}"
                 yield _malformed(row, line, why, json.dumps(fields, ensure_ascii=False))
+            elif _stray_quote(fields, raw):
+                yield _malformed(row, line, "a quote inside an unquoted field", raw.rstrip("\r\n"))
             else:
                 yield {"_row": row, "_line": line, **{name: fields[i] for name, i in index.items()}}
             row += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
@@ -50,3 +51,34 @@ def expected_checksums(plm: str, finetuned: str | None) -> dict[str, str]:
     if finetuned:
         expected["finetuned"] = model_checksum(finetuned)
     return expected
+
+
+def _describe(ids: list[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return f"{len(ids)}: {shown}{more}"
+
+
+def check_ids(expected: list[str], got: list[str], what: str) -> None:
+    """Every expected id exactly once, in the expected order, and nothing else.
+
+    Raises:
+        ValueError: Starting with ``what``, naming missing, duplicate and unexpected ids.
+    """
+    if got == expected:
+        return
+    counts = Counter(got)
+    duplicates = sorted(i for i, c in counts.items() if c > 1)
+    expected_set = set(expected)
+    missing = [i for i in expected if i not in counts]
+    unexpected = sorted(i for i in counts if i not in expected_set)
+    problems = []
+    if missing:
+        problems.append(f"missing ids {_describe(missing)}")
+    if duplicates:
+        problems.append(f"duplicate ids {_describe(duplicates)}")
+    if unexpected:
+        problems.append(f"ids not in the corpus {_describe(unexpected)}")
+    if not problems:
+        problems.append("every id came back once, but not in corpus order")
+    raise ValueError(f"{what}: " + "; ".join(problems))

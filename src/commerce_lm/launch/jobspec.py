@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from commerce_lm.config import RunConfig, TrainConfig
+from commerce_lm.config import TrainConfig, TrainingSection
 
 # The two steps that can run on several nodes, and where each keeps its trainer settings.
 STEPS = {"finetune-encoder": "finetune", "finetune-baseline": "baseline"}
@@ -34,7 +34,8 @@ class JobRequest:
 
     Attributes:
         step: ``finetune-encoder`` or ``finetune-baseline``.
-        cfg: The resolved run config (handed to the pods as JSON).
+        cfg: The step's section of the run config (handed to the pods as JSON); a whole run config
+            works too.
         prepared: The prepare-data folder (``gs://``: the pods share no disk with the caller).
         output: The step's output folder (``gs://``).
         task: The task name (baseline only).
@@ -44,7 +45,7 @@ class JobRequest:
     """
 
     step: str
-    cfg: RunConfig
+    cfg: TrainingSection
     prepared: str
     output: str
     task: str | None = None

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from commerce_lm import names, storage
-from commerce_lm.config import KnnConfig, RunConfig
+from commerce_lm.config import KnnConfig, KnnSection
 from commerce_lm.embedding.checks import aligned_vectors, load_checked
 
 # Above this many vectors an approximate index (when configured) pays off.
@@ -147,7 +147,7 @@ def evaluate_arm(table: pd.DataFrame, vectors: np.ndarray, cfg: KnnConfig) -> di
 
 
 def run(
-    cfg: RunConfig,
+    section: KnnSection,
     prepared_dir: str,
     embeddings: dict[str, str],
     out_dir: str,
@@ -156,7 +156,7 @@ def run(
     """Evaluate every similarity task on every embedding set.
 
     Args:
-        cfg: The run config.
+        section: The step's section (similarity sets, the PLM, ``knn``).
         prepared_dir: ``prepare-data`` output.
         embeddings: Arm name (``plm``, ``finetuned``) -> ``extract-embeddings`` output.
         out_dir: Output folder with ``metrics.json``.
@@ -168,18 +168,18 @@ def run(
     """
     metrics: dict[str, Any] = {}
     sets = {arm: load_checked(loc, arm, (expected_checksums or {}).get(arm)) for arm, loc in embeddings.items()}
-    for spec in cfg.similarity:
+    for spec in section.similarity:
         table = storage.read_parquet(
             storage.join(prepared_dir, names.SIMILARITY_DIR, f"{spec.name}.parquet")
         ).to_pandas()
         task: dict[str, Any] = {}
         for arm, emb in sets.items():
-            task[arm] = evaluate_arm(table, aligned_vectors(emb, table["id"], f"similarity {spec.name}"), cfg.knn)
+            task[arm] = evaluate_arm(table, aligned_vectors(emb, table["id"], f"similarity {spec.name}"), section.knn)
         if "plm" in task and "finetuned" in task:  # undefined (None) when the PLM finds nothing
             plm_f1 = task["plm"]["f1"]
             task["relative_f1_change"] = task["finetuned"]["f1"] / plm_f1 - 1 if plm_f1 > 0 else None
         metrics[spec.name] = task
     with storage.staged_dir(out_dir, "evaluate-knn") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
-        storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
+        storage.write_json(stage / names.CONFIG_JSON, section.model_dump(mode="json"))
     return metrics

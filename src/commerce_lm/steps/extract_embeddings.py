@@ -2,36 +2,40 @@
 
 One call embeds one shard (a contiguous slice of ``corpus.parquet``) into its own output folder;
 :func:`gather` merges the shards' folders and checks that every corpus id came back exactly once.
-A rerun of a shard whose output is already complete for the same encoder, settings and corpus
-returns the stored metrics without recomputing.
+Texts go through the vector store keyed by encoder and text
+(:mod:`commerce_lm.embedding.vector_store`): a text is embedded once per encoder, across shards and
+runs. A rerun of a shard whose output is already complete for the same encoder, settings and corpus
+returns the stored metrics without reading anything else.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
-import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from commerce_lm import models, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import ExtractSection
+from commerce_lm.embedding import cached
+from commerce_lm.embedding.checks import check_ids
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.embedding.pooling import declared_pooling
 from commerce_lm.embedding.store import (
     EmbeddingSet,
-    load,
     part_files,
     part_name,
     read_table,
     schema,
     to_table,
 )
+from commerce_lm.embedding.store import load as load_embeddings  # reads this step's output back
+from commerce_lm.embedding.vector_store import StoreKey, VectorStore
 from commerce_lm.names import CONFIG_JSON, CORPUS_TABLE, EMBEDDINGS_DIR, MANIFEST_JSON, METRICS_JSON
 
 __all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]
@@ -39,18 +43,9 @@ __all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]
 # Documents per sorting window: large enough that length sorting removes almost all padding,
 # small enough that a window's token ids and vectors stay well under a GB.
 CHUNK_DOCS = 16384
-
-
-def load_embeddings(path: str) -> EmbeddingSet:
-    """Read an extract-embeddings output folder (all parts, in corpus order).
-
-    Args:
-        path: The step's output folder (or its ``embeddings/`` folder), local or ``gs://``.
-
-    Returns:
-        Ids, splits, ``float32`` vectors and the manifest.
-    """
-    return load(path)
+STEP = "extract-embeddings"
+# What a shard's manifest says about its work (gather sums them).
+COUNTS = ("count", "embedded", "reused", "seconds", "embed_seconds", "docs_per_second")
 
 
 def shard_bounds(num_rows: int, shard: int, num_shards: int) -> tuple[int, int]:
@@ -105,19 +100,16 @@ def _complete(out_dir: str, fingerprint: str) -> dict | None:
     return storage.read_json(metrics_path) if rows == manifest.get("count") else None
 
 
-def _progress(total: int, desc: str):  # noqa: ANN202 - a tqdm bar
-    from tqdm.auto import tqdm
-
-    # In pipeline logs (no terminal) a bar redrawn every second would flood the log.
-    interactive = sys.stderr.isatty()
-    return tqdm(total=total, unit="doc", desc=desc, mininterval=1.0 if interactive else 30.0)
-
-
-def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1) -> dict:
+def run(
+    section: ExtractSection, model: str, prepared_dir: str, out_dir: str, shard: int = 0, num_shards: int = 1
+) -> dict:
     """Embed one shard of ``prepared_dir/corpus.parquet`` with the frozen encoder ``model``.
 
+    Texts go through the vector store (``embed.store``): only texts it lacks for this encoder,
+    pooling and max length are embedded (and added to it); the output holds exactly this shard's ids.
+
     Args:
-        cfg: The run config; ``cfg.embed`` holds max length, token budget, pooling and dtype.
+        section: The step's section; ``section.embed`` holds max length, token budget, pooling, dtype and store.
         model: The encoder: HF hub id, local folder or ``gs://`` folder.
         prepared_dir: The prepare-data output folder.
         out_dir: This shard's output folder (``embeddings/``, ``manifest.json``, ``metrics.json``,
@@ -126,20 +118,19 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
         num_shards: Into how many contiguous slices the corpus is cut.
 
     Returns:
-        The metrics: ``docs_per_second``, ``seconds``, ``count`` and token counts.
+        The metrics: ``count``, ``embedded`` and ``reused`` texts, ``seconds``, ``docs_per_second``
+        (of the texts embedded; None when all were reused) and token counts.
     """
-    settings = cfg.embed
+    settings = section.embed
     # Each encoder pools as it declares (the PLM's sentence-transformers config; the fine-tuned
     # encoder's own), unless the config forces one pooling for every arm.
     pooling = declared_pooling(models.resolve_model(model)) if settings.pooling == "auto" else settings.pooling
     with storage.local_copy(storage.join(prepared_dir, CORPUS_TABLE)) as corpus:
         num_rows = pq.ParquetFile(corpus).metadata.num_rows
         start, stop = shard_bounds(num_rows, shard, num_shards)
-        checksum = models.model_checksum(model)
+        key = StoreKey(models.model_checksum(model), pooling, settings.max_length)
         fingerprint = _fingerprint(
-            encoder_checksum=checksum,
-            pooling=pooling,
-            max_length=settings.max_length,
+            **_key_entries(key),
             dtype=settings.dtype,
             shard=shard,
             num_shards=num_shards,
@@ -148,60 +139,70 @@ def run(cfg: RunConfig, model: str, prepared_dir: str, out_dir: str, shard: int 
         done = _complete(out_dir, fingerprint)
         if done is not None:
             return done
-        embedder = Embedder(
-            model,
-            EncoderSettings(max_length=settings.max_length, token_budget=settings.token_budget, pooling=pooling),
-        )
-        counter = _TokenCounter()
-        with storage.staged_dir(out_dir, "extract-embeddings") as stage:
-            target = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
-            target.parent.mkdir(parents=True)
-            began = time.perf_counter()
-            with (
-                pq.ParquetWriter(target, schema(embedder.dim, settings.dtype)) as writer,
-                _progress(stop - start, f"embed {shard + 1}/{num_shards}") as bar,
-            ):
-                chunks: list[dict[str, list]] = []  # rows of the chunks handed to the embedder
-                rows_iter = _iter_rows(corpus, start, stop, CHUNK_DOCS)
+        began = time.perf_counter()
 
-                def texts() -> Iterator[list[str]]:
-                    for rows in rows_iter:
-                        chunks.append(rows)
-                        yield rows["text"]
+        def texts() -> Iterator[list[str]]:
+            return (rows["text"] for rows in _iter_rows(corpus, start, stop, CHUNK_DOCS))
 
-                for vectors in embedder.embed_chunks(texts(), progress=bar.update, on_tokens=counter):
-                    rows = chunks.pop(0)
-                    writer.write_table(to_table(rows["id"], rows["split"], vectors, settings.dtype))
-            seconds = time.perf_counter() - began
-            count = stop - start
-            metrics = {
-                "count": count,
-                "seconds": round(seconds, 3),
-                "docs_per_second": round(count / seconds, 2) if seconds > 0 else 0.0,
-                "tokens": counter.tokens,
-                "tokens_per_second": round(counter.tokens / seconds, 1) if seconds > 0 else 0.0,
-                "padded_tokens": counter.padded,
-                "device": embedder.device,
-            }
-            manifest = {
-                "encoder_checksum": checksum,
-                "model": model,
-                "pooling": pooling,
-                "dim": embedder.dim,
-                "count": count,
-                "dtype": settings.dtype,
-                "max_length": settings.max_length,
-                "seconds": metrics["seconds"],
-                "docs_per_second": metrics["docs_per_second"],
-                "shard": shard,
-                "num_shards": num_shards,
-                "rows": [start, stop],
-                "fingerprint": fingerprint,
-            }
+        plan, embed_seconds, counter = _embed(section, model, key, texts, f"embed {shard + 1}/{num_shards}")
+        with storage.staged_dir(out_dir, STEP) as stage:
+            part = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
+            _write_part(part, _iter_rows(corpus, start, stop, CHUNK_DOCS), plan, settings.dtype)
+            metrics = _metrics(stop - start, plan, time.perf_counter() - began, embed_seconds, counter)
+            manifest = {**_key_entries(key), "model": model, "dim": plan.vectors.shape[1], "dtype": settings.dtype}
+            manifest.update({k: metrics[k] for k in COUNTS}, store=plan.store.root, fingerprint=fingerprint)
+            manifest.update(shard=shard, num_shards=num_shards, rows=[start, stop])
             storage.write_json(stage / MANIFEST_JSON, manifest)
-            storage.write_json(stage / CONFIG_JSON, cfg.model_dump(mode="json"))
+            storage.write_json(stage / CONFIG_JSON, section.model_dump(mode="json"))
             storage.write_json(stage / METRICS_JSON, metrics)
     return metrics
+
+
+def _write_part(target: Path, rows_iter: Iterator[dict[str, list]], plan: cached.Plan, dtype: str) -> None:
+    """Write the shard's ids, splits and vectors (from the filled plan), in corpus order."""
+    target.parent.mkdir(parents=True)
+    with pq.ParquetWriter(target, schema(plan.vectors.shape[1], dtype)) as writer:
+        offset = 0
+        for rows in rows_iter:
+            count = len(rows["id"])
+            writer.write_table(to_table(rows["id"], rows["split"], plan.rows(offset, offset + count), dtype))
+            offset += count
+
+
+def _embed(section: ExtractSection, model: str, key: StoreKey, texts: cached.Chunks, label: str) -> tuple:
+    """Look every text up in the store and embed the missing ones: ``(plan, seconds, token counter)``."""
+    plan = cached.plan(VectorStore(section.embed.store), key, texts)
+    counter = _TokenCounter()
+    # The encoder is loaded only when some text is missing.
+    embedder = functools.partial(Embedder, model, _encoder_settings(section, key.pooling))
+    plan.fill(texts, embedder, CHUNK_DOCS, label, counter)
+    return plan, plan.embed_seconds, counter
+
+
+def _key_entries(key: StoreKey) -> dict:
+    """The store key as manifest entries (``encoder_checksum``, ``pooling``, ``max_length``)."""
+    return {"encoder_checksum": key.encoder_checksum, "pooling": key.pooling, "max_length": key.max_length}
+
+
+def _encoder_settings(section: ExtractSection, pooling: str) -> EncoderSettings:
+    embed = section.embed
+    return EncoderSettings(max_length=embed.max_length, token_budget=embed.token_budget, pooling=pooling)
+
+
+def _metrics(count: int, plan: cached.Plan, seconds: float, embed_seconds: float, counter: _TokenCounter) -> dict:
+    """What one extraction did: the rows it delivered, and the texts it embedded or reused."""
+    return {
+        "count": count,
+        "embedded": plan.embedded,
+        "reused": plan.reused,
+        "seconds": round(seconds, 3),
+        "embed_seconds": round(embed_seconds, 3),
+        # The encoder's throughput on the texts it did embed; nothing embedded, nothing measured.
+        "docs_per_second": round(plan.embedded / embed_seconds, 2) if plan.embedded and embed_seconds > 0 else None,
+        "tokens": counter.tokens,
+        "tokens_per_second": round(counter.tokens / embed_seconds, 1) if counter.tokens and embed_seconds > 0 else None,
+        "padded_tokens": counter.padded,
+    }
 
 
 class _TokenCounter:
@@ -216,12 +217,6 @@ class _TokenCounter:
         self.padded += padded
 
 
-def _describe(ids: list[str], limit: int = 10) -> str:
-    shown = ", ".join(repr(i) for i in ids[:limit])
-    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
-    return f"{len(ids)}: {shown}{more}"
-
-
 def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
     """Merge shard outputs into one embeddings folder, checking nothing was lost or repeated.
 
@@ -231,7 +226,8 @@ def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
         out_dir: The merged output folder, written atomically.
 
     Returns:
-        The merged metrics (``count``, total ``seconds``, ``docs_per_second``, ``shards``).
+        The merged metrics (``count``, ``shards``, total ``embedded``, ``reused``, ``seconds`` and
+        ``embed_seconds``, and the encoder's ``docs_per_second``).
 
     Raises:
         ValueError: When shards disagree on the encoder or settings, or when corpus ids are missing,
@@ -252,17 +248,17 @@ def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
         got.extend(read_table(part, columns=["id"]).column("id").to_pylist())
     with storage.local_copy(storage.join(prepared_dir, CORPUS_TABLE)) as corpus:
         expected = pq.read_table(corpus, columns=["id"]).column("id").to_pylist()
-    _check_ids(expected, got)
-    seconds = sum(m["seconds"] for m, _ in manifests)
+    check_ids(expected, got, "gather")
     metrics = {
         "count": len(got),
-        "seconds": round(seconds, 3),
-        "docs_per_second": round(len(got) / seconds, 2) if seconds > 0 else 0.0,
         "shards": len(manifests),
+        **{k: sum(m.get(k) or 0 for m, _ in manifests) for k in ("embedded", "reused", "seconds", "embed_seconds")},
     }
+    embedded, busy = metrics["embedded"], metrics["embed_seconds"]
+    metrics["docs_per_second"] = round(embedded / busy, 2) if embedded and busy > 0 else None
     shared = ("encoder_checksum", "model", "pooling", "dim", "dtype", "max_length")
     manifest = {key: first[key] for key in shared}
-    manifest.update(count=len(got), seconds=metrics["seconds"], docs_per_second=metrics["docs_per_second"])
+    manifest.update({k: metrics[k] for k in COUNTS})
     manifest["shards"] = [m.get("fingerprint") for m, _ in manifests]
     with storage.staged_dir(out_dir, "gather-embeddings") as stage:
         (stage / EMBEDDINGS_DIR).mkdir()
@@ -278,24 +274,3 @@ def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
         if storage.exists(config):
             storage.write_json(stage / CONFIG_JSON, storage.read_json(config))
     return metrics
-
-
-def _check_ids(expected: list[str], got: list[str]) -> None:
-    """Every corpus id exactly once, in corpus order, and nothing else."""
-    if got == expected:
-        return
-    counts = Counter(got)
-    duplicates = sorted(i for i, c in counts.items() if c > 1)
-    expected_set = set(expected)
-    missing = [i for i in expected if i not in counts]
-    unexpected = sorted(i for i in counts if i not in expected_set)
-    problems = []
-    if missing:
-        problems.append(f"missing ids {_describe(missing)}")
-    if duplicates:
-        problems.append(f"duplicate ids {_describe(duplicates)}")
-    if unexpected:
-        problems.append(f"ids not in the corpus {_describe(unexpected)}")
-    if not problems:
-        problems.append("every id came back once, but not in corpus order")
-    raise ValueError("gather: " + "; ".join(problems))

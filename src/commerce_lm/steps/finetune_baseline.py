@@ -1,7 +1,7 @@
 """Step ``finetune-baseline``: the end-to-end baseline, the encoder fine-tuned on one binary task.
 
-Trains ``cfg.model`` with a two-class head on ``prepared/tasks/<task>.parquet`` with the shared
-DeepSpeed trainer and ``cfg.baseline`` (early stopping on the validation split), then scores the
+Trains ``section.model`` with a two-class head on ``prepared/tasks/<task>.parquet`` with the shared
+DeepSpeed trainer and ``section.baseline`` (early stopping on the validation split), then scores the
 test split with the best weights: ``predictions.parquet`` holds ``id``, ``label``, ``score`` (the
 probability of label 1) and ``lang``. The model itself is not exported; checkpoints exist only while
 training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`). With
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from commerce_lm import storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import FinetuneBaselineSection
 from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.metrics import roc_pr
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
@@ -43,15 +43,39 @@ def score(model, split: data.Split, pad_id: int, device: str) -> np.ndarray:  # 
     return out
 
 
+def _score_and_publish(
+    section: FinetuneBaselineSection, trained: steps.Trained, test_frame: Any, metrics: dict[str, Any], out_dir: str
+) -> None:
+    """Score the test split with the best weights, add ROC/PR AUC to ``metrics`` and publish (rank 0)."""
+    import pandas as pd
+
+    test = data.make_split(trained.tokenizer, test_frame, section.baseline.max_length)
+    model = steps.fresh_model(trained.config, trained.result.best_state)
+    scores = score(model, test, trained.tokenizer.pad_token_id, trained.info.device)
+    # NaN (one class only) becomes null in metrics.json (json_safe).
+    metrics.update(zip(("roc_auc", "pr_auc"), roc_pr(test.labels, scores), strict=True))
+    predictions = pd.DataFrame(
+        {"id": test.ids, "label": test.labels.astype(np.int64), "score": scores, "lang": test.langs}
+    )
+    with storage.staged_dir(out_dir, STEP) as stage:
+        predictions.to_parquet(stage / PREDICTIONS_TABLE, index=False)
+        steps.write_common(stage, section, trained, metrics)
+
+
 def run(
-    cfg: RunConfig, prepared_dir: str, task: str, out_dir: str, *, checkpoint_dir: str | None = None
+    section: FinetuneBaselineSection,
+    prepared_dir: str,
+    task: str,
+    out_dir: str,
+    *,
+    checkpoint_dir: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the encoder end to end on one binary task and score its test split.
 
     Every process of a distributed launch calls it with the same arguments; only rank 0 writes.
 
     Args:
-        cfg: The run config (``cfg.baseline`` holds the trainer settings).
+        section: The step's section (``section.baseline`` holds the trainer settings).
         prepared_dir: The prepare-data output folder (local or ``gs://``).
         task: The task name (``prepared/tasks/<task>.parquet``).
         out_dir: The step's output folder (local or ``gs://``).
@@ -60,13 +84,11 @@ def run(
     Returns:
         The metrics written to ``metrics.json``.
     """
-    import pandas as pd
-
-    if cfg.baseline.num_nodes > 1 and not dist.under_launcher():
+    if section.baseline.num_nodes > 1 and not dist.under_launcher():
         # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
         from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
 
-        request = JobRequest(STEP, cfg, prepared_dir, out_dir, task=task, checkpoint_dir=checkpoint_dir)
+        request = JobRequest(STEP, section, prepared_dir, out_dir, task=task, checkpoint_dir=checkpoint_dir)
         return cluster.run_multi_node(request)
     location = storage.join(prepared_dir, TASKS_DIR, f"{task}.parquet")
     frame = steps.read_table(location)
@@ -75,8 +97,8 @@ def run(
         raise ValueError(f"{location}: column 'label' must be 0/1 for a binary task, found {bad}")
     test_frame = steps.split_frame(frame, "test", location)
     trained = steps.train_classifier(
-        cfg,
-        cfg.baseline,
+        section,
+        section.baseline,
         steps.split_frame(frame, "train", location),
         steps.split_frame(frame, "validation", location),
         2,
@@ -93,17 +115,7 @@ def run(
         **result,
     }
     if trained.info.is_main:
-        test = data.make_split(trained.tokenizer, test_frame, cfg.baseline.max_length)
-        model = steps.fresh_model(trained.config, trained.result.best_state)
-        scores = score(model, test, trained.tokenizer.pad_token_id, trained.info.device)
-        # NaN (one class only) becomes null in metrics.json (json_safe).
-        metrics_out.update(zip(("roc_auc", "pr_auc"), roc_pr(test.labels, scores), strict=True))
-        predictions = pd.DataFrame(
-            {"id": test.ids, "label": test.labels.astype(np.int64), "score": scores, "lang": test.langs}
-        )
-        with storage.staged_dir(out_dir, "finetune-baseline") as stage:
-            predictions.to_parquet(stage / PREDICTIONS_TABLE, index=False)
-            steps.write_common(stage, cfg, trained, metrics_out)
+        _score_and_publish(section, trained, test_frame, metrics_out, out_dir)
     metrics_out = steps.json_safe(metrics_out)
     steps.finish(trained)
     # Every rank returns the same metrics, test scores included.

@@ -1,11 +1,14 @@
 """Step ``finetune-encoder``: domain fine-tuning of the encoder on the domain labels.
 
-Trains ``cfg.model`` on ``prepared/domain.parquet`` (train split, evaluated on the validation split)
+Trains ``section.model`` on ``prepared/domain.parquet`` (train split, evaluated on the validation split)
 with the shared DeepSpeed trainer (:mod:`commerce_lm.training`) and the objective that
 ``finetune.objective`` weighs (cross-entropy over the exclusive domain labels, contrastive terms,
 masked-LM, staying near the pre-trained vectors), all on the pooled vector that heads and KNN use.
 It exports the best encoder in Hugging Face format with a sentence-transformers pooling config
 (``finetune.pooling``), so extraction, ``AutoModel`` and ``SentenceTransformer`` agree on its vectors.
+
+The step reads only its section of the run config (model, seed, domain spec, ``finetune``), never
+the task list, so adding a task never re-runs it.
 
 With ``finetune.num_nodes > 1`` (and not already inside a launched job) the step creates a Kubeflow
 Trainer TrainJob running this same step on that many nodes and waits for it
@@ -21,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_lm import models, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import FinetuneEncoderSection
 from commerce_lm.embedding.pooling import write_sentence_transformers_files
 from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
@@ -31,31 +34,33 @@ from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
 STEP = "finetune-encoder"
 
 
-def run(cfg: RunConfig, prepared_dir: str, out_dir: str, *, checkpoint_dir: str | None = None) -> dict[str, Any]:
+def run(
+    section: FinetuneEncoderSection, prepared_dir: str, out_dir: str, *, checkpoint_dir: str | None = None
+) -> dict[str, Any]:
     """Fine-tune the encoder on the domain corpus and export it.
 
     Every process of a distributed launch calls it with the same arguments; only rank 0 writes.
 
     Args:
-        cfg: The run config (``cfg.finetune`` holds the trainer settings).
-        prepared_dir: The prepare-data output folder (local or ``gs://``).
+        section: The step's section (``section.finetune`` holds the trainer settings).
+        prepared_dir: The prepare-data output holding the domain table (local or ``gs://``).
         out_dir: The step's output folder (local or ``gs://``).
         checkpoint_dir: Where to keep resumable checkpoints instead of beside ``out_dir``.
 
     Returns:
         The metrics written to ``metrics.json``.
     """
-    if cfg.finetune.num_nodes > 1 and not dist.under_launcher():
+    if section.finetune.num_nodes > 1 and not dist.under_launcher():
         # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
         from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
 
-        return cluster.run_multi_node(JobRequest(STEP, cfg, prepared_dir, out_dir, checkpoint_dir=checkpoint_dir))
+        return cluster.run_multi_node(JobRequest(STEP, section, prepared_dir, out_dir, checkpoint_dir=checkpoint_dir))
     location = storage.join(prepared_dir, DOMAIN_TABLE)
     labels = list(storage.read_json(storage.join(prepared_dir, LABELS_JSON)))
     frame = steps.read_table(location)
     trained = steps.train_classifier(
-        cfg,
-        cfg.finetune,
+        section,
+        section.finetune,
         steps.split_frame(frame, "train", location),
         steps.split_frame(frame, "validation", location),
         len(labels),
@@ -63,9 +68,9 @@ def run(cfg: RunConfig, prepared_dir: str, out_dir: str, *, checkpoint_dir: str 
         step_name=STEP,
         id2label=dict(enumerate(labels)),
         checkpoint_dir=checkpoint_dir,
-        build=lambda tokenizer: _model_and_objective(cfg, tokenizer, len(labels)),
+        build=lambda tokenizer: _model_and_objective(section, tokenizer, len(labels)),
     )
-    settings = cfg.finetune
+    settings = section.finetune
     metrics = {
         "step": STEP,
         "num_labels": len(labels),
@@ -76,17 +81,19 @@ def run(cfg: RunConfig, prepared_dir: str, out_dir: str, *, checkpoint_dir: str 
     if trained.info.is_main:
         with storage.staged_dir(out_dir, "finetune-encoder") as stage:
             _export(stage / MODEL_DIR, trained, settings.pooling, settings.max_length)
-            steps.write_common(stage, cfg, trained, metrics)
+            steps.write_common(stage, section, trained, metrics)
     steps.finish(trained)
     return steps.json_safe(metrics)
 
 
-def _model_and_objective(cfg: RunConfig, tokenizer: Any, num_labels: int) -> tuple[PooledEncoder, objectives.Mix]:
-    """The pooled encoder with a domain head, and the weighted objective of ``cfg.finetune``."""
-    settings = cfg.finetune
+def _model_and_objective(
+    section: FinetuneEncoderSection, tokenizer: Any, num_labels: int
+) -> tuple[PooledEncoder, objectives.Mix]:
+    """The pooled encoder with a domain head, and the weighted objective of ``section.finetune``."""
+    settings = section.finetune
 
     model = PooledEncoder(
-        models.load_encoder(cfg.model), settings.pooling, num_labels, with_mlm=settings.objective.get("mlm", 0) > 0
+        models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.objective.get("mlm", 0) > 0
     )
     context = objectives.Context(
         temperature=settings.temperature,
@@ -94,7 +101,7 @@ def _model_and_objective(cfg: RunConfig, tokenizer: Any, num_labels: int) -> tup
         tokenizer=tokenizer,
         mlm_probability=settings.mlm_probability,
         # The frozen copy is pooled as the fine-tuned encoder is: the term compares like with like.
-        load_pretrained=lambda: models.load_encoder(cfg.model),
+        load_pretrained=lambda: models.load_encoder(section.model),
     )
     return model, objectives.build(dict(settings.objective), context)
 

@@ -18,13 +18,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from commerce_lm import names, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import HeadsConfig, HeadsSection
 from commerce_lm.embedding.checks import aligned_vectors, load_checked
 from commerce_lm.metrics import best_f1_threshold, roc_pr
 
 
 def fit_head(
-    cfg: RunConfig, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
+    settings: HeadsConfig, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, Any]:
     """Fit scaler + logistic regression, choosing C by validation PR AUC.
 
@@ -35,8 +35,8 @@ def fit_head(
     scaler = StandardScaler().fit(train[0])
     x_train, x_val = scaler.transform(train[0]), scaler.transform(val[0])
     best: dict[str, Any] | None = None
-    for c in cfg.heads.c_grid:
-        model = LogisticRegression(C=c, class_weight="balanced", max_iter=cfg.heads.max_iter)
+    for c in settings.c_grid:
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=settings.max_iter)
         model.fit(x_train, train[1])
         val_scores = model.predict_proba(x_val)[:, 1]
         _, val_pr = roc_pr(val[1], val_scores)
@@ -63,7 +63,7 @@ def _save_head(head: dict[str, Any], path: Path) -> None:
 
 
 def run(
-    cfg: RunConfig,
+    section: HeadsSection,
     prepared_dir: str,
     embeddings: dict[str, str],
     out_dir: str,
@@ -72,7 +72,7 @@ def run(
     """Train one head per task on each embedding set.
 
     Args:
-        cfg: The run config.
+        section: The step's section (tasks, the PLM, ``heads``).
         prepared_dir: ``prepare-data`` output.
         embeddings: Arm name (``plm``, ``finetuned``) -> ``extract-embeddings`` output.
         out_dir: Output folder: ``heads/<arm>/<task>.json``, ``heads/<arm>/<task>.parquet``
@@ -86,7 +86,7 @@ def run(
     with storage.staged_dir(out_dir, "train-heads") as stage:
         for arm, location in embeddings.items():
             emb = load_checked(location, arm, (expected_checksums or {}).get(arm))
-            for task in cfg.tasks:
+            for task in section.tasks:
                 location = storage.join(prepared_dir, names.TASKS_DIR, f"{task.name}.parquet")
                 table = storage.read_parquet(location).to_pandas()
                 vectors = aligned_vectors(emb, table["id"], f"task {task.name}")
@@ -94,7 +94,7 @@ def run(
                 labels = table["label"].to_numpy()
                 wall, cpu = time.perf_counter(), time.process_time()
                 head = fit_head(
-                    cfg,
+                    section.heads,
                     (vectors[parts["train"]], labels[parts["train"]]),
                     (vectors[parts["validation"]], labels[parts["validation"]]),
                 )
@@ -119,5 +119,5 @@ def run(
                     "encoder_checksum": emb.manifest.get("encoder_checksum"),
                 }
         storage.write_json(stage / names.METRICS_JSON, metrics)
-        storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
+        storage.write_json(stage / names.CONFIG_JSON, section.model_dump(mode="json"))
     return metrics

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from commerce_lm import models, storage
-from commerce_lm.config import RunConfig, TrainConfig
+from commerce_lm.config import TrainConfig, TrainingSection
 from commerce_lm.names import CONFIG_JSON, DEEPSPEED_JSON, METRICS_JSON, TRAIN_LOG
 from commerce_lm.training import checkpoint, data, dist, trainer
 
@@ -67,7 +67,7 @@ class Trained:
 
 
 def train_classifier(
-    cfg: RunConfig,
+    cfg: TrainingSection,
     tcfg: TrainConfig,
     train_frame: Any,
     val_frame: Any,
@@ -82,7 +82,7 @@ def train_classifier(
     """Tokenise, build the classifier and train it with the shared DeepSpeed trainer.
 
     Args:
-        cfg: The run config (model, seed).
+        cfg: The step's section (model, seed).
         tcfg: The trainer settings of this step.
         train_frame: Training rows (``id``, ``text``, ``label``, ``lang``).
         val_frame: Validation rows.
@@ -137,8 +137,8 @@ def fresh_model(config: Any, state: dict[str, Any]):  # noqa: ANN201 - a PreTrai
     return model.float().eval()
 
 
-def write_common(stage: Any, cfg: RunConfig, trained: Trained, metrics: dict[str, Any]) -> None:
-    """Write ``metrics.json``, ``config.json``, ``deepspeed_config.json`` and the train log into ``stage``."""
+def write_common(stage: Any, cfg: TrainingSection, trained: Trained, metrics: dict[str, Any]) -> None:
+    """Write ``metrics.json``, ``config.json`` (the step's section), the DeepSpeed config and train log."""
     storage.write_json(stage / METRICS_JSON, json_safe(metrics))
     storage.write_json(stage / CONFIG_JSON, cfg.model_dump(mode="json"))
     storage.write_json(stage / DEEPSPEED_JSON, trained.result.ds_config)

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from commerce_lm import names, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import ReportSection
 from commerce_lm.metrics import bootstrap_ci, paired_bootstrap_diff, roc_pr
 from commerce_lm.steps.build_report.render import render_html, render_markdown
 
@@ -53,7 +53,7 @@ def _pr_curve(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
     return {"precision": _thin(precision), "recall": _thin(recall)}
 
 
-def score_arm(predictions: pd.DataFrame, cfg: RunConfig, train_cost: dict[str, Any]) -> tuple[dict, dict]:
+def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[str, Any]) -> tuple[dict, dict]:
     """Metrics (with CIs and language slices) and curves of one arm's test predictions."""
     labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
     roc, pr = roc_pr(labels, scores)
@@ -154,15 +154,17 @@ def _cost(tasks: dict[str, Any], embedding: dict[str, Any], domain: dict[str, An
 
 
 def collect(
-    cfg: RunConfig,
+    cfg: ReportSection,
     prepared_dir: str,
     finetune_dir: str,
     embeddings: dict[str, str],
     heads_dir: str,
     baseline_dirs: list[str],
     knn_dir: str,
+    domain_dir: str | None = None,
+    bundle_dir: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Build the metrics document (DESIGN.md schema plus CIs, slices and cost) and the curves."""
+    """Build the metrics document (DESIGN.md schema plus CIs, slices, cost, bundle) and the curves."""
     metrics: dict[str, Any] = {
         "tasks": {},
         "similarity": {},
@@ -207,16 +209,22 @@ def collect(
         for m in [storage.read_json(storage.join(loc, names.MANIFEST_JSON))]
     }
     metrics["cost"] = _cost(metrics["tasks"], metrics["embedding"], metrics["domain"])
-    stats = storage.read_json(storage.join(prepared_dir, names.STATS_JSON))
-    metrics["data"] = {
-        name: {
-            k: s[k] for k in ("input_rows", "accepted_rows", "rejected_rows", "sampled_out_rows", "accepted_by_split")
-        }
-        for name, s in stats.items()
-    }
+    metrics["data"] = _data_stats([d for d in (domain_dir, prepared_dir) if d])
     metrics["data_sampling"] = _samples(cfg)
+    if bundle_dir:  # publish-bundle's decision: which bundle is live, and why
+        metrics["bundle"] = storage.read_json(storage.join(bundle_dir, names.METRICS_JSON))
     metrics["reference"] = REFERENCE
     return metrics, curves
+
+
+def _data_stats(prepared_dirs: list[str]) -> dict[str, Any]:
+    """Row counts per dataset from every prepare-data output (the domain may be prepared apart)."""
+    keys = ("input_rows", "accepted_rows", "rejected_rows", "sampled_out_rows", "accepted_by_split")
+    return {
+        name: {k: counts[k] for k in keys}
+        for folder in prepared_dirs
+        for name, counts in storage.read_json(storage.join(folder, names.STATS_JSON)).items()
+    }
 
 
 def hardest_examples(prepared_dir: str, heads_dir: str, task: str, n: int = 3) -> list[dict[str, Any]]:
@@ -232,7 +240,7 @@ def hardest_examples(prepared_dir: str, heads_dir: str, task: str, n: int = 3) -
     return worst[["id", "label", "score", "text"]].to_dict("records")
 
 
-def _samples(cfg: RunConfig) -> dict[str, int | None]:
+def _samples(cfg: ReportSection) -> dict[str, int | None]:
     return {
         "domain": cfg.domain.sample,
         **{f"task-{t.name}": t.sample for t in cfg.tasks},
@@ -241,7 +249,7 @@ def _samples(cfg: RunConfig) -> dict[str, int | None]:
 
 
 def run(
-    cfg: RunConfig,
+    cfg: ReportSection,
     prepared_dir: str,
     finetune_dir: str,
     embeddings: dict[str, str],
@@ -249,23 +257,28 @@ def run(
     baseline_dirs: list[str],
     knn_dir: str,
     out_dir: str,
+    domain_dir: str | None = None,
+    bundle_dir: str | None = None,
 ) -> dict[str, Any]:
     """Write ``metrics.json``, ``curves.json``, ``report.md`` and ``report.html`` into ``out_dir``.
 
     Args:
-        cfg: The run config.
-        prepared_dir: ``prepare-data`` output (row counts).
+        cfg: The step's section (names, tasks, similarity sets, ``report``).
+        prepared_dir: ``prepare-data`` output with the task tables (and row counts).
         finetune_dir: ``finetune-encoder`` output (domain metrics).
         embeddings: Arm -> ``extract-embeddings`` output (throughput, extraction time).
         heads_dir: ``train-heads`` output.
         baseline_dirs: ``finetune-baseline`` outputs, one per task.
         knn_dir: ``evaluate-knn`` output.
         out_dir: Where the report goes.
+        domain_dir: ``prepare-data`` output of the domain, when it was prepared apart (row counts).
+        bundle_dir: ``publish-bundle`` output, whose decision the report states.
 
     Returns:
         The metrics document.
     """
-    metrics, curves = collect(cfg, prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir)
+    outputs = (prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir, domain_dir, bundle_dir)
+    metrics, curves = collect(cfg, *outputs)
     with storage.staged_dir(out_dir, "build-report") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / CURVES_JSON, curves)

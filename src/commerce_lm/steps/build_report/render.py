@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # headless: reports are rendered in pods and CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from commerce_lm.config import RunConfig  # noqa: E402
+from commerce_lm.config import ReportSection  # noqa: E402
 from commerce_lm.steps.build_report.verdict import verdict_lines  # noqa: E402
 
 ARMS = (("plm", "PLM frozen + head"), ("finetuned", "Fine-tuned frozen + head"), ("e2e", "End-to-end"))
@@ -187,9 +187,14 @@ def _domain_line(metrics: dict[str, Any]) -> str:
     domain = metrics.get("domain", {})
     objective = ", ".join(f"{name} {weight:g}" for name, weight in (domain.get("objective") or {}).items())
     pooling = {arm: e.get("pooling") for arm, e in metrics.get("embedding", {}).items()}
+    # Without a cross-entropy term the domain head is never trained: its accuracy means nothing.
+    head = (
+        f"validation accuracy {_fmt(domain.get('val_accuracy'))}, macro-F1 {_fmt(domain.get('val_macro_f1'))}"
+        if "cross_entropy" in (domain.get("objective") or {"cross_entropy": 1})
+        else "no domain classifier (no cross-entropy term)"
+    )
     return (
-        f"Domain fine-tuning ({objective or 'objective not recorded'}): validation accuracy "
-        f"{_fmt(domain.get('val_accuracy'))}, macro-F1 {_fmt(domain.get('val_macro_f1'))}, linear-probe macro-F1 "
+        f"Domain fine-tuning ({objective or 'objective not recorded'}): {head}, linear-probe macro-F1 "
         f"{_fmt(domain.get('val_probe_macro_f1'))}, {_fmt(domain.get('train_seconds'), 1)} s. Pooling: PLM "
         f"{pooling.get('plm') or '-'}, fine-tuned {pooling.get('finetuned') or '-'}."
     )
@@ -198,7 +203,7 @@ def _domain_line(metrics: dict[str, Any]) -> str:
 VERDICT_TITLE = "Verdict (95% paired bootstrap intervals on the same test rows)"
 
 
-def render_markdown(cfg: RunConfig, metrics: dict[str, Any]) -> str:
+def render_markdown(cfg: ReportSection, metrics: dict[str, Any]) -> str:
     """The report as Markdown."""
     parts = [f"# {cfg.report.title}", "", f"Run `{cfg.name}`, model `{cfg.model}`.", "", f"## {VERDICT_TITLE}", ""]
     parts += [f"- {line}" for line in verdict_lines(metrics)]
@@ -264,7 +269,7 @@ th{background:#f3f3f3}img{max-width:100%}.example{font-family:monospace;white-sp
 
 
 def render_html(
-    cfg: RunConfig, metrics: dict[str, Any], curves: dict[str, Any], examples: dict[str, list[dict[str, Any]]]
+    cfg: ReportSection, metrics: dict[str, Any], curves: dict[str, Any], examples: dict[str, list[dict[str, Any]]]
 ) -> str:
     """The report as one self-contained HTML page (inline CSS and images, no scripts).
 

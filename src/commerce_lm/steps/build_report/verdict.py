@@ -1,7 +1,8 @@
 """The report's opening verdict: which embeddings to use for which task, and where the difference is noise.
 
 It reads the paired bootstrap comparisons that ``build-report`` computes on the same test rows
-(fine-tuned minus PLM, fine-tuned minus end-to-end) and each similarity set's F1 change.
+(fine-tuned minus PLM, fine-tuned minus end-to-end), each similarity set's F1 change, and the
+retraining gate's decision on the run's bundle.
 """
 
 from __future__ import annotations
@@ -49,8 +50,18 @@ def similarity_verdict(name: str, entry: dict[str, Any]) -> str:
     return f"{name} (KNN): F1 {tuned:.3f} fine-tuned vs {plm:.3f} PLM{relative}; better: {better}."
 
 
+def bundle_verdict(bundle: dict[str, Any]) -> str:
+    """One sentence on the run's bundle: published or not, which bundle is live, and why."""
+    if bundle.get("published"):
+        return f"Bundle {bundle['bundle']} is live at {bundle['live']}: {bundle['reason']}."
+    live = f"the live bundle is {bundle['live']}" if bundle.get("live") else "no bundle is live"
+    return f"Bundle {bundle['bundle']} was not published ({live}): {bundle['reason']}."
+
+
 def verdict_lines(metrics: dict[str, Any]) -> list[str]:
-    """The verdict, one line per task and similarity set."""
+    """The verdict, one line per task and similarity set, and one on the bundle when there is one."""
     lines = [task_verdict(task, entry.get("comparisons", {})) for task, entry in metrics.get("tasks", {}).items()]
     lines += [similarity_verdict(name, entry) for name, entry in metrics.get("similarity", {}).items()]
+    if metrics.get("bundle"):
+        lines.append(bundle_verdict(metrics["bundle"]))
     return lines

@@ -1,10 +1,12 @@
 """``prepare-data``: validate, normalise, de-duplicate and split every dataset a run names.
 
-Modules: :mod:`.values` (the canonical value of one cell: the rules), :mod:`.cells` (the same for
-whole Arrow columns), :mod:`.parse` (one record to one row), :mod:`.frame` (one file to parsed
-columns), :mod:`.files` (each file read once), :mod:`.decide` (duplicates, conflicts, the sample cap,
-the split), :mod:`.write` (the Parquet tables), :mod:`.step` (the passes over each dataset) and
-:mod:`.checks` (the gate before training).
+Modules: :mod:`.cells` (the canonical value rules of :mod:`commerce_lm.data.values` on whole Arrow
+columns), :mod:`.frame` (one file to parsed columns), :mod:`.files` (each file read once),
+:mod:`.decide` (duplicates, conflicts, the sample cap, the split), :mod:`.rules` (the keys they order
+by), :mod:`.write` (the Parquet tables), :mod:`.step` (the passes over each dataset) and
+:mod:`.checks` (the gate before training). Parsing one record (:mod:`commerce_lm.data.parse`,
+canonical values in :mod:`commerce_lm.data.values`) and keeping rejected rows
+(:mod:`commerce_lm.data.rejected`) live in ``data/``, shared with scoring.
 """
 
 from __future__ import annotations
@@ -14,20 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from commerce_lm import names, storage
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PrepareSection
+from commerce_lm.data.values import normalize_text
 from commerce_lm.steps.prepare_data.checks import DataError, check_trainable
 from commerce_lm.steps.prepare_data.step import Preparer, datasets, domain_labels, table_path
-from commerce_lm.steps.prepare_data.values import normalize_text
 
 __all__ = ["DataError", "normalize_text", "prepare", "run"]
 STEP = "prepare-data"
 
 
-def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
+def run(cfg: PrepareSection, out_dir: str) -> dict[str, Any]:
     """Prepare every dataset of ``cfg`` into ``out_dir``.
 
     Args:
-        cfg: The run config.
+        cfg: The datasets to prepare: the domain, tasks and similarity sets, or any part of them
+            (see :func:`commerce_lm.config.prepare_part`).
         out_dir: The prepared folder (local or ``gs://``), published atomically.
 
     Returns:
@@ -40,7 +43,7 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
             or lies inside an input folder.
     """
     started = time.perf_counter()
-    inputs = [spec.data for spec in [cfg.domain, *cfg.tasks, *cfg.similarity]]
+    inputs = [spec.data for spec in [cfg.domain, *cfg.tasks, *cfg.similarity] if spec]
     with storage.staged_dir(out_dir, STEP, inputs) as stage:
         stats, labels, corpus_rows = prepare(cfg, stage)
         try:
@@ -58,7 +61,7 @@ def run(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
     return metrics
 
 
-def prepare(cfg: RunConfig, folder: Path) -> tuple[dict[str, Any], list[str], int]:
+def prepare(cfg: PrepareSection, folder: Path) -> tuple[dict[str, Any], list[str], int]:
     """The passes without the gate: every table, ``labels.json`` and ``stats.json`` into ``folder``.
 
     Returns:
@@ -72,7 +75,8 @@ def prepare(cfg: RunConfig, folder: Path) -> tuple[dict[str, Any], list[str], in
             preparer.domain_labels = domain_labels(cfg, ds)
         stats[ds.name] = preparer.write(ds, table_path(folder, ds))
     preparer.corpus_writer.close()
-    storage.write_json(folder / names.LABELS_JSON, preparer.domain_labels)
+    if cfg.domain:  # a run may prepare its parts apart
+        storage.write_json(folder / names.LABELS_JSON, preparer.domain_labels)
     storage.write_json(folder / names.STATS_JSON, stats)
     return stats, preparer.domain_labels, preparer.corpus_rows
 

@@ -1,8 +1,8 @@
-"""Canonical cell values for whole Arrow columns, exactly as :mod:`.values` gives them per cell.
+"""Canonical cell values for whole Arrow columns, as :mod:`commerce_lm.data.values` gives them per cell.
 
 Each function computes the common case with ``pyarrow.compute`` and runs the per-cell rule of
-:mod:`.values` only on the cells a vectorised test cannot vouch for (markup, entities, non-ASCII
-text, strings that might spell a number), so the result is the same cell for cell.
+:mod:`commerce_lm.data.values` only on the cells a vectorised test cannot vouch for (markup,
+entities, non-ASCII text, strings that might spell a number), so the result is the same cell for cell.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from commerce_lm.steps.prepare_data import unicode_classes, values
+from commerce_lm.data import values
+from commerce_lm.steps.prepare_data import unicode_classes
 
 # What might spell a Decimal (after Python's strip): a sign, digit or point, inf, nan or snan; or
 # anything with a non-ASCII character (Unicode digits and spaces). Only these go through Python.

@@ -9,14 +9,14 @@ from typing import Any
 import pandas as pd
 
 from commerce_lm import names
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PrepareSection
 
 
 class DataError(ValueError):
     """Data that must not reach training; the message names the dataset, file and what is wrong."""
 
 
-def _rejected_share(cfg: RunConfig, stats: dict[str, Any]) -> list[str]:
+def _rejected_share(cfg: PrepareSection, stats: dict[str, Any]) -> list[str]:
     problems = []
     limit = cfg.prepare.max_rejected_fraction
     for name, counts in stats.items():
@@ -28,7 +28,7 @@ def _rejected_share(cfg: RunConfig, stats: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_trainable(cfg: RunConfig, stage: Path, stats: dict[str, Any], labels: list[str]) -> None:
+def check_trainable(cfg: PrepareSection, stage: Path, stats: dict[str, Any], labels: list[str]) -> None:
     """Fail before anything trains on data that cannot give a meaningful result.
 
     Raises:
@@ -36,8 +36,10 @@ def check_trainable(cfg: RunConfig, stage: Path, stats: dict[str, Any], labels: 
             with a single class; each problem names the dataset, file and column.
     """
     problems = _rejected_share(cfg, stats)
-    domain = pd.read_parquet(stage / names.DOMAIN_TABLE, columns=["split", "label"])
-    train_counts = Counter(domain.loc[domain.split == "train", "label"])
+    train_counts: Counter = Counter()
+    if cfg.domain:  # a part prepared without the domain has none to check
+        domain = pd.read_parquet(stage / names.DOMAIN_TABLE, columns=["split", "label"])
+        train_counts.update(domain.loc[domain.split == "train", "label"])
     empty = [labels[i] for i in range(len(labels)) if train_counts[i] == 0]
     if empty:
         problems.append(

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 
 from commerce_lm.config import PrepareConfig
 from commerce_lm.data import splits
+from commerce_lm.data.parse import Dataset
 from commerce_lm.steps.prepare_data import rules
-from commerce_lm.steps.prepare_data.parse import Dataset
 
 RULE_REASONS = {"conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets"}
 

@@ -10,17 +10,17 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from commerce_lm.config import RunConfig
+from commerce_lm.config import PrepareSection
 from commerce_lm.data import readers, splits
+from commerce_lm.data.parse import Dataset
 from commerce_lm.data.readers import LoadedFile
 from commerce_lm.steps.prepare_data import frame as frames
-from commerce_lm.steps.prepare_data.parse import Dataset
 
 
 class Files:
     """The read files of a run, and the frames of its datasets."""
 
-    def __init__(self, cfg: RunConfig, datasets: list[Dataset]) -> None:
+    def __init__(self, cfg: PrepareSection, datasets: list[Dataset]) -> None:
         """Plan the reads: the columns of every dataset that names a location are read together."""
         self.cfg = cfg
         self.columns: dict[str, list[str]] = {}

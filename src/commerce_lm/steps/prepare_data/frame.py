@@ -3,8 +3,8 @@
 The result has, per input row: ``id``, ``text``, ``lang``, ``split``, ``target`` (label or group),
 ``group_key`` and, for a rejected row, ``reason`` and ``column``. A Parquet file whose columns are
 plain (strings, integers) is parsed with :mod:`.cells`; any other file (CSV, JSONL, or Parquet with
-floats, booleans, bytes or nested values) row by row with :func:`.parse.parse`, which defines the
-rules; both give the same values.
+floats, booleans, bytes or nested values) row by row with :func:`commerce_lm.data.parse.parse`,
+which defines the rules; both give the same values.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 
 from commerce_lm.config import PrepareConfig
 from commerce_lm.data import formats
+from commerce_lm.data.parse import SPLIT_ALIASES, Dataset, parse
 from commerce_lm.data.readers import LoadedFile, Record
 from commerce_lm.steps.prepare_data import cells
-from commerce_lm.steps.prepare_data.parse import SPLIT_ALIASES, Dataset, parse
 
 NULL = pa.scalar(None, pa.string())
 

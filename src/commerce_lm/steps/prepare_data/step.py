@@ -19,24 +19,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from commerce_lm import names
-from commerce_lm.config import RunConfig
-from commerce_lm.steps.prepare_data import decide, rules, values
+from commerce_lm.config import PrepareSection
+from commerce_lm.data import values
+from commerce_lm.data.parse import Dataset, Row
+from commerce_lm.data.rejected import REJECTED_SCHEMA, rejected_record
+from commerce_lm.steps.prepare_data import decide, rules
 from commerce_lm.steps.prepare_data.files import Files
 from commerce_lm.steps.prepare_data.frame import record
-from commerce_lm.steps.prepare_data.parse import Dataset, Row
-from commerce_lm.steps.prepare_data.write import (
-    ACCEPTED_SCHEMA,
-    CORPUS_SCHEMA,
-    REJECTED_SCHEMA,
-    Writer,
-    rejected_record,
-)
+from commerce_lm.steps.prepare_data.write import ACCEPTED_SCHEMA, CORPUS_SCHEMA, Writer
 
 
 class Preparer:
     """Runs the passes over each dataset and writes the prepared folder."""
 
-    def __init__(self, cfg: RunConfig, stage: Path) -> None:
+    def __init__(self, cfg: PrepareSection, stage: Path) -> None:
         """Prepare into the staging folder ``stage``."""
         self.cfg = cfg
         self.stage = stage
@@ -110,18 +106,18 @@ class Preparer:
         writer.close()
 
 
-def datasets(cfg: RunConfig) -> list[Dataset]:
-    """Every dataset of the run config, the domain corpus first."""
-    labels = cfg.domain.labels
+def datasets(cfg: PrepareSection) -> list[Dataset]:
+    """Every dataset ``cfg`` names, the domain corpus (when there is one) first."""
+    labels = cfg.domain.labels if cfg.domain else None
     allowed = {values.canonical(label) for label in labels} if labels else None
     return [
-        Dataset("domain", "domain", cfg.domain, allowed_labels=allowed),
+        *([Dataset("domain", "domain", cfg.domain, allowed_labels=allowed)] if cfg.domain else []),
         *(Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
         *(Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity),
     ]
 
 
-def domain_labels(cfg: RunConfig, ds: Dataset) -> list[str]:
+def domain_labels(cfg: PrepareSection, ds: Dataset) -> list[str]:
     """The domain classes in class-id order: the config's, or those found, numbers first."""
     if cfg.domain.labels:
         return [values.canonical(label) for label in cfg.domain.labels]

@@ -1,15 +1,12 @@
-"""Parquet tables of prepare-data: the accepted rows per dataset, the corpus, the rejected rows."""
+"""Parquet tables of prepare-data: the accepted rows per dataset and the corpus (rejected rows: data.rejected)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from commerce_lm.steps.prepare_data.parse import Row
 
 _COMMON = [("id", pa.string()), ("text", pa.string()), ("lang", pa.string()), ("split", pa.string())]
 ACCEPTED_SCHEMA = {
@@ -18,16 +15,6 @@ ACCEPTED_SCHEMA = {
     "similarity": pa.schema([*_COMMON, ("group", pa.string())]),
 }
 CORPUS_SCHEMA = pa.schema(_COMMON)
-REJECTED_SCHEMA = pa.schema(
-    [
-        ("file", pa.string()),
-        ("row", pa.int64()),
-        ("line", pa.int64()),
-        ("reason", pa.string()),
-        ("column", pa.string()),
-        ("input", pa.string()),
-    ]
-)
 
 
 class Writer:
@@ -71,31 +58,3 @@ class Writer:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(self.schema.empty_table(), self.path)
-
-
-def _printable(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, str):  # undecodable bytes survive as visible escapes
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    if isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, list | dict):  # nested: as escaped JSON text, lone surrogates included
-        return json.dumps(value, default=str)
-    return str(value)  # Decimal, dates: their exact spelling
-
-
-def rejected_record(record: dict[str, Any], row: Row, path: str) -> dict[str, Any]:
-    """The input row as it was (JSON; a malformed line as its raw text), where it is, and why."""
-    if "_malformed" in record:
-        kept: Any = {"error": record["_malformed"], "raw": _printable(record["_raw"])}
-    else:
-        kept = {k: _printable(v) for k, v in record.items() if not k.startswith("_")}
-    return {
-        "file": path,
-        "row": int(record["_row"]),
-        "line": record["_line"],
-        "reason": row.reason,
-        "column": row.column,
-        "input": json.dumps(kept, ensure_ascii=False),
-    }

@@ -1,0 +1,27 @@
+"""KFP component: publish-bundle (the run as a bundle, gated against the live one), shown as a Model."""
+
+from commerce_lm_components.images import CPU_IMAGE
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def publish_bundle(
+    section_json: str,
+    code_version: str,
+    prepared: Input[Dataset],
+    encoder: Input[Model],
+    finetuned_embeddings: Input[Dataset],
+    heads: Input[Model],
+    knn: Input[Dataset],
+    bundle: Output[Model],
+):
+    """Encoder, heads, thresholds and reference indexes as one bundle; published when the gate allows."""
+    from commerce_lm import config
+    from commerce_lm.steps import publish_bundle
+
+    cfg = config.section_from_json("publish-bundle", section_json)
+    result = publish_bundle.run(
+        cfg, prepared.path, encoder.path, finetuned_embeddings.path, heads.path, knn.path, bundle.path
+    )
+    bundle.metadata.update(result)

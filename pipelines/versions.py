@@ -1,0 +1,95 @@
+"""Per-step code versions: a hash of the source of every library module a step imports.
+
+A step's cache key holds its code version, so a change to a module invalidates exactly the steps
+that import it (directly or through other library modules) and no others. Unlike a git commit it
+is the same in a checkout, a wheel and an image built from the same sources. Imports are found by
+reading each module's source (``import`` and ``from ... import`` anywhere in the file, lazy ones
+inside functions included), so no step module is executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+from pathlib import Path
+
+# The library module that holds each step's behaviour.
+STEP_MODULES = {
+    "prepare-data": "commerce_lm.steps.prepare_data",
+    "finetune-encoder": "commerce_lm.steps.finetune_encoder",
+    "finetune-baseline": "commerce_lm.steps.finetune_baseline",
+    "extract-embeddings": "commerce_lm.steps.extract_embeddings",
+    "train-heads": "commerce_lm.steps.train_heads",
+    "evaluate-knn": "commerce_lm.steps.evaluate_knn",
+    "build-report": "commerce_lm.steps.build_report",
+    "publish-bundle": "commerce_lm.steps.publish_bundle",
+}
+
+
+def _source(module: str) -> Path | None:
+    """The source file of ``module``, found without importing anything, or ``None`` if there is none."""
+    root, *parts = module.split(".")
+    spec = importlib.util.find_spec(root)  # the top package only: importing it runs no step code
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    base = Path(next(iter(spec.submodule_search_locations)), *parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(path: Path, root: str) -> set[str]:
+    """Modules below package ``root`` that the file at ``path`` imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            # `from pkg import name` imports the submodule pkg.name when there is one.
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name == root or name.startswith(f"{root}.")}
+
+
+def module_closure(module: str, root: str = "commerce_lm") -> dict[str, Path]:
+    """Every module of package ``root`` that ``module`` imports, directly or not, with its file.
+
+    Args:
+        module: A dotted module name, e.g. ``commerce_lm.steps.finetune_encoder``.
+        root: The package whose modules count.
+
+    Returns:
+        Module name -> source file, ``module`` itself included.
+
+    Raises:
+        ModuleNotFoundError: When ``module`` has no source file.
+    """
+    start = _source(module)
+    if start is None:
+        raise ModuleNotFoundError(f"{module}: no Python source to version")
+    closure, pending = {module: start}, [module]
+    while pending:
+        current = pending.pop()
+        # Importing a module runs its parent packages first: they count too.
+        parents = {".".join(current.split(".")[:i]) for i in range(1, current.count(".") + 1)}
+        for name in _imported(closure[current], root) | parents:
+            path = _source(name)
+            if path is not None and name not in closure:
+                closure[name] = path
+                pending.append(name)
+    return closure
+
+
+def code_version(module: str, root: str = "commerce_lm") -> str:
+    """A short hash of the sources of ``module`` and every ``root`` module it imports."""
+    digest = hashlib.sha256()
+    for name, path in sorted(module_closure(module, root).items()):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def step_code_versions() -> dict[str, str]:
+    """The code version of every step, keyed by the step's command name."""
+    return {step: code_version(module) for step, module in STEP_MODULES.items()}

@@ -1,0 +1,177 @@
+"""Each step's section of the run config: exactly the settings the step reads.
+
+A step (and its KFP component) is handed only its section, so its cache key changes only when
+something it reads changes: adding a task never touches the domain fine-tune's section. The
+sections keep the run config's own key names (``cfg.finetune`` stays ``section.finetune``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import Field
+
+from commerce_lm.config.sections import (
+    DomainSpec,
+    EmbedConfig,
+    FinetuneConfig,
+    HeadsConfig,
+    KnnConfig,
+    PrepareConfig,
+    ReportConfig,
+    RunConfig,
+    SimilaritySpec,
+    TaskSpec,
+    TrainConfig,
+    _Strict,
+)
+
+
+class StepSection(_Strict):
+    """The part of a run config that one step reads."""
+
+    def to_json(self) -> str:
+        """The section as canonical JSON (sorted keys): what a component receives."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """A short, stable hash of the section; changes whenever a setting the step reads changes."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+class PrepareSection(StepSection):
+    """``prepare-data``: the datasets to prepare (any subset: see :func:`prepare_part`)."""
+
+    seed: int
+    prepare: PrepareConfig
+    domain: DomainSpec | None = None
+    tasks: list[TaskSpec] = Field(default_factory=list)
+    similarity: list[SimilaritySpec] = Field(default_factory=list)
+
+
+class TrainingSection(StepSection):
+    """What both training steps read: the pre-trained model and the seed."""
+
+    model: str
+    seed: int
+
+
+class FinetuneEncoderSection(TrainingSection):
+    """``finetune-encoder``: the domain objective's data spec and the trainer settings."""
+
+    domain: DomainSpec
+    finetune: FinetuneConfig
+
+
+class FinetuneBaselineSection(TrainingSection):
+    """``finetune-baseline``: the trainer settings (the task comes with the prepared data)."""
+
+    baseline: TrainConfig
+
+
+class ExtractSection(StepSection):
+    """``extract-embeddings``: the encoder to embed with unless told another, and the settings."""
+
+    model: str
+    embed: EmbedConfig
+
+
+class HeadsSection(StepSection):
+    """``train-heads``: the tasks, the PLM (whose checksum its vectors must carry) and the settings."""
+
+    model: str
+    tasks: list[TaskSpec]
+    heads: HeadsConfig
+
+
+class KnnSection(StepSection):
+    """``evaluate-knn``: the similarity sets, the PLM and the settings."""
+
+    model: str
+    similarity: list[SimilaritySpec]
+    knn: KnnConfig
+
+
+class ReportSection(StepSection):
+    """``build-report``: what the report names and counts, and its settings."""
+
+    name: str
+    model: str
+    seed: int
+    domain: DomainSpec
+    tasks: list[TaskSpec]
+    similarity: list[SimilaritySpec]
+    report: ReportConfig
+
+
+class PublishBundleSection(RunConfig, StepSection):
+    """``publish-bundle``: the whole run config, because the bundle carries it.
+
+    ``score`` reads the bundle's run config for the columns, the text rules and the embedding
+    settings its encoder was trained with, so any setting may change what the bundle holds.
+    """
+
+
+SECTIONS: dict[str, type[StepSection]] = {
+    "prepare-data": PrepareSection,
+    "finetune-encoder": FinetuneEncoderSection,
+    "finetune-baseline": FinetuneBaselineSection,
+    "extract-embeddings": ExtractSection,
+    "train-heads": HeadsSection,
+    "evaluate-knn": KnnSection,
+    "build-report": ReportSection,
+    "publish-bundle": PublishBundleSection,
+}
+
+
+def section_for(step: str, cfg: RunConfig) -> Any:
+    """Cut ``step``'s section out of a whole run config.
+
+    Args:
+        step: A step's command name, e.g. ``finetune-encoder`` (a key of :data:`SECTIONS`).
+        cfg: The validated run config.
+
+    Returns:
+        The step's section (a :class:`StepSection`), holding copies of the config's values.
+
+    Raises:
+        KeyError: For a step without a section, naming the known ones.
+    """
+    if step not in SECTIONS:
+        raise KeyError(f"{step!r}: no config section; known steps: {sorted(SECTIONS)}")
+    section = SECTIONS[step]
+    return section.model_validate(cfg.model_dump(include=set(section.model_fields)))
+
+
+PREPARE_PARTS = ("all", "domain", "datasets")
+
+
+def prepare_part(section: PrepareSection, part: str) -> PrepareSection:
+    """The datasets of one part of data preparation, each part its own artifact (and cache key).
+
+    Args:
+        section: The ``prepare-data`` section.
+        part: ``all``; ``domain`` (the domain corpus alone); ``datasets`` (every task and
+            similarity set, and the corpus to embed); or ``task:NAME`` (one task alone).
+
+    Returns:
+        A section holding only that part's datasets.
+
+    Raises:
+        ValueError: For an unknown part or task name.
+    """
+    common = {"seed": section.seed, "prepare": section.prepare}
+    if part == "all":
+        return section
+    if part == "domain":
+        return PrepareSection(**common, domain=section.domain)
+    if part == "datasets":
+        return PrepareSection(**common, tasks=section.tasks, similarity=section.similarity)
+    name = part.removeprefix("task:")
+    matches = [t for t in section.tasks if t.name == name]
+    if not part.startswith("task:") or not matches:
+        known = [*PREPARE_PARTS, *(f"task:{t.name}" for t in section.tasks)]
+        raise ValueError(f"prepare-data part {part!r}: expected one of {known}")
+    return PrepareSection(**common, tasks=matches)

@@ -1,0 +1,246 @@
+"""A store of vectors keyed by (encoder checksum, pooling, max length, text digest), local or ``gs://``.
+
+A text is embedded once per encoder, across steps, shards and runs. The store is a folder per
+encoder setting, ``<root>/<encoder checksum>/<pooling>-<max length>/``, holding immutable Parquet
+segments (``digest``, ``vector``) with the key in each file's metadata.
+
+Writers never change a file: each adds uniquely named segments, each published in one step (a
+local file is written under a hidden temporary name and renamed; a ``gs://`` object is uploaded
+with ``if_generation_match=0``, which GCS makes visible only once whole). So concurrent writers
+(sharded extraction) never corrupt the store, and a killed writer leaves at most a hidden temporary
+file that readers never list. Two writers may store the same text: readers take either copy, as
+both came from the same encoder, pooling and max length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from commerce_lm import models, storage
+from commerce_lm.storage import gcs
+
+FORMAT = "commerce-lm-vector-store/1"
+SEGMENTS_DIR = "segments"
+# A segment holds about this many bytes of vectors: large enough that a 10M-document corpus is a few
+# hundred files, small enough that a writer killed mid-corpus loses little finished work.
+SEGMENT_BYTES = 64 * 1024 * 1024
+# Hidden temporary files older than this come from killed writers; any writer may delete them.
+STALE_SECONDS = 3600
+DIGEST_DTYPE = "S32"  # hex of 128 bits of SHA-256: no collision at any corpus size we will see
+
+
+class StoreError(ValueError):
+    """A store segment that must not be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class StoreKey:
+    """What a vector depends on besides its text.
+
+    Attributes:
+        encoder_checksum: :func:`commerce_lm.models.model_checksum` of the encoder.
+        pooling: ``cls`` or ``mean``.
+        max_length: Tokens kept per text (longer texts are truncated before embedding).
+    """
+
+    encoder_checksum: str
+    pooling: str
+    max_length: int
+
+    def folder(self) -> str:
+        """The key's folder below the store root."""
+        return f"{self.encoder_checksum}/{self.pooling}-{self.max_length}"
+
+    def metadata(self, dim: int) -> dict[bytes, bytes]:
+        """Parquet metadata that makes a segment say which key it belongs to."""
+        values = {"format": FORMAT, "dim": str(dim), **{k: str(v) for k, v in self.__dict__.items()}}
+        return {k.encode(): v.encode() for k, v in values.items()}
+
+
+def default_root() -> str:
+    """The store when the config names none: a folder in the local cache, shared by every run here."""
+    return str(models.cache_root() / "embeddings")
+
+
+def text_digests(texts: Iterable[str]) -> np.ndarray:
+    """Each text's digest (hex, ``S32``), as the store keys it."""
+    return np.array(
+        [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()[:32] for t in texts], dtype=DIGEST_DTYPE
+    ).reshape(-1)
+
+
+def _segment_table(digests: np.ndarray, vectors: np.ndarray, key: StoreKey) -> pa.Table:
+    n, dim = vectors.shape
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    schema = pa.schema([("digest", pa.string()), ("vector", pa.list_(pa.float32(), dim))], metadata=key.metadata(dim))
+    column = pa.FixedSizeListArray.from_arrays(flat, dim)
+    return pa.Table.from_arrays([pa.array(digests.astype(str), pa.string()), column], schema=schema)
+
+
+class VectorStore:
+    """Vectors by key and text digest under ``root`` (a local folder or a ``gs://`` prefix)."""
+
+    def __init__(self, root: str | None = None) -> None:
+        """Open the store at ``root`` (default: :func:`default_root`); nothing is created yet."""
+        self.root = str(root or default_root())
+
+    def _folder(self, key: StoreKey) -> str:
+        return storage.join(self.root, *key.folder().split("/"), SEGMENTS_DIR)
+
+    def segments(self, key: StoreKey) -> list[str]:
+        """The published segments of ``key``, oldest first; hidden temporary files are never listed."""
+        folder = self._folder(key)
+        if not storage.is_gcs(folder) and not Path(folder).is_dir():
+            return []
+        names = [f for f in storage.list_files(folder) if _published(f)]
+        return sorted(names, key=lambda f: Path(f).name)
+
+    def _local(self, segment: str) -> Path:
+        """A local path of a segment; ``gs://`` segments are cached, as they never change."""
+        if not storage.is_gcs(segment):
+            return Path(segment)
+        target = models.cache_root() / "store-segments" / f"{hashlib.sha256(segment.encode()).hexdigest()[:24]}.parquet"
+        if not target.exists():
+            gcs.download(segment, target)  # to a temporary name, then renamed: never half a file
+        return target
+
+    def _open(self, segment: str, key: StoreKey) -> pq.ParquetFile:
+        """Open a segment, refusing one whose key is not ``key``."""
+        try:
+            handle = pq.ParquetFile(self._local(segment))
+        except (OSError, pa.ArrowException) as error:
+            raise StoreError(f"{segment}: not a readable store segment ({error}); delete the file") from None
+        meta = {k.decode(): v.decode() for k, v in (handle.schema_arrow.metadata or {}).items()}
+        if meta.get("encoder_checksum") != key.encoder_checksum:
+            raise StoreError(
+                f"{segment}: holds vectors of encoder {meta.get('encoder_checksum')}, "
+                f"but sits under encoder {key.encoder_checksum}"
+            )
+        if (meta.get("pooling"), meta.get("max_length")) != (key.pooling, str(key.max_length)):
+            raise StoreError(
+                f"{segment}: holds {meta.get('pooling')}-pooled vectors of max length {meta.get('max_length')}, "
+                f"not {key.pooling} / {key.max_length}"
+            )
+        return handle
+
+    def lookup(self, key: StoreKey, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Find stored vectors of sorted, unique digests.
+
+        Args:
+            key: The encoder setting.
+            wanted: Sorted unique digests (``S32``), e.g. from ``np.unique(text_digests(texts))``.
+
+        Returns:
+            ``(found, vectors)``: a mask over ``wanted`` and ``float32 [len(wanted), dim]`` vectors
+            (rows not found are zero); ``vectors`` is None when nothing was found.
+
+        Raises:
+            StoreError: A segment of another key, or an unreadable one, naming the file.
+        """
+        found = np.zeros(len(wanted), dtype=bool)
+        vectors: np.ndarray | None = None
+        for segment in self.segments(key):
+            if found.all():
+                break
+            handle = self._open(segment, key)
+            digests = _digests(handle.read(columns=["digest"]).column("digest"))
+            pos = np.minimum(np.searchsorted(wanted, digests), max(len(wanted) - 1, 0))
+            hit = (wanted[pos] == digests) & ~found[pos] if len(wanted) else np.zeros(len(digests), bool)
+            if not hit.any():
+                continue
+            targets, first = np.unique(pos[hit], return_index=True)
+            rows = np.flatnonzero(hit)[first]
+            stored = _vectors(handle.read(columns=["vector"]).column("vector"))
+            if vectors is None:
+                vectors = np.zeros((len(wanted), stored.shape[1]), dtype=np.float32)
+            vectors[targets] = stored[rows]
+            found[targets] = True
+        return found, vectors
+
+    def writer(self, key: StoreKey, dim: int) -> SegmentWriter:
+        """A writer adding segments of ``key``; use it as a context manager."""
+        return SegmentWriter(self._folder(key), key, dim)
+
+
+def _published(path: str) -> bool:
+    name = Path(path).name
+    return name.endswith(".parquet") and not name.startswith((".", "_"))
+
+
+def _digests(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object).astype(DIGEST_DTYPE)
+
+
+def _vectors(column: pa.ChunkedArray) -> np.ndarray:
+    dim = column.type.list_size
+    values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return values.astype(np.float32, copy=False).reshape(-1, dim)
+
+
+class SegmentWriter:
+    """Buffers new vectors and publishes them as immutable segments of about :data:`SEGMENT_BYTES`.
+
+    On leaving the ``with`` block, normally or by an exception, the finished vectors still buffered
+    are published too: each is whole, so nothing already computed is lost.
+    """
+
+    def __init__(self, folder: str, key: StoreKey, dim: int) -> None:
+        """Write segments of ``key`` (vectors of ``dim`` values) into ``folder``."""
+        self.folder, self.key, self.dim = folder, key, dim
+        self.rows_per_segment = max(1024, SEGMENT_BYTES // (4 * dim))
+        self._digests: list[np.ndarray] = []
+        self._vectors: list[np.ndarray] = []
+        self.published: list[str] = []
+        _remove_stale(folder)
+
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def add(self, digests: np.ndarray, vectors: np.ndarray) -> None:
+        """Queue ``vectors`` of ``digests``; a full segment is published at once."""
+        if vectors.shape != (len(digests), self.dim):
+            raise ValueError(f"expected {len(digests)} vectors of {self.dim} values, got {vectors.shape}")
+        self._digests.append(np.asarray(digests, dtype=DIGEST_DTYPE))
+        self._vectors.append(np.asarray(vectors, dtype=np.float32))
+        if sum(len(d) for d in self._digests) >= self.rows_per_segment:
+            self.flush()
+
+    def flush(self) -> None:
+        """Publish everything buffered as one new segment."""
+        if not self._digests:
+            return
+        digests, vectors = np.concatenate(self._digests), np.concatenate(self._vectors)
+        self._digests, self._vectors = [], []
+        buffer = io.BytesIO()
+        pq.write_table(_segment_table(digests, vectors, self.key), buffer)
+        name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}.parquet"
+        location = storage.join(self.folder, name)
+        # Local: hidden temporary file, fsync, rename. GCS: generation 0, so never over another object.
+        storage.write_bytes(location, buffer.getvalue())
+        self.published.append(location)
+
+
+def _remove_stale(folder: str) -> None:
+    """Delete hidden temporary files that killed writers left (never a published segment)."""
+    if storage.is_gcs(folder) or not Path(folder).is_dir():
+        return
+    cutoff = time.time() - STALE_SECONDS
+    for leftover in Path(folder).glob(".*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except FileNotFoundError:  # another writer removed it first
+            continue

@@ -1,0 +1,183 @@
+"""Step ``score``: score new listings with a published bundle.
+
+Listings are read and checked as prepare-data does (:mod:`commerce_lm.data.listings`), embedded
+with the bundle's encoder exactly as its heads' training vectors were (pooling, max length) through
+the vector store, so a listing seen before is not embedded again. Every head gives a score and a
+flag at its chosen threshold; every similarity set with a reference index gives the nearest
+reference ids with their cosines at or above its threshold.
+
+One call scores one shard (rows split by a hash of their id) into ``scores/`` and ``rejected/``
+parts; :func:`gather` merges shards. The input rows always equal the scored plus the rejected rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from commerce_lm import names, storage
+from commerce_lm.bundle.apply import head_scores, nearest_references
+from commerce_lm.bundle.read import Bundle, open_bundle
+from commerce_lm.config import DatasetSpec, parse_config
+from commerce_lm.data.listings import Listings, read_listings
+from commerce_lm.data.rejected import REJECTED_SCHEMA
+from commerce_lm.embedding import cached
+from commerce_lm.embedding.encoder import Embedder, EncoderSettings
+from commerce_lm.embedding.vector_store import VectorStore
+
+STEP = "score"
+SCORES_DIR = "scores"
+REJECTED_DIR = "rejected"
+CHUNK_DOCS = 16384
+COUNTS = ("input_rows", "scored_rows", "rejected_rows", "embedded", "reused")
+
+
+def part_name(shard: int, num_shards: int) -> str:
+    """File name of one shard's scores or rejected rows."""
+    return f"part-{shard:05d}-of-{num_shards:05d}.parquet"
+
+
+def _vectors(bundle: Bundle, texts: list[str], store: str | None, token_budget: int) -> tuple[np.ndarray, dict]:
+    """The listings' vectors made as the bundle's heads expect, through the store."""
+
+    def chunks():  # noqa: ANN202 - an iterator of text lists
+        return (texts[i : i + CHUNK_DOCS] for i in range(0, len(texts), CHUNK_DOCS))
+
+    key = bundle.key
+    plan = cached.plan(VectorStore(store), key, chunks)
+    settings = EncoderSettings(max_length=key.max_length, token_budget=token_budget, pooling=key.pooling)
+    plan.fill(chunks, lambda: Embedder(bundle.encoder, settings), CHUNK_DOCS, "embed new listings")
+    counts = {"embedded": plan.embedded, "reused": plan.reused, "embed_seconds": plan.embed_seconds}
+    return plan.rows(0, len(texts)), counts
+
+
+def score_table(bundle: Bundle, listings: Listings, vectors: np.ndarray) -> pa.Table:
+    """``id``, ``lang``, ``<task>_score`` and ``<task>_flag`` per head, ``<set>_neighbors`` and ``<set>_cosines``."""
+    columns: dict[str, pa.Array] = {"id": pa.array(listings.ids, pa.string()), "lang": pa.array(listings.langs)}
+    for task in bundle.tasks:
+        head = bundle.head(task)
+        scores = head_scores(head, vectors)
+        columns[f"{task}_score"] = pa.array(scores.astype(np.float32))
+        columns[f"{task}_flag"] = pa.array(scores >= head["threshold"])
+    for name in bundle.similarity:
+        entry = bundle.manifest["similarity"][name]
+        ref_ids, ref_vectors = bundle.references(name)
+        found, cosines = nearest_references(ref_ids, ref_vectors, listings.ids, vectors, entry["k"], entry["threshold"])
+        columns[f"{name}_neighbors"] = pa.array(found, pa.list_(pa.string()))
+        columns[f"{name}_cosines"] = pa.array(cosines, pa.list_(pa.float32()))
+    return pa.table(columns)
+
+
+def run(
+    bundle_uri: str,
+    input_location: str,
+    out_dir: str,
+    *,
+    store: str | None = None,
+    columns: dict[str, Any] | None = None,
+    token_budget: int | None = None,
+    shard: int = 0,
+    num_shards: int = 1,
+) -> dict[str, Any]:
+    """Score one shard of ``input_location`` with the bundle at ``bundle_uri``.
+
+    Args:
+        bundle_uri: A bundle folder, or a registry (its live bundle), local or ``gs://``.
+        input_location: Listings: a Parquet, CSV or JSONL file, folder or glob, local or ``gs://``.
+        out_dir: Output folder: ``scores/`` and ``rejected/`` parts, ``metrics.json``.
+        store: The vector store (default: the local cache's).
+        columns: ``id``, ``text`` (a list) and ``lang`` column names; those not given are the bundle's
+            domain dataset's.
+        token_budget: Padded tokens per batch (default: the bundle's run config's).
+        shard: Which shard of the rows to score.
+        num_shards: How many shards the rows are cut into.
+
+    Returns:
+        Counts (input, scored, rejected by reason, embedded, reused) and throughput.
+
+    Raises:
+        BundleError: A bundle whose files or heads do not match its encoder (names both checksums).
+        readers.InputError: An input file that cannot be read (names the file and column).
+    """
+    began = time.perf_counter()
+    bundle = open_bundle(bundle_uri)
+    trained = parse_config(bundle.run_config(), f"{bundle.uri} run config")
+    named = trained.domain.model_dump(include={"id", "text", "lang"}) | {k: v for k, v in (columns or {}).items() if v}
+    spec = DatasetSpec(data=input_location, **named)
+    listings = read_listings(input_location, spec, trained.prepare, shard, num_shards)
+    vectors, counts = _vectors(bundle, listings.texts, store, token_budget or trained.embed.token_budget)
+    table = score_table(bundle, listings, vectors)
+    with storage.staged_dir(out_dir, STEP, [input_location]) as stage:
+        rejected = pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA)
+        for folder, part in ((SCORES_DIR, table), (REJECTED_DIR, rejected)):
+            (stage / folder).mkdir()
+            pq.write_table(part, stage / folder / part_name(shard, num_shards))
+        metrics = _metrics(bundle, listings, counts, time.perf_counter() - began)
+        metrics.update(shard=shard, num_shards=num_shards)
+        _check_counts(metrics, out_dir)
+        storage.write_json(stage / names.METRICS_JSON, metrics)
+    return metrics
+
+
+def _metrics(bundle: Bundle, listings: Listings, counts: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {
+        "bundle": bundle.manifest["id"],
+        "encoder_checksum": bundle.key.encoder_checksum,
+        "input_rows": listings.input_rows,
+        "scored_rows": len(listings.ids),
+        "rejected_rows": len(listings.rejected),
+        "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in listings.rejected).items())),
+        **counts,
+        "seconds": seconds,
+        "docs_per_second": len(listings.ids) / seconds if seconds > 0 else None,
+    }
+
+
+def _check_counts(metrics: dict[str, Any], where: str) -> None:
+    if metrics["input_rows"] != metrics["scored_rows"] + metrics["rejected_rows"]:
+        raise RuntimeError(
+            f"{where}: {metrics['input_rows']} input rows but {metrics['scored_rows']} scored "
+            f"+ {metrics['rejected_rows']} rejected"
+        )
+
+
+def gather(part_dirs: list[str], out_dir: str) -> dict[str, Any]:
+    """Merge score shards into one output folder, checking that every row is counted once.
+
+    Raises:
+        ValueError: Shards of different bundles, missing or repeated shards, or an id scored twice.
+    """
+    shards = [(storage.read_json(storage.join(d, names.METRICS_JSON)), d) for d in part_dirs]
+    shards.sort(key=lambda item: item[0]["shard"])
+    num = {m["num_shards"] for m, _ in shards}
+    if {m["bundle"] for m, _ in shards} != {shards[0][0]["bundle"]} or len(num) != 1:
+        raise ValueError("gather scores: the shards come from different bundles or shardings")
+    if [m["shard"] for m, _ in shards] != list(range(num.pop())):
+        raise ValueError(f"gather scores: expected every shard once, got {[m['shard'] for m, _ in shards]}")
+    metrics: dict[str, Any] = {k: sum(m[k] for m, _ in shards) for k in COUNTS}
+    reasons: Counter = Counter()
+    for m, _ in shards:
+        reasons.update(m["rejected_by_reason"])
+    metrics.update(bundle=shards[0][0]["bundle"], shards=len(shards), rejected_by_reason=dict(sorted(reasons.items())))
+    # The gathered folder is a score output like a shard's: either may replace the other.
+    with storage.staged_dir(out_dir, STEP, part_dirs) as stage:
+        ids: list[str] = []
+        for folder in (SCORES_DIR, REJECTED_DIR):
+            (stage / folder).mkdir()
+            for _, d in shards:
+                for source in storage.list_files(storage.join(d, folder)):
+                    target = stage / folder / Path(source).name
+                    target.write_bytes(storage.read_bytes(source))
+                    if folder == SCORES_DIR:
+                        ids.extend(pq.read_table(target, columns=["id"]).column("id").to_pylist())
+        if len(ids) != len(set(ids)):
+            raise ValueError("gather scores: an id was scored in two shards")
+        _check_counts(metrics, out_dir)
+        storage.write_json(stage / names.METRICS_JSON, metrics)
+    return metrics

@@ -1,0 +1,266 @@
+"""Publishing a bundle, the retraining gate, and scoring new listings with it (tiny config)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from commerce_lm import models, names
+from commerce_lm.bundle import layout, registry
+from commerce_lm.bundle.apply import head_scores
+from commerce_lm.bundle.layout import BundleError
+from commerce_lm.bundle.read import open_bundle
+from commerce_lm.config import section_for
+from commerce_lm.embedding.pooling import write_sentence_transformers_files
+from commerce_lm.steps import evaluate_knn, extract_embeddings, publish_bundle, score, train_heads
+
+
+@pytest.fixture(scope="module")
+def run_outputs(tmp_path_factory, tiny_cfg, tiny_prepared, tiny_run_dir):
+    """What a finished run leaves: an encoder, its embeddings, heads and KNN thresholds."""
+    root = tmp_path_factory.mktemp("run")
+    model = root / "finetune" / names.MODEL_DIR
+    shutil.copytree(tiny_run_dir / "tiny-xlmr", model)
+    dim = json.loads((model / "config.json").read_text())["hidden_size"]
+    write_sentence_transformers_files(str(model), "cls", dim, tiny_cfg.embed.max_length)
+    (root / "finetune" / names.METRICS_JSON).write_text(json.dumps({"val_accuracy": 0.5, "val_macro_f1": 0.4}))
+    extract_embeddings.run(
+        section_for("extract-embeddings", tiny_cfg), str(model), str(tiny_prepared), str(root / "emb")
+    )
+    arms = {"finetuned": str(root / "emb")}
+    expected = {"finetuned": models.model_checksum(str(model))}
+    train_heads.run(section_for("train-heads", tiny_cfg), str(tiny_prepared), arms, str(root / "heads"), expected)
+    evaluate_knn.run(section_for("evaluate-knn", tiny_cfg), str(tiny_prepared), arms, str(root / "knn"), expected)
+    return root
+
+
+def _publish(cfg, prepared, outputs: Path, out: Path, heads: Path | None = None) -> dict:
+    return publish_bundle.run(
+        section_for("publish-bundle", cfg), str(prepared), str(outputs / "finetune"), str(outputs / "emb"),
+        str(heads or outputs / "heads"), str(outputs / "knn"), str(out),
+    )  # fmt: skip
+
+
+def _edited_heads(outputs: Path, target: Path, edit) -> Path:  # noqa: ANN001 - a function of a head
+    shutil.copytree(outputs / "heads", target)
+    for path in (target / names.HEADS_DIR / "finetuned").glob("*.json"):
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    return target
+
+
+@pytest.fixture(scope="module")
+def registry_cfg(tiny_cfg, tmp_path_factory):
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.publish.location = str(tmp_path_factory.mktemp("registry"))
+    cfg.publish.metric = "roc_auc"
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def published(registry_cfg, tiny_prepared, run_outputs, tmp_path_factory) -> dict:
+    return _publish(registry_cfg, tiny_prepared, run_outputs, tmp_path_factory.mktemp("pub") / "out")
+
+
+def test_a_first_bundle_is_published_whole_and_made_live(published, registry_cfg, tiny_cfg):
+    location = Path(registry_cfg.publish.location)
+    assert published["published"] and "no bundle is live yet" in published["reason"]
+    live = registry.live(str(location))
+    assert live["bundle"] == published["bundle"] and live["uri"] == published["live"]
+    bundle = open_bundle(str(location))  # a registry opens its live bundle, checked against its manifest
+    assert bundle.uri == live["uri"] and set(bundle.tasks) == {t.name for t in tiny_cfg.tasks}
+    encoder = Path(bundle.encoder)
+    assert json.loads((encoder / "config.json").read_text())["model_type"] == "xlm-roberta"  # the model's own
+    assert (bundle.root / layout.RUN_CONFIG_JSON).is_file() and list(encoder.glob("*.safetensors"))
+    assert (encoder / "modules.json").is_file() and (encoder / "1_Pooling" / "config.json").is_file()
+    card = (encoder / "README.md").read_text()
+    for section in ("library_name: sentence-transformers", "## Data", "## Objective", "## Metrics", "## Intended use"):
+        assert section in card
+    for task in bundle.tasks:
+        head = bundle.head(task)
+        assert head["encoder_checksum"] == bundle.key.encoder_checksum and 0 <= head["threshold"] <= 1
+    for name in bundle.similarity:
+        ids, vectors = bundle.references(name)
+        assert len(ids) == vectors.shape[0] > 0 and bundle.manifest["similarity"][name]["threshold"] > 0
+
+
+def test_sentence_transformers_gives_the_pipelines_vectors_from_the_bundles_encoder(
+    published, run_outputs, tiny_prepared
+):
+    from sentence_transformers import SentenceTransformer
+
+    bundle = open_bundle(published["live"])
+    corpus = pd.read_parquet(tiny_prepared / names.CORPUS_TABLE).head(24)
+    emb = extract_embeddings.load_embeddings(str(run_outputs / "emb"))
+    index = {doc_id: row for row, doc_id in enumerate(emb.ids)}
+    pipeline = emb.vectors[[index[i] for i in corpus["id"]]]
+    theirs = SentenceTransformer(bundle.encoder, device="cpu").encode(corpus["text"].tolist(), convert_to_numpy=True)
+    np.testing.assert_allclose(theirs, pipeline, atol=1e-4)
+
+
+def test_the_gate_keeps_the_live_bundle_when_the_new_one_is_worse(
+    published, registry_cfg, tiny_prepared, run_outputs, tmp_path
+):
+    # Heads that rank every listing backwards: validation ROC AUC becomes 1 - the live one's.
+    flipped = _edited_heads(
+        run_outputs, tmp_path / "heads", lambda h: {**h, "weight": [-w for w in h["weight"]], "bias": -h["bias"]}
+    )
+    result = _publish(registry_cfg, tiny_prepared, run_outputs, tmp_path / "out", heads=flipped)
+    assert not result["published"] and result["live"] == published["live"]
+    assert result["reason"].startswith(f"kept {published['live']}: the new bundle is worse on validation roc_auc")
+    worse = [t for t, e in result["decision"]["tasks"].items() if e["verdict"] == "worse"]
+    assert worse and all(t in result["reason"] for t in worse)
+    assert registry.live(registry_cfg.publish.location)["bundle"] == published["bundle"]
+    assert not (Path(registry_cfg.publish.location) / result["bundle"]).exists()
+    # The candidate is still in the step's output, whole: it can be inspected or scored.
+    assert (tmp_path / "out" / publish_bundle.BUNDLE_DIR / layout.MANIFEST_JSON).is_file()
+
+
+def test_the_gate_publishes_a_bundle_that_is_not_worse(published, registry_cfg, tiny_prepared, run_outputs, tmp_path):
+    # Heads whose scores rank listings exactly as before (another bundle, same validation ROC AUC).
+    same = _edited_heads(run_outputs, tmp_path / "heads", lambda h: {**h, "threshold": h["threshold"] * 0.999})
+    result = _publish(registry_cfg, tiny_prepared, run_outputs, tmp_path / "out", heads=same)
+    try:
+        assert result["published"] and result["bundle"] != published["bundle"]
+        assert result["reason"] == (
+            f"replaces {published['live']}: not worse on validation roc_auc beyond 0.01 on any task"
+        )
+        assert all(e["verdict"] == "not worse" for e in result["decision"]["tasks"].values())
+        assert registry.live(registry_cfg.publish.location)["uri"] == result["live"] != published["live"]
+    finally:  # the other tests expect the first bundle live
+        registry.set_live(registry_cfg.publish.location, published["bundle"], published["live"], "test", None)
+
+
+def test_without_a_location_nothing_is_made_live(tiny_cfg, tiny_prepared, run_outputs, tmp_path):
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.publish.location = None
+    result = _publish(cfg, tiny_prepared, run_outputs, tmp_path / "out")
+    assert not result["published"] and result["live"] is None and "publish.location is not set" in result["reason"]
+    assert open_bundle(str(tmp_path / "out" / publish_bundle.BUNDLE_DIR)).manifest["id"] == result["bundle"]
+
+
+@pytest.fixture(scope="module")
+def new_listings(tmp_path_factory, tiny_run_dir, run_outputs, published) -> tuple[Path, list[str], str, str]:
+    """A CSV of listings to score: test-split listings, a copy of a reference listing, and bad rows."""
+    corpus = pd.read_parquet(tiny_run_dir / "listings.parquet").set_index("id")
+    scored = pd.read_parquet(run_outputs / "heads" / names.HEADS_DIR / "finetuned" / "prohibited.parquet")
+    good = corpus.loc[scored["id"].head(30), ["title", "description", "lang"]].reset_index()
+    source = open_bundle(published["live"]).references("relisted")[0][0]
+    copy = corpus.loc[[source], ["title", "description", "lang"]].reset_index().assign(id="copy-of-reference")
+    first = good.iloc[0]
+    bad = pd.DataFrame(
+        [
+            {"id": "", "title": "no id here", "description": "still text", "lang": "en"},
+            {"id": "blank-1", "title": "", "description": "", "lang": "en"},
+            first.to_dict(),  # the same row again
+            {**first.to_dict(), "title": "another text under an id already scored"},
+        ]
+    )
+    frame = pd.concat([good, copy, bad], ignore_index=True)
+    path = tmp_path_factory.mktemp("listings") / "new.csv"
+    data = frame[["id", "title", "description", "lang"]].to_csv(index=False).encode()
+    path.write_bytes(data + b"broken-1,caf\xff latte,undecodable bytes,fr\n")
+    return path, [*good["id"], "copy-of-reference"], source, str(first["id"])
+
+
+def _counts(metrics: dict) -> tuple[int, int, int]:
+    return metrics["input_rows"], metrics["scored_rows"], metrics["rejected_rows"]
+
+
+def test_scoring_keeps_bad_rows_with_reasons_and_reproduces_the_heads(
+    new_listings, published, registry_cfg, run_outputs, tmp_path
+):
+    path, good_ids, source, first = new_listings
+    metrics = score.run(registry_cfg.publish.location, str(path), str(tmp_path / "out"), store=str(tmp_path / "s"))
+    assert metrics["bundle"] == published["bundle"]
+    assert _counts(metrics) == (len(good_ids) + 5, len(good_ids), 5)
+    assert metrics["rejected_by_reason"] == {
+        "duplicate_id": 1, "duplicate_row": 1, "empty_text": 1, "missing_id": 1, "undecodable_text": 1,
+    }  # fmt: skip
+    rejected = pd.read_parquet(tmp_path / "out" / score.REJECTED_DIR)
+    assert set(rejected["file"]) == {str(path)}
+    # The row as it was, the undecodable byte kept visible.
+    assert json.loads(rejected["input"].iloc[-1])["title"] == "caf\\xff latte"
+    table = pd.read_parquet(tmp_path / "out" / score.SCORES_DIR)
+    assert list(table["id"]) == good_ids
+    bundle = open_bundle(published["live"])
+    for task in bundle.tasks:
+        threshold = bundle.head(task)["threshold"]
+        assert (table[f"{task}_flag"] == (table[f"{task}_score"] >= threshold)).all()
+    # New listings get the scores train-heads gave the same listings on their test split.
+    expected = pd.read_parquet(run_outputs / "heads" / names.HEADS_DIR / "finetuned" / "prohibited.parquet")
+    joined = table.merge(expected, on="id")
+    assert len(joined) == len(good_ids) - 1
+    np.testing.assert_allclose(joined["prohibited_score"], joined["score"], rtol=2e-3, atol=1e-5)
+    # A copy of a reference listing finds it, at cosine 1; a listing never lists itself.
+    copy = table.set_index("id").loc["copy-of-reference"]
+    assert copy["relisted_neighbors"][0] == source and copy["relisted_cosines"][0] > 0.999
+    assert all(i not in list(n) for i, n in zip(table["id"], table["relisted_neighbors"], strict=True))
+    assert all(
+        (np.asarray(c) >= bundle.manifest["similarity"]["relisted"]["threshold"]).all()
+        for c in table["relisted_cosines"]
+    )
+
+    again = score.run(registry_cfg.publish.location, str(path), str(tmp_path / "again"), store=str(tmp_path / "s"))
+    assert (again["embedded"], again["reused"]) == (0, metrics["embedded"] + metrics["reused"])
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again" / score.SCORES_DIR), table)
+
+
+def test_sharded_scoring_gathers_to_the_same_rows(new_listings, registry_cfg, tmp_path):
+    path, good_ids, _, _ = new_listings
+    parts = []
+    for shard in range(3):
+        parts.append(str(tmp_path / f"shard{shard}"))
+        score.run(registry_cfg.publish.location, str(path), parts[-1], shard=shard, num_shards=3)
+    metrics = score.gather(parts[::-1], str(tmp_path / "all"))
+    assert _counts(metrics) == (len(good_ids) + 5, len(good_ids), 5)
+    assert sorted(pd.read_parquet(tmp_path / "all" / score.SCORES_DIR)["id"]) == sorted(good_ids)
+    with pytest.raises(ValueError, match="every shard once"):
+        score.gather(parts[:2], str(tmp_path / "bad"))
+
+
+def test_scoring_refuses_heads_of_another_encoder_naming_both(published, new_listings, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(open_bundle(published["live"]).root, bundle)
+    head = bundle / layout.HEADS_DIR / "prohibited.json"
+    head.write_text(json.dumps({**json.loads(head.read_text()), "encoder_checksum": "0123456789abcdef"}))
+    manifest = json.loads((bundle / layout.MANIFEST_JSON).read_text())
+    with pytest.raises(BundleError, match="files do not match its manifest: changed"):
+        open_bundle(str(bundle))
+    (bundle / layout.MANIFEST_JSON).write_text(json.dumps({**manifest, "files": layout.checksums(bundle)}))
+    result = subprocess.run(
+        [sys.executable, "-m", "commerce_lm.cli", "score", "--bundle", str(bundle), "--input", str(new_listings[0]),
+         "--output", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    checksum = published["encoder_checksum"]
+    assert (
+        f"head 'prohibited' was trained on vectors of encoder 0123456789abcdef, but the bundle's encoder is {checksum}"
+        in result.stderr
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_head_scores_are_the_logistic_regressions_probabilities():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6))
+    y = (x[:, 0] + 0.5 * rng.standard_normal(200) > 0).astype(int)
+    model = LogisticRegression().fit(x, y)
+    head = {
+        "scaler_mean": [0.0] * 6,
+        "scaler_scale": [1.0] * 6,
+        "weight": model.coef_[0].tolist(),
+        "bias": model.intercept_[0],
+    }
+    np.testing.assert_allclose(head_scores(head, x), model.predict_proba(x)[:, 1], rtol=1e-9)
+    extreme = head_scores({**head, "bias": 1e4}, x[:2]), head_scores({**head, "bias": -1e4}, x[:2])
+    assert np.isfinite(extreme).all() and (extreme[0] == 1).all() and (extreme[1] == 0).all()
