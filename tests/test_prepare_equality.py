@@ -10,6 +10,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -240,3 +241,45 @@ def test_arrow_nfkc_is_pythons_on_every_assigned_code_point():
     points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
     arrow = pc.utf8_normalize(pa.array(points), "NFKC").to_pylist()
     assert [p for p, a in zip(points, arrow, strict=True) if unicodedata.normalize("NFKC", p) != a] == []
+
+
+def test_batched_split_hashes_are_todays():
+    """The split keys hashed in one loop are those of ``splits.text_key`` and ``splits.unit_hash``."""
+    from commerce_lm.data import splits
+    from commerce_lm.steps.prepare_data import keys
+
+    texts = ["", "a", "plain words", "größe 42 – ok", "日本語のテキスト", "\ud800 lone", "x" * 5000, "val:R1"]
+    assert keys.text_keys(texts) == [splits.text_key(t) for t in texts]
+    assert keys.unit_hashes(texts).tolist() == [splits.unit_hash(t) for t in texts]
+    column = pa.array(["b", "a", "b", "c", "a"])
+    codes = keys.TextCodes(column)
+    rows = np.array([4, 0, 2])
+    assert codes.keys(rows).tolist() == [splits.text_key(t) for t in ("a", "b", "b")]
+    assert codes.units(rows).tolist() == [splits.unit_hash(splits.text_key(t)) for t in ("a", "b", "b")]
+
+
+def test_entities_and_markup_are_normalised_as_today():
+    from commerce_lm.data import values
+    from commerce_lm.steps.prepare_data import cells
+
+    texts = [
+        "a &amp; b",
+        "&amp;lt;b&amp;gt; stays text",
+        "&amp;amp; &amp;nbsp; once",
+        "x&nbsp;&nbsp;y",
+        "&lt;i&gt;shown&lt;/i&gt; <i>gone</i>",
+        "&quot;q&quot; &#39;s&#39;",
+        "<a href='x&amp;y'>link</a> plain",
+        "&amp",
+        "AT&T",
+        "&copy; 2024 &eacute;t&eacute;",
+        "&#x27;hex&#x27; &#128512;",
+        "&nbsp",
+        "&ampamp;",
+        "&&amp;&",
+        "tail &",
+        "\u0378 unassigned &amp;",
+        "no entity at all",
+    ]
+    column = pa.array(texts)
+    assert cells.normalize(column).to_pylist() == [values.normalize_text(t) for t in texts]

@@ -33,7 +33,7 @@ class Dataset:
     label_counts: dict[Any, int] = field(default_factory=dict)
     file_splits: set[str] = field(default_factory=set)
     conflicts: Any = None  # per text code: whether the text has two labels
-    codes: Any = None  # (id codes, ids, text codes, texts) of the frame's rows
+    codes: Any = None  # (id codes, how many ids, text codes) of the frame's rows
     input_rows: int = 0
     frame: Any = None  # the parsed rows (pyarrow.Table), between the first and the last pass
 

@@ -23,6 +23,8 @@ from commerce_lm.steps.prepare_data import unicode_classes
 # anything with a non-ASCII character (Unicode digits and spaces). Only these go through Python.
 MAYBE_NUMBER = r"(?i)^[\x09-\x0d\x1c-\x20]*[+-]?(?:[0-9.]|inf|s?nan)|[^\x00-\x7f]"
 ASCII = r"^[\x00-\x7f]*$"
+# Entities that Arrow replaces as ``html.unescape`` does (the common ones; ``&amp;`` must stay last).
+ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'", "&nbsp;": "\xa0", "&amp;": "&"}
 
 
 def _class(test: Callable[[str], bool]) -> str:
@@ -42,16 +44,17 @@ def _class(test: Callable[[str], bool]) -> str:
 def compute_classes() -> dict[str, str]:
     """Python's character classes (its Unicode version), as RE2 patterns for whole columns.
 
-    ``python`` marks what only Python's rules may normalise: entities (``&``, unescaped after the
-    tags are gone) and code points Python's Unicode database does not assign (a newer utf8proc may
-    decompose them); tags (:data:`.values.TAG`, the same regex in RE2) are stripped in Arrow;
-    for every other text, NFKC is the same in Arrow and in Python (Unicode's normalisation
-    stability), which ``tests/test_prepare_equality.py`` checks code point by code point.
+    ``unassigned`` marks code points Python's Unicode database does not assign (a newer utf8proc
+    may decompose them): only Python's rules normalise a text with one. Tags (:data:`.values.TAG`,
+    the same regex in RE2) are stripped in Arrow; for every other text, NFKC is the same in Arrow
+    and in Python (Unicode's normalisation stability), which ``tests/test_prepare_equality.py``
+    checks code point by code point. ``strip`` holds the characters ``str.strip()`` removes.
     """
     spaces = _class(str.isspace)
     invisible = _class(lambda ch: ch.isspace() or unicodedata.category(ch) == "Cf")
     unassigned = _class(lambda ch: unicodedata.category(ch) == "Cn")
-    return {"spaces": spaces + "+", "blank": f"^{invisible}*$", "python": f"&|{unassigned}"}
+    strip = "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())  # what str.strip() removes
+    return {"spaces": spaces + "+", "blank": f"^{invisible}*$", "unassigned": unassigned, "strip": strip}
 
 
 @functools.cache
@@ -60,12 +63,6 @@ def classes() -> dict[str, str]:
     if unicodedata.unidata_version == unicode_classes.UNIDATA_VERSION:
         return unicode_classes.CLASSES
     return compute_classes()
-
-
-@functools.cache
-def python_spaces() -> str:
-    """Every character ``str.strip()`` removes."""
-    return "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 
 
 def is_plain_type(kind: pa.DataType) -> bool:
@@ -97,7 +94,7 @@ def patch(result: pa.Array, source: pa.Array, mask: pa.Array, rule: Callable[[An
 
 def strip(column: pa.Array) -> pa.Array:
     """``str.strip()`` of every string cell."""
-    return pc.utf8_trim(column, characters=python_spaces())
+    return pc.utf8_trim(column, characters=classes()["strip"])
 
 
 def missing(column: pa.Array) -> pa.Array:
@@ -116,11 +113,30 @@ def canonical(column: pa.Array, stripped: bool = False) -> pa.Array:
     return patch(source, source, pc.match_substring_regex(source, MAYBE_NUMBER), values.canonical)
 
 
+def unescape(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``html.unescape`` of the texts whose every ``&`` starts one of :data:`ENTITIES`, and which others have a ``&``.
+
+    ``&amp;`` goes last, so the ``&`` it leaves never starts another entity: one pass, as Python's.
+    """
+    unescaped = texts
+    for entity, char in ENTITIES.items():
+        unescaped = pc.replace_substring(unescaped, entity, char)
+    others = texts
+    for entity in ENTITIES:
+        others = pc.replace_substring(others, entity, "")
+    return unescaped, pc.match_substring(others, "&")
+
+
 def normalize(texts: pa.Array) -> pa.Array:
-    """:func:`.values.normalize_text` of every cell: tags, NFKC and spaces in Arrow, entities in Python."""
-    nfkc = pc.utf8_normalize(pc.replace_substring_regex(texts, values.TAG.pattern, " "), "NFKC")
+    """:func:`.values.normalize_text` of every cell: tags, common entities, NFKC and spaces in Arrow.
+
+    Python's rule runs on the texts with another entity, or with a code point its Unicode database
+    does not assign.
+    """
+    unescaped, other_entity = unescape(pc.replace_substring_regex(texts, values.TAG.pattern, " "))
+    nfkc = pc.utf8_normalize(unescaped, "NFKC")
     collapsed = pc.utf8_trim(pc.replace_substring_regex(nfkc, classes()["spaces"], " "), characters=" ")
-    python = pc.match_substring_regex(texts, classes()["python"])
+    python = pc.or_(other_entity, pc.match_substring_regex(texts, classes()["unassigned"]))
     return patch(collapsed, texts, python, values.normalize_text)
 
 

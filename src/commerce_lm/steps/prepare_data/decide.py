@@ -19,33 +19,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from commerce_lm.config import PrepareConfig
-from commerce_lm.data import splits
 from commerce_lm.data.parse import Dataset
-from commerce_lm.steps.prepare_data import rules
+from commerce_lm.steps.prepare_data import keys, rules
+from commerce_lm.steps.prepare_data.keys import TextCodes
 
 RULE_REASONS = {"conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets"}
 
 
-def codes(column: pa.Array) -> tuple[np.ndarray, int]:
-    """Each value's code (equal values, equal codes; null is a value) and how many values there are."""
-    encoded = pc.dictionary_encode(column, null_encoding="encode")
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)
-
-
-def learn(ds: Dataset, frame: pa.Table) -> None:
+def learn(ds: Dataset, frame: pa.Table, texts: TextCodes) -> None:
     """What needs the whole dataset: the splits the file uses, label counts, conflicting texts."""
-    ids, texts = codes(frame["id"].combine_chunks()), codes(frame["text"].combine_chunks())
-    ds.codes = (*ids, *texts)
+    ids, distinct_ids = keys.encode(frame["id"].combine_chunks())
+    ds.codes = (ids, len(distinct_ids), texts)
     valid = frame["reason"].is_null().to_numpy(zero_copy_only=False)
     ds.file_splits = {s for s in pc.unique(frame.filter(pa.array(valid))["split"]).to_pylist() if s is not None}
-    ds.conflicts = np.zeros(texts[1], bool)
+    ds.conflicts = np.zeros(texts.count, bool)
     if ds.kind not in ("domain", "task"):
         return
     counts = pc.value_counts(frame["target"].filter(pa.array(valid)).combine_chunks())  # in order of appearance
     ds.label_counts = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
-    targets, n_targets = codes(frame["target"].combine_chunks())
-    pairs = np.unique(texts[0][valid] * n_targets + targets[valid])  # each (text, label) once
-    ds.conflicts = np.bincount(pairs // n_targets, minlength=texts[1]) > 1
+    targets, distinct_targets = keys.encode(frame["target"].combine_chunks())
+    n_targets = len(distinct_targets)
+    pairs = np.unique(texts.codes[valid] * n_targets + targets[valid])  # each (text, label) once
+    ds.conflicts = np.bincount(pairs // n_targets, minlength=texts.count) > 1
 
 
 def first_kept(ids: np.ndarray, texts: np.ndarray, n_ids: int, n_texts: int) -> np.ndarray:
@@ -85,7 +80,8 @@ def duplicates(ds: Dataset, frame: pa.Table, corpus: pa.Table) -> tuple[list[Any
     n = frame.num_rows
     reasons = np.array(frame["reason"].to_pylist(), dtype=object)
     valid = np.equal(reasons, None)
-    ids, n_ids, texts, n_texts = ds.codes
+    ids, n_ids, text_codes = ds.codes
+    texts, n_texts = text_codes.codes, text_codes.count
     conflict = valid & ds.conflicts[texts]
     reasons[conflict] = "conflicting_labels"
     candidate = valid & ~conflict
@@ -119,27 +115,35 @@ def sampled(ds: Dataset, frame: pa.Table, kept: np.ndarray, seed: int) -> np.nda
     return chosen
 
 
-def assign(ds: Dataset, accepted: pa.Table, prep: PrepareConfig, memo: dict[str, float]) -> pa.Array:
-    """The split of each accepted row: the file's, or a hash of its group or text (as :func:`rules.assign`)."""
-    keys = pc.coalesce(accepted["group_key"], accepted["text_key"]).combine_chunks()
+def assign(ds: Dataset, accepted: pa.Table, rows: np.ndarray, prep: PrepareConfig, memo: dict[str, float]) -> pa.Array:
+    """The split of each accepted row: the file's, or a hash of its group or text.
+
+    As ``splits.assign_split`` and ``splits.carve_validation`` give it; ``rows`` are the accepted
+    rows' places in the frame (where their text codes are).
+    """
+    texts: TextCodes = ds.codes[2]
     own = accepted["split"].combine_chunks().fill_null("").to_numpy(zero_copy_only=False)
     groups = accepted["group_key"].combine_chunks()
+    grouped = groups.is_valid().to_numpy(zero_copy_only=False)
     unique = pc.unique(groups.drop_null())
-    by_group = np.array([_unit(memo, key) for key in unique.to_pylist()] + [np.nan])
-    at = pc.index_in(groups, unique).fill_null(len(unique)).to_numpy()
-    u = np.where(groups.is_null().to_numpy(zero_copy_only=False), accepted["u_text"].to_numpy(), by_group[at])
+    by_group = np.append(_units(memo, unique.to_pylist()), np.nan)
+    u = by_group[pc.index_in(groups, unique).fill_null(len(unique)).to_numpy()]
+    u[~grouped] = texts.units(rows[~grouped])
     test, val = prep.test_fraction, prep.validation_fraction
     hashed = np.where(u < test, "test", np.where(u < test + val, "validation", "train"))
     split = np.where(own == "", hashed, own).astype(object)
     if "validation" not in ds.file_splits:  # carve a validation share out of the file's train rows
         train = np.flatnonzero(own == "train")
-        carved = [_unit(memo, f"val:{key}") < val for key in keys.take(pa.array(train, pa.int64())).to_pylist()]
-        split[train[np.array(carved, bool)]] = "validation"
+        split_keys = groups.take(pa.array(train, pa.int64())).to_numpy(zero_copy_only=False).astype(object)
+        by_text = ~grouped[train]
+        split_keys[by_text] = texts.keys(rows[train[by_text]])
+        carved = _units(memo, [f"val:{key}" for key in split_keys]) < val
+        split[train[carved]] = "validation"
     return pa.array(split.tolist(), pa.string())
 
 
-def _unit(memo: dict[str, float], key: str) -> float:
-    found = memo.get(key)
-    if found is None:
-        found = memo[key] = splits.unit_hash(key)
-    return found
+def _units(memo: dict[str, float], split_keys: list[str]) -> np.ndarray:
+    """``unit_hash`` of every key, each hashed once per run (``memo`` is shared by datasets)."""
+    new = [key for key in dict.fromkeys(split_keys) if key not in memo]
+    memo.update(zip(new, keys.unit_hashes(new).tolist(), strict=True))
+    return np.array([memo[key] for key in split_keys], np.float64)

@@ -11,10 +11,11 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from commerce_lm.config import PrepareSection
-from commerce_lm.data import readers, splits
+from commerce_lm.data import readers
 from commerce_lm.data.parse import Dataset
 from commerce_lm.data.readers import LoadedFile
 from commerce_lm.steps.prepare_data import frame as frames
+from commerce_lm.steps.prepare_data.keys import TextCodes
 
 
 class Files:
@@ -30,7 +31,7 @@ class Files:
             known.extend(c for c in named + optional if c not in known)
         self.users = Counter(ds.spec.data for ds in datasets)  # datasets still to write, per location
         self.cache: dict[str, LoadedFile] = {}
-        self.texts: dict[tuple[str, tuple[str, ...]], tuple[pa.Array, ...]] = {}  # text, reason, key, hash
+        self.texts: dict[tuple[str, tuple[str, ...]], tuple] = {}  # text, reason, TextCodes
         self.paths: dict[str, list[str]] = {}
 
     def loaded(self, path: str) -> LoadedFile:
@@ -53,24 +54,28 @@ class Files:
             key = (loaded.path, tuple(ds.spec.text))
             if key not in self.texts:
                 text, reasons = frames.texts(ds, loaded, self.cfg.prepare)
-                self.texts[key] = (text, reasons, *_text_keys(text))
+                self.texts[key] = (text, reasons, TextCodes(text))
             return self.texts[key][:2]
 
         return shared
 
-    def frame(self, ds: Dataset) -> pa.Table:
-        """The parsed frame of ``ds`` over all its files, with ``file``, ``row`` and ``text_key``."""
-        parts = []
+    def frame(self, ds: Dataset) -> tuple[pa.Table, TextCodes]:
+        """The parsed frame of ``ds`` over all its files (with ``file`` and ``row``), and its texts' codes.
+
+        A dataset of one plain file shares the codes (and split keys) of that file's text.
+        """
+        parts, shared = [], None
         self.paths[ds.spec.data] = readers.expand(ds.spec.data)
         for path in self.paths[ds.spec.data]:
             loaded = self._load(ds, path)
             parsed = frames.parse_file(ds, loaded, self.cfg.prepare, self._text(ds, loaded))
-            shared = self.texts.get((path, tuple(ds.spec.text)))
-            keys = shared[2:] if shared and frames.plain(ds, loaded) else _text_keys(parsed["text"].combine_chunks())
+            shared = self.texts.get((path, tuple(ds.spec.text))) if frames.plain(ds, loaded) else None
             parsed = parsed.append_column("file", pa.array([path] * loaded.rows, pa.string()))
-            parsed = parsed.append_column("row", pa.array(range(loaded.rows), pa.int64()))
-            parts.append(parsed.append_column("text_key", keys[0]).append_column("u_text", keys[1]))
-        return pa.concat_tables(parts)
+            parts.append(parsed.append_column("row", pa.array(range(loaded.rows), pa.int64())))
+        frame = pa.concat_tables(parts)
+        if len(parts) == 1 and shared is not None:
+            return frame, shared[2]
+        return frame, TextCodes(frame["text"].combine_chunks())
 
     def done(self, ds: Dataset) -> None:
         """``ds`` is written: forget the files no later dataset names."""
@@ -81,9 +86,3 @@ class Files:
                 if not still:
                     self.cache.pop(path, None)
                     self.texts = {key: value for key, value in self.texts.items() if key[0] != path}
-
-
-def _text_keys(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """:func:`commerce_lm.data.splits.text_key` of every text, and its split hash (``unit_hash``)."""
-    keys = [splits.text_key(t) for t in texts.to_pylist()]
-    return pa.array(keys, pa.string()), pa.array([splits.unit_hash(k) for k in keys], pa.float64())

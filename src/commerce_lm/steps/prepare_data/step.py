@@ -49,9 +49,9 @@ class Preparer:
 
     def scan(self, ds: Dataset) -> None:
         """First pass: parse ``ds`` into its frame; label sets per text, label counts, the file's splits."""
-        ds.frame = self.files.frame(ds)
+        ds.frame, texts = self.files.frame(ds)
         ds.input_rows = ds.frame.num_rows
-        decide.learn(ds, ds.frame)
+        decide.learn(ds, ds.frame, texts)
 
     def write(self, ds: Dataset, table_path: Path) -> dict[str, Any]:
         """Last pass: decide every row, write accepted and rejected rows, count them."""
@@ -59,12 +59,13 @@ class Preparer:
         reasons, kept = decide.duplicates(ds, frame, self.corpus)
         chosen = decide.sampled(ds, frame, kept, self.cfg.seed)
         accepted = frame.filter(pa.array(chosen))
-        accepted = accepted.set_column(3, "split", decide.assign(ds, accepted, self.cfg.prepare, self.split_memo))
+        split = decide.assign(ds, accepted, np.flatnonzero(chosen), self.cfg.prepare, self.split_memo)
+        accepted = accepted.set_column(3, "split", split)
         self._write_accepted(ds, accepted, table_path)
         rejected = [i for i, reason in enumerate(reasons) if reason is not None]
         self._write_rejected(ds, frame, rejected, reasons)
         self.files.done(ds)
-        ds.frame = None
+        ds.frame = ds.codes = None
         by_split = pc.value_counts(accepted["split"].combine_chunks())  # in order of first appearance
         counted = np.unique(np.array([reasons[i] for i in rejected], dtype=str), return_counts=True)
         return {
