@@ -258,7 +258,7 @@ def test_batched_split_hashes_are_todays():
     assert codes.units(rows).tolist() == [splits.unit_hash(splits.text_key(t)) for t in ("a", "b", "b")]
 
 
-def test_entities_and_markup_are_normalised_as_today():
+def test_entities_markup_and_spaces_are_normalised_as_today(monkeypatch):
     from commerce_lm.data import values
     from commerce_lm.steps.prepare_data import cells
 
@@ -281,5 +281,10 @@ def test_entities_and_markup_are_normalised_as_today():
         "\u0378 unassigned &amp;",
         "no entity at all",
     ]
+    texts += ["title\ndescription", " lead\n\ntrail ", "tab\there", "a\u3000b", "nbsp\u00a0x", "two  spaces", "\x1c"]
     column = pa.array(texts)
-    assert cells.normalize(column).to_pylist() == [values.normalize_text(t) for t in texts]
+    expected = [values.normalize_text(t) for t in texts]
+    assert cells.normalize(column).to_pylist() == expected
+    monkeypatch.setattr(cells, "MIN_SLICE", 2)  # slices on threads, as a large file is
+    monkeypatch.setattr(cells.os, "sched_getaffinity", lambda _: {0, 1, 2})
+    assert cells.normalize(column).to_pylist() == expected

@@ -8,8 +8,10 @@ entities, non-ASCII text, strings that might spell a number), so the result is t
 from __future__ import annotations
 
 import functools
+import os
 import unicodedata
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from commerce_lm.steps.prepare_data import unicode_classes
 MAYBE_NUMBER = r"(?i)^[\x09-\x0d\x1c-\x20]*[+-]?(?:[0-9.]|inf|s?nan)|[^\x00-\x7f]"
 ASCII = r"^[\x00-\x7f]*$"
 # Entities that Arrow replaces as ``html.unescape`` does (the common ones; ``&amp;`` must stay last).
+MIN_SLICE = 50_000  # rows per thread at least: fewer are not worth a thread
 ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'", "&nbsp;": "\xa0", "&amp;": "&"}
 
 
@@ -48,13 +51,20 @@ def compute_classes() -> dict[str, str]:
     may decompose them): only Python's rules normalise a text with one. Tags (:data:`.values.TAG`,
     the same regex in RE2) are stripped in Arrow; for every other text, NFKC is the same in Arrow
     and in Python (Unicode's normalisation stability), which ``tests/test_prepare_equality.py``
-    checks code point by code point. ``strip`` holds the characters ``str.strip()`` removes.
+    checks code point by code point. ``strip`` holds the characters ``str.strip()`` removes,
+    ``other_spaces`` those but the plain space.
     """
     spaces = _class(str.isspace)
     invisible = _class(lambda ch: ch.isspace() or unicodedata.category(ch) == "Cf")
     unassigned = _class(lambda ch: unicodedata.category(ch) == "Cn")
     strip = "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())  # what str.strip() removes
-    return {"spaces": spaces + "+", "blank": f"^{invisible}*$", "unassigned": unassigned, "strip": strip}
+    return {
+        "spaces": spaces + "+",
+        "other_spaces": _class(lambda ch: ch.isspace() and ch != " "),
+        "blank": f"^{invisible}*$",
+        "unassigned": unassigned,
+        "strip": strip,
+    }
 
 
 @functools.cache
@@ -113,31 +123,59 @@ def canonical(column: pa.Array, stripped: bool = False) -> pa.Array:
     return patch(source, source, pc.match_substring_regex(source, MAYBE_NUMBER), values.canonical)
 
 
-def unescape(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """``html.unescape`` of the texts whose every ``&`` starts one of :data:`ENTITIES`, and which others have a ``&``.
+def on_rows(column: pa.Array, mask: pa.Array, function: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``column`` with ``function`` (of a column) applied to the cells under ``mask`` only."""
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
+        return column
+    return pc.replace_with_mask(column, mask, function(column.filter(mask)))
 
-    ``&amp;`` goes last, so the ``&`` it leaves never starts another entity: one pass, as Python's.
-    """
-    unescaped = texts
+
+def _unescape(texts: pa.Array) -> pa.Array:
+    # ``&amp;`` goes last, so the ``&`` it leaves never starts another entity: one pass, as Python's.
     for entity, char in ENTITIES.items():
-        unescaped = pc.replace_substring(unescaped, entity, char)
-    others = texts
+        texts = pc.replace_substring(texts, entity, char)
+    return texts
+
+
+def unescape(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``html.unescape`` of the texts whose every ``&`` starts one of :data:`ENTITIES`, and which have another ``&``."""
+    amp = pc.fill_null(pc.match_substring(texts, "&"), False)
+    without = texts.filter(amp)
     for entity in ENTITIES:
-        others = pc.replace_substring(others, entity, "")
-    return unescaped, pc.match_substring(others, "&")
+        without = pc.replace_substring(without, entity, "")
+    other = pc.replace_with_mask(pa.array(np.zeros(len(texts), bool)), amp, pc.match_substring(without, "&"))
+    return on_rows(texts, amp, _unescape), other
+
+
+def _collapse(texts: pa.Array) -> pa.Array:
+    """Runs of whitespace to one space, then stripped: the regex runs only where a newline will not do."""
+    lines = pc.replace_substring(texts, "\n", " ")  # the usual case: a title and a description joined
+    needs = pc.match_substring_regex(lines, classes()["other_spaces"] + "|  ")
+    collapsed = on_rows(lines, needs, lambda some: pc.replace_substring_regex(some, classes()["spaces"], " "))
+    return pc.utf8_trim(collapsed, characters=" ")
+
+
+def _normalize(texts: pa.Array) -> pa.Array:
+    unescaped, other_entity = unescape(pc.replace_substring_regex(texts, values.TAG.pattern, " "))
+    collapsed = _collapse(pc.utf8_normalize(unescaped, "NFKC"))
+    python = pc.or_(other_entity, pc.match_substring_regex(texts, classes()["unassigned"]))
+    return patch(collapsed, texts, python, values.normalize_text)
 
 
 def normalize(texts: pa.Array) -> pa.Array:
     """:func:`.values.normalize_text` of every cell: tags, common entities, NFKC and spaces in Arrow.
 
     Python's rule runs on the texts with another entity, or with a code point its Unicode database
-    does not assign.
+    does not assign. Slices run on the process's cores (Arrow's kernels release the GIL).
     """
-    unescaped, other_entity = unescape(pc.replace_substring_regex(texts, values.TAG.pattern, " "))
-    nfkc = pc.utf8_normalize(unescaped, "NFKC")
-    collapsed = pc.utf8_trim(pc.replace_substring_regex(nfkc, classes()["spaces"], " "), characters=" ")
-    python = pc.or_(other_entity, pc.match_substring_regex(texts, classes()["unassigned"]))
-    return patch(collapsed, texts, python, values.normalize_text)
+    cores = len(os.sched_getaffinity(0))
+    size = max(-(-len(texts) // cores), MIN_SLICE)
+    slices = [texts.slice(start, size) for start in range(0, len(texts), size)]
+    if len(slices) <= 1:
+        return _normalize(texts)
+    with ThreadPoolExecutor(cores) as pool:
+        return pa.concat_arrays(list(pool.map(_normalize, slices)))
 
 
 def blank(texts: pa.Array) -> pa.Array:

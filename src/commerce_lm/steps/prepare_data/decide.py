@@ -23,6 +23,7 @@ from commerce_lm.data.parse import Dataset
 from commerce_lm.steps.prepare_data import keys, rules
 from commerce_lm.steps.prepare_data.keys import TextCodes
 
+SPLITS = pa.array(["train", "validation", "test"])  # a split's code is its place here
 RULE_REASONS = {"conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets"}
 
 
@@ -122,7 +123,7 @@ def assign(ds: Dataset, accepted: pa.Table, rows: np.ndarray, prep: PrepareConfi
     rows' places in the frame (where their text codes are).
     """
     texts: TextCodes = ds.codes[2]
-    own = accepted["split"].combine_chunks().fill_null("").to_numpy(zero_copy_only=False)
+    own = pc.index_in(accepted["split"], SPLITS).fill_null(-1).to_numpy()  # the file's split, -1: none
     groups = accepted["group_key"].combine_chunks()
     grouped = groups.is_valid().to_numpy(zero_copy_only=False)
     unique = pc.unique(groups.drop_null())
@@ -130,16 +131,15 @@ def assign(ds: Dataset, accepted: pa.Table, rows: np.ndarray, prep: PrepareConfi
     u = by_group[pc.index_in(groups, unique).fill_null(len(unique)).to_numpy()]
     u[~grouped] = texts.units(rows[~grouped])
     test, val = prep.test_fraction, prep.validation_fraction
-    hashed = np.where(u < test, "test", np.where(u < test + val, "validation", "train"))
-    split = np.where(own == "", hashed, own).astype(object)
+    split = np.where(own >= 0, own, np.where(u < test, 2, np.where(u < test + val, 1, 0)))
     if "validation" not in ds.file_splits:  # carve a validation share out of the file's train rows
-        train = np.flatnonzero(own == "train")
+        train = np.flatnonzero(own == 0)
         split_keys = groups.take(pa.array(train, pa.int64())).to_numpy(zero_copy_only=False).astype(object)
         by_text = ~grouped[train]
         split_keys[by_text] = texts.keys(rows[train[by_text]])
         carved = _units(memo, [f"val:{key}" for key in split_keys]) < val
-        split[train[carved]] = "validation"
-    return pa.array(split.tolist(), pa.string())
+        split[train[carved]] = 1
+    return SPLITS.take(pa.array(split, pa.int8()))
 
 
 def _units(memo: dict[str, float], split_keys: list[str]) -> np.ndarray:
