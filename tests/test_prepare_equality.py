@@ -60,7 +60,10 @@ def _demo_cfg(data: str) -> config.RunConfig:
     return config.parse_config(raw)
 
 
-def test_demo_corpus_is_prepared_exactly_as_today(tmp_path):
+def test_demo_corpus_is_prepared_exactly_as_today(tmp_path, monkeypatch):
+    from commerce_lm.steps.prepare_data import frame
+
+    monkeypatch.setattr(frame, "SLICE", 500)  # texts normalised in slices on threads, as a large file's are
     data = demo_corpus.write(str(tmp_path / "listings.parquet"), n_items=1500)
     stats = _assert_same(_demo_cfg(data), tmp_path)
     assert stats["domain"]["accepted_rows"] > 1000
@@ -258,7 +261,7 @@ def test_batched_split_hashes_are_todays():
     assert codes.units(rows).tolist() == [splits.unit_hash(splits.text_key(t)) for t in ("a", "b", "b")]
 
 
-def test_entities_markup_and_spaces_are_normalised_as_today(monkeypatch):
+def test_entities_markup_and_spaces_are_normalised_as_today():
     from commerce_lm.data import values
     from commerce_lm.steps.prepare_data import cells
 
@@ -284,7 +287,4 @@ def test_entities_markup_and_spaces_are_normalised_as_today(monkeypatch):
     texts += ["title\ndescription", " lead\n\ntrail ", "tab\there", "a\u3000b", "nbsp\u00a0x", "two  spaces", "\x1c"]
     column = pa.array(texts)
     expected = [values.normalize_text(t) for t in texts]
-    assert cells.normalize(column).to_pylist() == expected
-    monkeypatch.setattr(cells, "MIN_SLICE", 2)  # slices on threads, as a large file is
-    monkeypatch.setattr(cells.os, "sched_getaffinity", lambda _: {0, 1, 2})
     assert cells.normalize(column).to_pylist() == expected

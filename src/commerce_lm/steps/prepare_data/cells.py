@@ -8,10 +8,8 @@ entities, non-ASCII text, strings that might spell a number), so the result is t
 from __future__ import annotations
 
 import functools
-import os
 import unicodedata
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,6 @@ from commerce_lm.steps.prepare_data import unicode_classes
 MAYBE_NUMBER = r"(?i)^[\x09-\x0d\x1c-\x20]*[+-]?(?:[0-9.]|inf|s?nan)|[^\x00-\x7f]"
 ASCII = r"^[\x00-\x7f]*$"
 # Entities that Arrow replaces as ``html.unescape`` does (the common ones; ``&amp;`` must stay last).
-MIN_SLICE = 50_000  # rows per thread at least: fewer are not worth a thread
 ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'", "&nbsp;": "\xa0", "&amp;": "&"}
 
 
@@ -156,26 +153,16 @@ def _collapse(texts: pa.Array) -> pa.Array:
     return pc.utf8_trim(collapsed, characters=" ")
 
 
-def _normalize(texts: pa.Array) -> pa.Array:
-    unescaped, other_entity = unescape(pc.replace_substring_regex(texts, values.TAG.pattern, " "))
-    collapsed = _collapse(pc.utf8_normalize(unescaped, "NFKC"))
-    python = pc.or_(other_entity, pc.match_substring_regex(texts, classes()["unassigned"]))
-    return patch(collapsed, texts, python, values.normalize_text)
-
-
 def normalize(texts: pa.Array) -> pa.Array:
     """:func:`.values.normalize_text` of every cell: tags, common entities, NFKC and spaces in Arrow.
 
     Python's rule runs on the texts with another entity, or with a code point its Unicode database
-    does not assign. Slices run on the process's cores (Arrow's kernels release the GIL).
+    does not assign.
     """
-    cores = len(os.sched_getaffinity(0))
-    size = max(-(-len(texts) // cores), MIN_SLICE)
-    slices = [texts.slice(start, size) for start in range(0, len(texts), size)]
-    if len(slices) <= 1:
-        return _normalize(texts)
-    with ThreadPoolExecutor(cores) as pool:
-        return pa.concat_arrays(list(pool.map(_normalize, slices)))
+    unescaped, other_entity = unescape(pc.replace_substring_regex(texts, values.TAG.pattern, " "))
+    collapsed = _collapse(pc.utf8_normalize(unescaped, "NFKC"))
+    python = pc.or_(other_entity, pc.match_substring_regex(texts, classes()["unassigned"]))
+    return patch(collapsed, texts, python, values.normalize_text)
 
 
 def blank(texts: pa.Array) -> pa.Array:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 
 from commerce_lm.config import PrepareSection
@@ -70,7 +71,8 @@ class Files:
             loaded = self._load(ds, path)
             parsed = frames.parse_file(ds, loaded, self.cfg.prepare, self._text(ds, loaded))
             shared = self.texts.get((path, tuple(ds.spec.text))) if frames.plain(ds, loaded) else None
-            parsed = parsed.append_column("file", pa.array([path] * loaded.rows, pa.string()))
+            where = pa.DictionaryArray.from_arrays(pa.array(np.zeros(loaded.rows, np.int32)), pa.array([path]))
+            parsed = parsed.append_column("file", where)  # the path once, not once per row
             parts.append(parsed.append_column("row", pa.array(range(loaded.rows), pa.int64())))
         frame = pa.concat_tables(parts)
         if len(parts) == 1 and shared is not None:

@@ -9,6 +9,8 @@ which defines the rules; both give the same values.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +23,7 @@ from commerce_lm.data.readers import LoadedFile, Record
 from commerce_lm.steps.prepare_data import cells
 
 NULL = pa.scalar(None, pa.string())
+SLICE = 65_536  # rows whose text is normalised at a time (per thread)
 
 
 def target_type(ds: Dataset) -> pa.DataType:
@@ -69,15 +72,13 @@ def plain(ds: Dataset, loaded: LoadedFile) -> bool:
     return all(cells.is_plain_type(loaded.table.schema.field(c).type) for c in read)
 
 
-def texts(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> tuple[pa.Array, pa.Array]:
-    """The normalised text of every row and its reason (``empty_text``, ``text_too_long``) or null."""
-    parts = [cells.as_strings(loaded.table.column(c).combine_chunks()) for c in ds.spec.text]
+def _texts(ds: Dataset, rows: pa.Table, prep: PrepareConfig) -> tuple[pa.Array, pa.Array]:
+    parts = [cells.as_strings(rows.column(c).combine_chunks()) for c in ds.spec.text]
     joined = parts[0]
     for part in parts[1:]:  # the non-null parts joined by newlines (join's "skip" drops all-null rows)
         both = pc.binary_join_element_wise(joined, part, "\n")
         joined = pc.if_else(part.is_null(), joined, pc.if_else(joined.is_null(), part, both))
-    joined = joined.fill_null("")
-    text = cells.normalize(joined)
+    text = cells.normalize(joined.fill_null(""))
     too_long = pc.greater(pc.utf8_length(text), prep.max_text_chars)
     reasons = pc.if_else(cells.blank(text), "empty_text", NULL)
     if prep.overlong == "reject":
@@ -85,6 +86,22 @@ def texts(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> tuple[pa.Arra
     else:
         text = pc.if_else(too_long, pc.utf8_slice_codeunits(text, 0, prep.max_text_chars), text)
     return text, reasons
+
+
+def texts(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> tuple[pa.Array, pa.Array]:
+    """The normalised text of every row and its reason (``empty_text``, ``text_too_long``) or null.
+
+    Slices of :data:`SLICE` rows run on the process's cores (Arrow's kernels release the GIL), so
+    the intermediate columns stay small whatever the file's size.
+    """
+    table = loaded.table.select(list(ds.spec.text))
+    slices = [table.slice(start, SLICE) for start in range(0, table.num_rows, SLICE)]
+    if len(slices) <= 1:
+        return _texts(ds, table, prep)
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        done = list(pool.map(lambda rows: _texts(ds, rows, prep), slices))
+    pa.default_memory_pool().release_unused()  # the slices' intermediates, back to the system
+    return pa.concat_arrays([text for text, _ in done]), pa.concat_arrays([reason for _, reason in done])
 
 
 def _column(loaded: LoadedFile, name: str | None) -> pa.Array:

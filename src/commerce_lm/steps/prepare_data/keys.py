@@ -53,15 +53,20 @@ class TextCodes:
 
     def __init__(self, column: pa.Array) -> None:
         """Encode ``column``; no key is hashed yet."""
-        self.codes, self.distinct = encode(column)
-        self.count = len(self.distinct)
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        self.codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        self.count = len(encoded.dictionary)
+        # Where each distinct text first occurs: the column is kept, not a second copy of its texts.
+        self._first = np.zeros(self.count, np.int64)
+        self._first[self.codes[::-1]] = np.arange(len(self.codes) - 1, -1, -1)
+        self._column = column
         self._keys = np.full(self.count, None, object)
         self._units = np.full(self.count, np.nan)
 
     def _fill(self, codes: np.ndarray) -> None:
         todo = np.unique(codes[np.isnan(self._units[codes])])
         if todo.size:
-            found = text_keys(self.distinct.take(pa.array(todo)).to_pylist())
+            found = text_keys(self._column.take(pa.array(self._first[todo])).to_pylist())
             self._keys[todo] = found
             self._units[todo] = unit_hashes(found)
 
