@@ -98,7 +98,8 @@ def texts(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> tuple[pa.Arra
     slices = [table.slice(start, SLICE) for start in range(0, table.num_rows, SLICE)]
     if len(slices) <= 1:
         return _texts(ds, table, prep)
-    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # Linux: the pod's
+    with ThreadPoolExecutor(cores) as pool:
         done = list(pool.map(lambda rows: _texts(ds, rows, prep), slices))
     pa.default_memory_pool().release_unused()  # the slices' intermediates, back to the system
     return pa.concat_arrays([text for text, _ in done]), pa.concat_arrays([reason for _, reason in done])
