@@ -76,6 +76,43 @@ def _cost(tasks: dict[str, Any], embedding: dict[str, Any], domain: dict[str, An
     }
 
 
+# The domain fine-tune's numbers the report keeps.
+DOMAIN_KEYS = (
+    "val_accuracy",
+    "val_macro_f1",
+    "val_loss",
+    "train_seconds",
+    "tokens_per_second",
+    "samples_per_second",
+    "objective",
+    "pooling",
+    "best_metric",
+    "best_step",
+    "val_probe_macro_f1",
+)
+
+
+def _score_tasks(cfg: ReportSection, heads_dir: str, baseline_dirs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per task: every arm's test metrics and their paired comparisons; and every arm's curves."""
+    heads = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
+    baselines = {}  # task -> (folder, metrics), each baseline folder read once
+    for folder in baseline_dirs:
+        baseline = storage.read_json(storage.join(folder, names.METRICS_JSON))
+        baselines[baseline.get("task")] = (folder, baseline)
+    tasks: dict[str, Any] = {}
+    curves: dict[str, Any] = {}
+    for task in cfg.tasks:
+        entry: dict[str, Any] = {}
+        arms = _task_predictions(heads_dir, heads, baselines, task.name)
+        for arm, (predictions, cost) in arms.items():
+            entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
+            entry["n_test"] = int(len(predictions))
+            entry["positive_rate"] = float(predictions["label"].mean())
+        entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
+        tasks[task.name] = entry
+    return tasks, curves
+
+
 def collect(
     cfg: ReportSection,
     prepared_dir: str,
@@ -88,44 +125,14 @@ def collect(
     bundle_dir: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build the metrics document (DESIGN.md schema plus CIs, slices, cost, bundle) and the curves."""
+    tasks, curves = _score_tasks(cfg, heads_dir, baseline_dirs)
     metrics: dict[str, Any] = {
-        "tasks": {},
-        "similarity": {},
+        "tasks": tasks,
+        "similarity": storage.read_json(storage.join(knn_dir, names.METRICS_JSON)),
         "run": {"name": cfg.name, "model": cfg.model, "config_fingerprint": cfg.fingerprint()},
     }
-    curves: dict[str, Any] = {}
-    heads = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
-    baselines = {}  # task -> (folder, metrics), each baseline folder read once
-    for folder in baseline_dirs:
-        baseline = storage.read_json(storage.join(folder, names.METRICS_JSON))
-        baselines[baseline.get("task")] = (folder, baseline)
-    for task in cfg.tasks:
-        entry: dict[str, Any] = {}
-        arms = _task_predictions(heads_dir, heads, baselines, task.name)
-        for arm, (predictions, cost) in arms.items():
-            entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
-            entry["n_test"] = int(len(predictions))
-            entry["positive_rate"] = float(predictions["label"].mean())
-        entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
-        metrics["tasks"][task.name] = entry
-    metrics["similarity"] = storage.read_json(storage.join(knn_dir, names.METRICS_JSON))
     domain = storage.read_json(storage.join(finetune_dir, names.METRICS_JSON))
-    metrics["domain"] = {
-        k: domain.get(k)
-        for k in (
-            "val_accuracy",
-            "val_macro_f1",
-            "val_loss",
-            "train_seconds",
-            "tokens_per_second",
-            "samples_per_second",
-            "objective",
-            "pooling",
-            "best_metric",
-            "best_step",
-            "val_probe_macro_f1",
-        )
-    }
+    metrics["domain"] = {k: domain.get(k) for k in DOMAIN_KEYS}
     metrics["embedding"] = {
         arm: {k: m.get(k) for k in ("docs_per_second", "seconds", "count", "dim", "pooling")}
         for arm, loc in embeddings.items()
