@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -119,13 +120,47 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def main() -> int:
+def _best_passes(
+    methods: dict[str, Callable[[list[str]], np.ndarray]], texts: list[str], repeats: int
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Each method's vectors and its fastest pass over ``texts`` in seconds."""
+    # Repeats go round the methods in turn, so a burst of load from another process on this shared
+    # machine hits one pass of each method rather than every pass of one; each keeps its best pass.
+    results: dict[str, tuple[np.ndarray, float]] = {}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            vectors = fn(texts)
+            seconds = time.perf_counter() - start
+            print(f"{name:>22}: {seconds:6.2f} s  (load {_load()})", flush=True)
+            if name not in results or seconds < results[name][1]:
+                results[name] = (vectors, seconds)
+    return results
+
+
+def _vectors_agree(results: dict[str, tuple[np.ndarray, float]]) -> bool:
+    """Whether the fast methods' vectors match the naive loop's (cosine >= 0.9999 for every document)."""
+    base = results["naive"][0]
+    for name in ("sentence_transformers", "ours"):
+        low = float(cosine(results[name][0], base).min())
+        print(f"min cosine {name} vs naive: {low:.6f}")
+        if low < 0.9999:
+            print(f"FAIL: {name} vectors differ from the naive loop's", file=sys.stderr)
+            return False
+    return True
+
+
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=1, help="best of N timed passes per method")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--token-budget", type=int, default=1024, help="ours: padded tokens per batch")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _parse_args()
 
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -153,17 +188,7 @@ def main() -> int:
     }
     for fn in methods.values():
         fn(texts[:64])  # warm-up: first-call allocations and kernel selection
-    # Repeats go round the methods in turn, so a burst of load from another process on this shared
-    # machine hits one pass of each method rather than every pass of one; each keeps its best pass.
-    results: dict[str, tuple[np.ndarray, float]] = {}
-    for _ in range(args.repeats):
-        for name, fn in methods.items():
-            start = time.perf_counter()
-            vectors = fn(texts)
-            seconds = time.perf_counter() - start
-            print(f"{name:>22}: {seconds:6.2f} s  (load {_load()})", flush=True)
-            if name not in results or seconds < results[name][1]:
-                results[name] = (vectors, seconds)
+    results = _best_passes(methods, texts, args.repeats)
 
     # The machine is shared: the best matmul rate seen, before or after, is the conservative peak.
     last_peak = matmul_gflops()
@@ -176,13 +201,8 @@ def main() -> int:
             f"{name:>22}: {len(texts) / seconds:8.1f} docs/s  {tokens / seconds:9.0f} tokens/s  "
             f"{seconds:6.2f} s  {gflops:6.1f} GFLOP/s ({gflops / peak:.2f} of peak)"
         )
-    base = results["naive"][0]
-    for name in ("sentence_transformers", "ours"):
-        low = float(cosine(results[name][0], base).min())
-        print(f"min cosine {name} vs naive: {low:.6f}")
-        if low < 0.9999:
-            print(f"FAIL: {name} vectors differ from the naive loop's", file=sys.stderr)
-            return 1
+    if not _vectors_agree(results):
+        return 1
     ours_s = results["ours"][1]
     peak_fraction = flops_per_token * tokens / ours_s / 1e9 / peak
     # The nominal count above is the brief's definition. Ours skips work that cannot reach a [CLS]

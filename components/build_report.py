@@ -56,21 +56,16 @@ def build_report(
     )
     for name, value in build_report.scalar_metrics(result).items():
         metrics.log_metric(name, value)
-    curves = storage.read_json(storage.join(report.path, build_report.CURVES_JSON))
-    # One ROC curve per artifact: the UI shows the first task's fine-tuned head; slices cover the rest.
-    first_task = cfg.tasks[0].name
-    best = curves[first_task]["finetuned"]
-    if best["roc"]:
-        roc.log_roc_curve(best["roc"]["fpr"], best["roc"]["tpr"], best["roc"]["thresholds"])
-    roc.log_confusion_matrix(["0", "1"], best["confusion"])
+    ui = build_report.ui_curves(report.path, cfg.tasks[0].name)
+    if ui.headline["roc"]:
+        roc.log_roc_curve(ui.headline["roc"]["fpr"], ui.headline["roc"]["tpr"], ui.headline["roc"]["thresholds"])
+    roc.log_confusion_matrix(["0", "1"], ui.headline["confusion"])
     # kfp 2.17's SlicedClassificationMetrics cannot log ROC readings (it calls methods that
     # ClassificationMetrics lacks), so its metadata is built the way its _update_metadata would.
     slices = []
-    for task, arms_curves in curves.items():
-        for arm, curve in arms_curves.items():
-            for lang, lang_curve in curve["by_language"].items():
-                part = ClassificationMetrics()
-                part.log_roc_curve(lang_curve["fpr"], lang_curve["tpr"], lang_curve["thresholds"])
-                slices.append({"slice": f"{task}/{arm}/{lang}", "sliceClassificationMetrics": part.metadata})
+    for name, curve in ui.slices:
+        part = ClassificationMetrics()
+        part.log_roc_curve(curve["fpr"], curve["tpr"], curve["thresholds"])
+        slices.append({"slice": name, "sliceClassificationMetrics": part.metadata})
     roc_by_language.metadata = {"evaluationSlices": slices}
     shutil.copy(storage.join(report.path, names.REPORT_HTML), html.path)

@@ -28,7 +28,7 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY src/commerce_lm/__init__.py src/commerce_lm/
 # Every package pyproject.toml lists must exist (tests/test_images.py keeps this list in step).
-RUN for package in config steps steps/build_report steps/prepare_data steps/publish_bundle training training/objectives embedding bundle storage launch demo data; do \
+RUN for package in cli config steps steps/build_report steps/prepare_data steps/publish_bundle training training/objectives embedding bundle storage launch demo data; do \
         mkdir -p "src/commerce_lm/$package" && touch "src/commerce_lm/$package/__init__.py"; \
     done \
  && mkdir -p components pipelines && touch components/__init__.py pipelines/__init__.py \

@@ -4,7 +4,8 @@ A step's cache key holds its code version, so a change to a module invalidates e
 that import it (directly or through other library modules) and no others. Unlike a git commit it
 is the same in a checkout, a wheel and an image built from the same sources. Imports are found by
 reading each module's source (``import`` and ``from ... import`` anywhere in the file, lazy ones
-inside functions included), so no step module is executed.
+inside functions included), so no step module is executed. A package's data files (templates,
+for example) count with the package: they are code too.
 """
 
 from __future__ import annotations
@@ -82,11 +83,30 @@ def module_closure(module: str, root: str = "commerce_lm") -> dict[str, Path]:
     return closure
 
 
+def package_data(init: Path) -> list[Path]:
+    """The data files of the package whose ``__init__.py`` is ``init``, its subpackages' left out.
+
+    Those are the files beside its modules that are not Python, and every file in its folders that
+    are not packages themselves (a ``templates/`` folder, say), in a stable order.
+    """
+    found, pending = [], [init.parent]
+    while pending:
+        folder = pending.pop()
+        for path in sorted(folder.iterdir()):
+            if path.is_dir() and path.name != "__pycache__" and not (path / "__init__.py").is_file():
+                pending.append(path)
+            elif path.is_file() and path.suffix not in (".py", ".pyc") and not path.name.startswith("."):
+                found.append(path)
+    return sorted(found)
+
+
 def code_version(module: str, root: str = "commerce_lm") -> str:
-    """A short hash of the sources of ``module`` and every ``root`` module it imports."""
+    """A short hash of the sources of ``module`` and every ``root`` module it imports, with their data."""
     digest = hashlib.sha256()
     for name, path in sorted(module_closure(module, root).items()):
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for data in package_data(path) if path.name == "__init__.py" else []:
+            digest.update(data.relative_to(path.parent).as_posix().encode() + b"\0" + data.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

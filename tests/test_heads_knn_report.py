@@ -9,7 +9,7 @@ from commerce_lm import names
 from commerce_lm.config import section_for
 from commerce_lm.embedding.checks import EncoderMismatchError
 from commerce_lm.steps import evaluate_knn, extract_embeddings, train_heads
-from commerce_lm.steps.build_report import collect
+from commerce_lm.steps.build_report.scoring import MAX_CURVE_POINTS
 
 
 @pytest.fixture(scope="module")
@@ -120,43 +120,6 @@ def test_knn_is_perfect_on_group_identity_vectors():
     assert result["recall_at_3"] == pytest.approx(1.0)
 
 
-def test_report_escapes_untrusted_text_and_inlines_plots(tmp_path, tiny_cfg):
-    metrics = {
-        "tasks": {
-            "t": {
-                "plm": {
-                    "roc_auc": 0.7,
-                    "pr_auc": 0.5,
-                    "roc_auc_ci": [0.6, 0.8],
-                    "pr_auc_ci": [],
-                    "train_seconds": 1.0,
-                    "by_language": {},
-                },
-                "n_test": 10,
-                "positive_rate": 0.3,
-            }
-        },
-        "similarity": {},
-        "domain": {},
-        "cost": {},
-        "data": {},
-    }
-    curves = {
-        "t": {
-            "plm": {
-                "roc": {"fpr": [0, 1], "tpr": [0, 1], "thresholds": [1, 0]},
-                "pr": {"precision": [1, 0.3], "recall": [0, 1]},
-            }
-        }
-    }
-    examples = {"t": [{"id": "x", "label": 1, "score": 0.1, "text": "<script>alert('pwned')</script>"}]}
-    from commerce_lm.steps.build_report.render import render_html
-
-    page = render_html(tiny_cfg, metrics, curves, examples)
-    assert "<script>" not in page and "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
-    assert page.count("data:image/png;base64,") == 1
-
-
 def test_bootstrap_interval_brackets_the_estimate():
     from commerce_lm.metrics import bootstrap_ci, roc_pr
 
@@ -167,4 +130,4 @@ def test_bootstrap_interval_brackets_the_estimate():
     ci = bootstrap_ci(labels, scores, 200)
     assert ci["roc_auc_ci"][0] < roc < ci["roc_auc_ci"][1]
     assert ci["pr_auc_ci"][0] < pr < ci["pr_auc_ci"][1]
-    assert collect.MAX_CURVE_POINTS > 0
+    assert MAX_CURVE_POINTS > 0

@@ -3,13 +3,14 @@
 import importlib
 
 import pytest
-from commerce_lm_pipelines.versions import code_version, module_closure, step_code_versions
+from commerce_lm_pipelines.versions import code_version, module_closure, package_data, step_code_versions
 
 PACKAGE = {
     "__init__.py": "",
     "names.py": "DONE = '_COMPLETE'\n",
     "engine/__init__.py": "",
     "engine/core.py": "from fakelib import names\n",
+    "engine/templates/page.html": "<p>{{ x }}</p>\n",
     "steps/__init__.py": "",
     "steps/one.py": "from fakelib.engine import core\n\ndef run():\n    import fakelib.lazy\n",
     "steps/two.py": "from fakelib import names\n",
@@ -50,6 +51,22 @@ def test_a_change_invalidates_the_steps_that_import_it_and_no_others(fakelib):
     (fakelib / "names.py").write_text("DONE = '_DONE'\n")
     assert code_version("fakelib.steps.one", root="fakelib") != after["one"]
     assert code_version("fakelib.steps.two", root="fakelib") != after["two"]
+
+
+def test_a_template_counts_with_its_package_and_no_other(fakelib):
+    before = {step: code_version(f"fakelib.steps.{step}", root="fakelib") for step in ("one", "two")}
+    (fakelib / "engine" / "templates" / "page.html").write_text("<p>{{ y }}</p>\n")
+    after = {step: code_version(f"fakelib.steps.{step}", root="fakelib") for step in ("one", "two")}
+    assert after["one"] != before["one"] and after["two"] == before["two"]
+
+
+def test_the_report_templates_version_the_report():
+    closure = module_closure("commerce_lm.steps.build_report")
+    assert "commerce_lm.steps.build_report.render" in closure
+    assert {path.name for path in package_data(closure["commerce_lm.steps.build_report"])} == {
+        "report.html",
+        "report.md",
+    }
 
 
 def test_the_domain_finetune_does_not_depend_on_the_other_steps():

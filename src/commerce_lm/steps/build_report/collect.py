@@ -1,32 +1,25 @@
 """``build-report``: gather every step's results into ``metrics.json``, ``report.md`` and ``report.html``.
 
-Test-set metrics are recomputed here from each arm's stored predictions, so PLM heads, fine-tuned
-heads and end-to-end models are scored by one piece of code, with bootstrap confidence intervals
-and a per-language breakdown. ``curves.json`` carries ROC curves and confusion matrices for the
-KFP ``ClassificationMetrics`` the component logs.
+Test-set metrics are recomputed here from each arm's stored predictions (:mod:`.scoring`), so PLM
+heads, fine-tuned heads and end-to-end models are scored by one piece of code, with bootstrap
+confidence intervals and a per-language breakdown; :mod:`.render` writes the two pages.
+``curves.json`` carries ROC curves and confusion matrices for the KFP ``ClassificationMetrics`` the
+component logs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from commerce_lm import names, storage
 from commerce_lm.config import ReportSection
-from commerce_lm.metrics import bootstrap_ci, paired_bootstrap_diff, roc_pr
 from commerce_lm.steps.build_report.render import render_html, render_markdown
+from commerce_lm.steps.build_report.scoring import compare_arms, score_arm
 
 CURVES_JSON = "curves.json"
-MAX_CURVE_POINTS = 200
 
-ARM_LABELS = {
-    "plm": "PLM frozen + linear head",
-    "finetuned": "Fine-tuned frozen + linear head",
-    "e2e": "End-to-end fine-tuned",
-}
 # The reference system's published numbers (DESIGN.md), quoted beside ours.
 REFERENCE = {
     "plm": {"roc_auc": "-", "pr_auc": "0.59"},
@@ -35,56 +28,6 @@ REFERENCE = {
     "head_to_e2e_time_ratio": "about 0.25",
     "knn_mean_relative_f1_change": "+16%",
 }
-
-
-def _thin(values: np.ndarray) -> list[float]:
-    step = max(1, len(values) // MAX_CURVE_POINTS)
-    return [float(v) for v in values[::step]]
-
-
-def _roc_curve(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
-    fpr, tpr, thresholds = roc_curve(labels, scores)
-    thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
-    return {"fpr": _thin(fpr), "tpr": _thin(tpr), "thresholds": _thin(thresholds)}
-
-
-def _pr_curve(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    return {"precision": _thin(precision), "recall": _thin(recall)}
-
-
-def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[str, Any]) -> tuple[dict, dict]:
-    """Metrics (with CIs and language slices) and curves of one arm's test predictions."""
-    labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
-    roc, pr = roc_pr(labels, scores)
-    result = {
-        "roc_auc": roc,
-        "pr_auc": pr,
-        **bootstrap_ci(labels, scores, cfg.report.bootstrap_samples, cfg.seed),
-        "train_seconds": float(train_cost.get("train_seconds", float("nan"))),
-        "cpu_seconds": float(train_cost.get("cpu_seconds", float("nan"))),
-        "by_language": {},
-    }
-    both = 0 < labels.sum() < len(labels)
-    curves = {
-        "roc": _roc_curve(labels, scores) if both else None,
-        "pr": _pr_curve(labels, scores) if both else None,
-        "confusion": confusion_matrix(labels, (scores >= 0.5).astype(int), labels=[0, 1]).tolist(),
-        "by_language": {},
-    }
-    for lang, part in predictions.groupby("lang"):
-        part_labels = part["label"].to_numpy()
-        if len(part) < cfg.report.min_slice_rows or not 0 < part_labels.sum() < len(part):
-            continue
-        lang_roc, lang_pr = roc_pr(part_labels, part["score"].to_numpy())
-        result["by_language"][lang] = {
-            "roc_auc": lang_roc,
-            "pr_auc": lang_pr,
-            "n": int(len(part)),
-            "positive_rate": float(part_labels.mean()),
-        }
-        curves["by_language"][lang] = _roc_curve(part_labels, part["score"].to_numpy())
-    return result, curves
 
 
 def _table(folder: str, *parts: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -103,26 +46,6 @@ def _task_predictions(
         folder, baseline = baselines[task]
         arms["e2e"] = (_table(folder, names.PREDICTIONS_TABLE), baseline)
     return arms
-
-
-# Paired comparisons on the same test rows: name -> (arm a, arm b), reported as a minus b.
-COMPARISONS = {"finetuned_minus_plm": ("finetuned", "plm"), "finetuned_minus_e2e": ("finetuned", "e2e")}
-
-
-def compare_arms(arms: dict[str, tuple[pd.DataFrame, dict]], samples: int, seed: int) -> dict[str, Any]:
-    """Paired bootstrap differences (PR AUC, ROC AUC) between arms, on the test rows both scored."""
-    out = {}
-    for name, (a, b) in COMPARISONS.items():
-        if a in arms and b in arms:
-            joined = arms[a][0][["id", "label", "score"]].merge(
-                arms[b][0][["id", "score"]], on="id", suffixes=("_a", "_b"), validate="one_to_one"
-            )
-            labels = joined["label"].to_numpy()
-            diff = paired_bootstrap_diff(
-                labels, joined["score_a"].to_numpy(), joined["score_b"].to_numpy(), samples, seed
-            )
-            out[name] = {**diff, "n": int(len(joined))}
-    return out
 
 
 def _cost(tasks: dict[str, Any], embedding: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +76,43 @@ def _cost(tasks: dict[str, Any], embedding: dict[str, Any], domain: dict[str, An
     }
 
 
+# The domain fine-tune's numbers the report keeps.
+DOMAIN_KEYS = (
+    "val_accuracy",
+    "val_macro_f1",
+    "val_loss",
+    "train_seconds",
+    "tokens_per_second",
+    "samples_per_second",
+    "objective",
+    "pooling",
+    "best_metric",
+    "best_step",
+    "val_probe_macro_f1",
+)
+
+
+def _score_tasks(cfg: ReportSection, heads_dir: str, baseline_dirs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per task: every arm's test metrics and their paired comparisons; and every arm's curves."""
+    heads = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
+    baselines = {}  # task -> (folder, metrics), each baseline folder read once
+    for folder in baseline_dirs:
+        baseline = storage.read_json(storage.join(folder, names.METRICS_JSON))
+        baselines[baseline.get("task")] = (folder, baseline)
+    tasks: dict[str, Any] = {}
+    curves: dict[str, Any] = {}
+    for task in cfg.tasks:
+        entry: dict[str, Any] = {}
+        arms = _task_predictions(heads_dir, heads, baselines, task.name)
+        for arm, (predictions, cost) in arms.items():
+            entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
+            entry["n_test"] = int(len(predictions))
+            entry["positive_rate"] = float(predictions["label"].mean())
+        entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
+        tasks[task.name] = entry
+    return tasks, curves
+
+
 def collect(
     cfg: ReportSection,
     prepared_dir: str,
@@ -165,44 +125,14 @@ def collect(
     bundle_dir: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build the metrics document (DESIGN.md schema plus CIs, slices, cost, bundle) and the curves."""
+    tasks, curves = _score_tasks(cfg, heads_dir, baseline_dirs)
     metrics: dict[str, Any] = {
-        "tasks": {},
-        "similarity": {},
+        "tasks": tasks,
+        "similarity": storage.read_json(storage.join(knn_dir, names.METRICS_JSON)),
         "run": {"name": cfg.name, "model": cfg.model, "config_fingerprint": cfg.fingerprint()},
     }
-    curves: dict[str, Any] = {}
-    heads = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
-    baselines = {}  # task -> (folder, metrics), each baseline folder read once
-    for folder in baseline_dirs:
-        baseline = storage.read_json(storage.join(folder, names.METRICS_JSON))
-        baselines[baseline.get("task")] = (folder, baseline)
-    for task in cfg.tasks:
-        entry: dict[str, Any] = {}
-        arms = _task_predictions(heads_dir, heads, baselines, task.name)
-        for arm, (predictions, cost) in arms.items():
-            entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
-            entry["n_test"] = int(len(predictions))
-            entry["positive_rate"] = float(predictions["label"].mean())
-        entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
-        metrics["tasks"][task.name] = entry
-    metrics["similarity"] = storage.read_json(storage.join(knn_dir, names.METRICS_JSON))
     domain = storage.read_json(storage.join(finetune_dir, names.METRICS_JSON))
-    metrics["domain"] = {
-        k: domain.get(k)
-        for k in (
-            "val_accuracy",
-            "val_macro_f1",
-            "val_loss",
-            "train_seconds",
-            "tokens_per_second",
-            "samples_per_second",
-            "objective",
-            "pooling",
-            "best_metric",
-            "best_step",
-            "val_probe_macro_f1",
-        )
-    }
+    metrics["domain"] = {k: domain.get(k) for k in DOMAIN_KEYS}
     metrics["embedding"] = {
         arm: {k: m.get(k) for k in ("docs_per_second", "seconds", "count", "dim", "pooling")}
         for arm, loc in embeddings.items()

@@ -1,9 +1,4 @@
-"""``commerce-lm``: one subcommand per pipeline step, plus the demo data generator.
-
-The KFP-facing commands (``compile``, ``run``, ``submit``, ``schedule``, ``runs``) live with the
-pipeline package and register themselves through the ``commerce_lm.commands`` entry point, so the
-library never imports kfp.
-"""
+"""The step commands: one subcommand per pipeline step, each a thin call of the step's ``run``."""
 
 from __future__ import annotations
 
@@ -11,47 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any
 
 from commerce_lm import config as config_module
-from commerce_lm.config import RunConfig
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` (or ``--config-json TEXT``) and repeatable ``--set KEY=VALUE``."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="run config YAML")
-    source.add_argument("--config-json", help="resolved run config as JSON (what pipeline steps pass)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, e.g. finetune.zero_stage=3 (repeatable)",
-    )
-
-
-def load_run_config(args: argparse.Namespace) -> RunConfig:
-    """The run config named by ``--config``/``--config-json`` with ``--set`` overrides applied."""
-    if args.config_json:
-        if args.set:
-            raise config_module.ConfigError("--set applies to --config files, not to --config-json")
-        return config_module.config_from_json(args.config_json)
-    return config_module.load_config(args.config, args.set)
-
-
-def load_section(args: argparse.Namespace, step: str) -> Any:
-    """``step``'s section of the run config (see :mod:`commerce_lm.config.step_sections`).
-
-    ``--config-json`` may hold the section alone (what the pipeline's components pass) or a whole
-    resolved run config; a ``--config`` file is loaded, overridden with ``--set``, then cut.
-    """
-    if args.config_json:
-        if args.set:
-            raise config_module.ConfigError("--set applies to --config files, not to --config-json")
-        return config_module.section_from_json(step, args.config_json)
-    return config_module.section_for(step, config_module.load_config(args.config, args.set))
+from commerce_lm.cli.config_args import add_config_args, load_section
 
 
 def _print(metrics: Any) -> int:
@@ -231,18 +189,20 @@ def _step(
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with plugin commands registered."""
-    parser = argparse.ArgumentParser(prog="commerce-lm", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """One subcommand per pipeline step (and the demo data), each calling its step's ``run``."""
     demo = sub.add_parser("demo-data", help="write the synthetic multilingual listing corpus")
     demo.add_argument("--output", required=True, help="folder or .parquet file")
     demo.add_argument("--items", type=int, default=2000, help="distinct items (rows are ~1.5x)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=_demo_data)
+    _add_data_and_training_commands(sub)
+    _add_embedding_commands(sub)
+    _add_result_commands(sub)
+    _add_score_commands(sub)
 
+
+def _add_data_and_training_commands(sub: argparse._SubParsersAction) -> None:
     prepare = _step(sub, "prepare-data", _prepare, "validate, normalise, de-duplicate and split the data")
     prepare.add_argument(
         "--part",
@@ -258,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument(
             "--checkpoint-dir", help="resumable checkpoints (local or gs://; default: beside --output)"
         )
+
+
+def _add_embedding_commands(sub: argparse._SubParsersAction) -> None:
     extract = _step(sub, "extract-embeddings", _extract, "embed the corpus with a frozen encoder", "prepared")
     extract.add_argument("--model", help="encoder to embed with (default: the config's PLM)")
     extract.add_argument("--shard", type=int, default=0)
@@ -270,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         step = _step(sub, name, func, help_text, "prepared", "plm-embeddings", "finetuned-embeddings")
         step.add_argument("--finetuned-model", help="the fine-tuned encoder the embeddings must come from")
+
+
+def _add_result_commands(sub: argparse._SubParsersAction) -> None:
     report = _step(
         sub,
         "build-report",
@@ -289,54 +255,3 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "publish-bundle", _publish, "package the run as a bundle; publish it when the gate allows",
         "prepared", "finetuned", "finetuned-embeddings", "heads", "knn",
     )  # fmt: skip
-    _add_score_commands(sub)
-
-    for plugin in entry_points(group="commerce_lm.commands"):
-        plugin.load()(sub)
-    return parser
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors in what the user gave (paths, credentials, configs, data, models): one line, exit 2."""
-    from commerce_lm import storage
-    from commerce_lm.bundle.layout import BundleError
-    from commerce_lm.data.readers import InputError
-    from commerce_lm.embedding.vector_store import StoreError
-    from commerce_lm.models import ModelError
-    from commerce_lm.steps.prepare_data import DataError
-
-    return (
-        config_module.ConfigError,
-        InputError,
-        DataError,
-        storage.OutputError,
-        ModelError,
-        BundleError,
-        StoreError,
-        FileNotFoundError,
-        PermissionError,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI.
-
-    A user error (input, config, output, credentials, model) prints one line and exits with status
-    2. Any other error prints one line and exits with 1; ``--debug`` shows its traceback instead.
-    """
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except _user_errors() as error:
-        print(f"commerce-lm {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except Exception as error:
-        if args.debug:
-            raise
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
-        print(f"commerce-lm {args.command}: unexpected error: {reason} (--debug shows the traceback)", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
