@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commerce_lm.config import DatasetSpec, DomainSpec, PrepareConfig, SimilaritySpec, TaskSpec
-from prepare_reference import values
+from commerce_lm.data import values
 
 SPLIT_ALIASES = {
     "train": "train",

@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from commerce_lm import names
 from commerce_lm.config import PrepareSection
-from commerce_lm.data import readers
+from commerce_lm.data import readers, values
 from commerce_lm.data.rejected import REJECTED_SCHEMA, rejected_record
 from commerce_lm.steps.prepare_data.write import ACCEPTED_SCHEMA, CORPUS_SCHEMA, Writer
-from prepare_reference import rules, values
+from prepare_reference import rules
 from prepare_reference.parse import Dataset, Row, parse
 
 
