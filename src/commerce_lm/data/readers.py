@@ -115,18 +115,23 @@ def _records(path: str, local: Path, columns: list[str], wanted: list[str], enco
             raise InputError(f"{path}: no record has column(s) {missing}, which the config names")
 
 
-def _file_records(
-    path: str, local: Path, columns: list[str], optional: list[str], encoding: str | None, batch_rows: int
-) -> Iterator[Record]:
+def _format_and_columns(path: str, local: Path, encoding: str | None) -> tuple[str, list[str] | None]:
+    """The file's format and its columns (None for JSONL), or an InputError naming the file."""
     if local.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
     fmt = input_format(path)
     try:
-        available = _available(fmt, local, encoding)
+        return fmt, _available(fmt, local, encoding)
     except FormatError as error:
         raise InputError(f"{path}: {error}") from None
     except Exception as error:  # each format's library raises its own types; name the file
         raise InputError(f"{path}: not a readable {fmt} file: {error}") from None
+
+
+def _file_records(
+    path: str, local: Path, columns: list[str], optional: list[str], encoding: str | None, batch_rows: int
+) -> Iterator[Record]:
+    fmt, available = _format_and_columns(path, local, encoding)
     if available is not None:
         missing = [c for c in columns if c not in available]
         if missing:
@@ -227,15 +232,7 @@ def load_file(path: str, columns: list[str], encoding: str | None, batch_rows: i
             local = stack.enter_context(storage.local_copy(path))
         except Exception as error:
             raise InputError(f"{path}: cannot read: {error}") from None
-        if local.stat().st_size == 0:
-            raise InputError(f"{path}: file is empty")
-        fmt = input_format(path)
-        try:
-            available = _available(fmt, local, encoding)
-        except FormatError as error:
-            raise InputError(f"{path}: {error}") from None
-        except Exception as error:  # each format's library raises its own types; name the file
-            raise InputError(f"{path}: not a readable {fmt} file: {error}") from None
+        fmt, available = _format_and_columns(path, local, encoding)
         wanted = [c for c in columns if available is None or c in available]
         loaded = LoadedFile(path, available, read=list(columns))
         try:
