@@ -93,10 +93,19 @@ def _embedded(extract: Any, loop: str, shards: Any, parallel: int, version: str,
     return part, gather_embeddings(code_version=version, prepared=inputs["prepared"], parts=parts)
 
 
-def _baselines(tasks: Any, section: Any, version: dict[str, str], parallel: int, gpus: tuple) -> tuple[Any, Any]:
+def _prepare(section: Any, version: dict[str, str], pod: tuple) -> Any:
+    """One part of data preparation; on a cluster its pod gets the configured CPU and memory."""
+    task = prepare_data(section_json=section, code_version=version["prepare-data"])
+    cpu, memory, cluster = pod
+    if cluster:  # kfp.local ignores resources
+        task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
+    return task
+
+
+def _baselines(tasks: Any, section: Any, version: dict[str, str], parallel: int, gpus: tuple, pod: tuple) -> tuple:
     """One end-to-end baseline per task, each on that task's own prepared data (``ParallelFor``)."""
     with dsl.ParallelFor(items=tasks, name="baselines", parallelism=parallel) as task:
-        task_data = prepare_data(section_json=task.prepare_section, code_version=version["prepare-data"])
+        task_data = _prepare(task.prepare_section, version, pod)
         baseline = finetune_baseline(
             section_json=section,
             code_version=version["finetune-baseline"],
@@ -161,14 +170,17 @@ def build_pipeline(cluster: bool = True) -> Any:
         build_report_section: str,
         publish_bundle_section: str,
         shards: list = [0],  # noqa: B006 - KFP default
+        prepare_cpu: str = "4",
+        prepare_memory: str = "16Gi",
         num_gpus: int = 1,
         accelerator_type: str = "nvidia-tesla-a100",
         gpu_node_selector: dict = {"cloud.google.com/gke-nodepool": "gpu-pool"},  # noqa: B006 - KFP default
         gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
     ) -> Dataset:
         gpus = (num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
-        domain = prepare_data(section_json=prepare_domain, code_version=version["prepare-data"])
-        datasets = prepare_data(section_json=prepare_datasets, code_version=version["prepare-data"])
+        pod = (prepare_cpu, prepare_memory, cluster)
+        domain = _prepare(prepare_domain, version, pod)
+        datasets = _prepare(prepare_datasets, version, pod)
         encoder = finetune_encoder(
             section_json=finetune_encoder_section,
             code_version=version["finetune-encoder"],
@@ -181,7 +193,7 @@ def build_pipeline(cluster: bool = True) -> Any:
         parallel = 0 if cluster else 1
         sections = {"extract": extract_section, "heads": train_heads_section, "knn": evaluate_knn_section}
         both, evaluated = _embed_and_evaluate(datasets, encoder, sections, version, shards, parallel)
-        task_data, baseline = _baselines(tasks, finetune_baseline_section, version, parallel, gpus)
+        task_data, baseline = _baselines(tasks, finetune_baseline_section, version, parallel, gpus, pod)
         publish = _publish(publish_bundle_section, version["publish-bundle"], both, evaluated)
         report = build_report(
             section_json=build_report_section,
@@ -229,6 +241,8 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
         **sections,
         "shards": list(range(cfg.embed.num_shards)),
         "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1),
+        "prepare_cpu": cfg.resources.prepare_data.cpu,
+        "prepare_memory": cfg.resources.prepare_data.memory,
     }
 
 

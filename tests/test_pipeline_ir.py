@@ -36,6 +36,30 @@ def test_accelerators_come_from_pipeline_parameters(ir):
     )
 
 
+def test_data_preparation_pods_get_cpu_and_memory_from_the_config(ir, tiny_cfg):
+    from commerce_lm_pipelines.pipeline import pipeline_arguments
+
+    spec, _ = ir
+    prepare = [e for name, e in spec["deploymentSpec"]["executors"].items() if name.startswith("exec-prepare-data")]
+    assert len(prepare) == 3  # the domain, the datasets, and each task for its baseline
+    for executor in prepare:
+        resources = executor["container"]["resources"]
+        assert "prepare_cpu" in resources["resourceCpuRequest"], resources
+        assert (
+            "prepare_memory" in resources["resourceMemoryRequest"]
+            and "prepare_memory" in resources["resourceMemoryLimit"]
+        )
+    edited = tiny_cfg.model_copy(deep=True)
+    edited.resources.prepare_data.cpu = "7"
+    arguments, changed = pipeline_arguments(tiny_cfg), pipeline_arguments(edited)
+    assert changed["prepare_cpu"] == "7" and arguments["prepare_cpu"] == tiny_cfg.resources.prepare_data.cpu
+    # Resources are not settings a step reads: no cached step's section changes with them
+    # (publish-bundle carries the whole run config in its bundle, and is never cached).
+    unchanged = set(arguments) - {"prepare_cpu", "publish_bundle_section"}
+    assert all(changed[k] == arguments[k] for k in unchanged)
+    assert changed["publish_bundle_section"] != arguments["publish_bundle_section"]
+
+
 def test_training_steps_get_node_selector_tolerations_and_shm(ir):
     _, executors = ir
     for step in TRAINING_STEPS:

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
+from commerce_lm.config.resources import ResourcesConfig
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
@@ -267,6 +269,7 @@ class RunConfig(_Strict):
     knn: KnnConfig = Field(default_factory=KnnConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:
