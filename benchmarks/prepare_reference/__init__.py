@@ -1,10 +1,10 @@
 """Today's per-row prepare-data (before the Arrow-native rewrite), kept as the peer.
 
-A snapshot of main's per-row ``data/parse``, ``steps/prepare_data/rules`` and
-``steps/prepare_data/step`` (per-step sections: any part of the datasets; rejected rows kept by
-``data/rejected``): every row goes through Python, once per dataset. It shares the library's cell
-rules (``data/values``, which the score step still uses row by row) and readers, so it follows
-their rules (a CSV fragment left by a broken quote is a malformed row). The benchmark
+A snapshot of main's per-row ``steps/prepare_data/rules`` and ``steps/prepare_data/step``
+(per-step sections: any part of the datasets; rejected rows kept by ``data/rejected``): every row
+goes through Python, once per dataset. It shares the library's row parsing and cell rules
+(``data/parse``, ``data/values``, which the score step still uses row by row) and readers, so it
+follows their rules (a CSV fragment left by a broken quote is a malformed row). The benchmark
 measures it beside the new step, and ``tests/test_prepare_equality.py`` checks that the new step
 accepts, rejects and splits exactly the same rows. Import it with ``benchmarks/`` on ``sys.path``.
 """
