@@ -18,6 +18,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class _Canonical(_Strict):
+    """A config (or a step's part of one) that travels as canonical JSON, known by a hash of it."""
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys): what is passed between steps and to components."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """A short, stable hash of :meth:`to_json`; changes whenever any setting in it changes."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
 # Columns a file may lack while the config leaves them at their default names.
 DEFAULTED_COLUMNS = frozenset({"lang", "split"})
 
@@ -252,7 +264,7 @@ class PublishConfig(_Strict):
     allow_dropped_tasks: bool = False
 
 
-class RunConfig(_Strict):
+class RunConfig(_Canonical):
     """A whole run: data, model and the settings of every step."""
 
     name: str = "run"
@@ -281,11 +293,3 @@ class RunConfig(_Strict):
             if dupes:
                 raise ValueError(f"{kind}: duplicate names {dupes}")
         return self
-
-    def to_json(self) -> str:
-        """The resolved config as canonical JSON (sorted keys), as passed between steps."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
-
-    def fingerprint(self) -> str:
-        """A short, stable hash of the resolved config; changes whenever any setting changes."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]

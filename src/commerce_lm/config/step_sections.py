@@ -7,8 +7,6 @@ sections keep the run config's own key names (``cfg.finetune`` stays ``section.f
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from pydantic import Field
@@ -25,20 +23,12 @@ from commerce_lm.config.sections import (
     SimilaritySpec,
     TaskSpec,
     TrainConfig,
-    _Strict,
+    _Canonical,
 )
 
 
-class StepSection(_Strict):
-    """The part of a run config that one step reads."""
-
-    def to_json(self) -> str:
-        """The section as canonical JSON (sorted keys): what a component receives."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
-
-    def fingerprint(self) -> str:
-        """A short, stable hash of the section; changes whenever a setting the step reads changes."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+class StepSection(_Canonical):
+    """The part of a run config that one step reads; its fingerprint changes only with that part."""
 
 
 class PrepareSection(StepSection):
