@@ -112,11 +112,12 @@ def csv_records(local: Path, columns: list[str], encoding: str) -> Iterator[Reco
                 continue
             if not fields:  # a blank line holds no row
                 continue
-            raw = "".join(consumed)
+            # The row's raw text is needed only to tell how a quote in a field was written.
+            raw = "".join(consumed) if any('"' in field for field in fields) else ""
             if len(fields) != len(header):
                 why = f"{len(fields)} fields where the header has {len(header)}"
                 yield _malformed(row, line, why, json.dumps(fields, ensure_ascii=False))
-            elif _stray_quote(fields, raw):
+            elif raw and _stray_quote(fields, raw):
                 yield _malformed(row, line, "a quote inside an unquoted field", raw.rstrip("\r\n"))
             else:
                 yield {"_row": row, "_line": line, **{name: fields[i] for name, i in index.items()}}
