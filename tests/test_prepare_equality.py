@@ -246,19 +246,41 @@ def test_arrow_nfkc_is_pythons_on_every_assigned_code_point():
     assert [p for p, a in zip(points, arrow, strict=True) if unicodedata.normalize("NFKC", p) != a] == []
 
 
-def test_batched_split_hashes_are_todays():
-    """The split keys hashed in one loop are those of ``splits.text_key`` and ``splits.unit_hash``."""
+def test_split_hashes_in_duckdb_are_todays(tmp_path):
+    """The digests and split hashes DuckDB computes are those of ``splits.text_key`` and ``splits.unit_hash``."""
+    import hashlib
+
     from commerce_lm.data import splits
+    from commerce_lm.data.parse import Dataset
     from commerce_lm.steps.prepare_data import keys
 
-    texts = ["", "a", "plain words", "größe 42 – ok", "日本語のテキスト", "\ud800 lone", "x" * 5000, "val:R1"]
-    assert keys.text_keys(texts) == [splits.text_key(t) for t in texts]
-    assert keys.unit_hashes(texts).tolist() == [splits.unit_hash(t) for t in texts]
-    column = pa.array(["b", "a", "b", "c", "a"])
-    codes = keys.TextCodes(column)
-    rows = np.array([4, 0, 2])
-    assert codes.keys(rows).tolist() == [splits.text_key(t) for t in ("a", "b", "b")]
-    assert codes.units(rows).tolist() == [splits.unit_hash(splits.text_key(t)) for t in ("a", "b", "b")]
+    # Arrow strings are valid UTF-8: a lone surrogate never reaches them.
+    texts = ["", "a", "plain words", "größe 42 – ok", "日本語のテキスト", "x" * 5000, "val:R1", "it's"]
+    db = keys.connect(tmp_path, 64, 1)
+    found = keys.text_keys(db, pa.array(texts)).to_pydict()
+    assert found["tu"] == [splits.unit_hash(splits.text_key(t)) for t in texts]
+    assert found["tv"] == [splits.unit_hash(f"val:{splits.text_key(t)}") for t in texts]
+    digests = [hashlib.sha256(t.encode()).digest() for t in texts]
+    assert found["tk_hi"] == [int.from_bytes(d[:8], "big") for d in digests]
+    assert found["tk_lo"] == [int.from_bytes(d[8:16], "big") for d in digests]
+    spec = config.TaskSpec(name="t", data="unused", label="label", sample=10)
+    parsed = pa.table(
+        {
+            "id": texts,
+            "split": ["train", None, "test", "validation", None, None, None, None],
+            "target": [0, 1, 0, 1, 0, 1, 0, 1],
+            "group_key": [None, "g:1", *texts[2:]],
+            "reason": [None] * 7 + ["missing_id"],
+            "row": list(range(8)),
+        }
+    )
+    rows = keys.row_keys(db, Dataset("t", "task", spec), parsed, keys.text_keys(db, pa.array(texts)), 3, 7).to_pydict()
+    assert rows["su"] == [splits.unit_hash(f"sample:7:{t}") for t in texts]
+    assert rows["gu"] == [None, splits.unit_hash("g:1"), *(splits.unit_hash(t) for t in texts[2:])]
+    assert rows["gv"][1] == splits.unit_hash("val:g:1")
+    assert rows["own"] == [0, -1, 2, 1, -1, -1, -1, -1]
+    assert rows["valid"] == [True] * 7 + [False]
+    assert keys.dense(np.array(rows["pos"]), np.array([0, 5, 9, 20])).tolist() == list(range(20, 28))
 
 
 def test_entities_markup_and_spaces_are_normalised_as_today():

@@ -1,0 +1,134 @@
+"""The first pass: each input file read once, a batch at a time, for every dataset that names it.
+
+Per batch, the text of each set of text columns is normalised once (:func:`.frame.texts`) and
+shared by the datasets that read it; each dataset's rows are parsed (:mod:`.frame`); and what the
+last pass needs is spilled (:mod:`.spill`) instead of held: the batch's raw columns (for the rows
+it rejects), each text once, each dataset's parsed columns, and the keys the rules compare
+(:mod:`.keys`), as Parquet for DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from commerce_lm.config import PrepareSection
+from commerce_lm.data import readers
+from commerce_lm.data.parse import Dataset
+from commerce_lm.data.readers import LoadedFile
+from commerce_lm.steps.prepare_data import frame as frames
+from commerce_lm.steps.prepare_data import keys
+from commerce_lm.steps.prepare_data.spill import Spill
+
+
+@dataclass
+class Batch:
+    """A batch of a dataset's rows, and where its parts lie in the spill."""
+
+    path: str  # the input file
+    part: int  # the file's place among the dataset's files
+    first_row: int  # the file row of its first row
+    rows: int
+    parsed: int  # its batch in the dataset's spill
+    text: tuple[str, int]  # the spill and batch of its texts
+    raw: int | None  # its batch in the file's raw spill; None: the file's records are held
+
+
+@dataclass
+class Scanned:
+    """A dataset after the first pass."""
+
+    paths: list[str]  # its files, in order
+    batches: list[Batch] = field(default_factory=list)
+    keys: Path | None = None  # the Parquet file of its rows' keys
+
+    @property
+    def input_rows(self) -> int:
+        """Rows read for the dataset."""
+        return sum(batch.rows for batch in self.batches)
+
+    def offsets(self) -> np.ndarray:
+        """Rows of the dataset before each of its files."""
+        rows = np.zeros(len(self.paths) + 1, np.int64)
+        for batch in self.batches:
+            rows[batch.part + 1] += batch.rows
+        return np.cumsum(rows)[:-1]
+
+
+def raw_spill(path: str) -> str:
+    """The spill of a file's raw columns."""
+    return f"raw:{path}"
+
+
+def parsed_spill(ds: Dataset) -> str:
+    """The spill of a dataset's parsed columns (all but the text)."""
+    return f"parsed:{ds.name}"
+
+
+class Scanner:
+    """Reads every file the datasets name, once, into the spill."""
+
+    def __init__(self, cfg: PrepareSection, sets: list[Dataset], spill: Spill, db: duckdb.DuckDBPyConnection) -> None:
+        """Scan the files of ``sets`` into ``spill``; ``db`` computes the keys."""
+        self.cfg, self.sets, self.spill, self.db = cfg, sets, spill, db
+        self.records: dict[str, LoadedFile] = {}  # CSV and JSONL files, held whole for their rejected rows
+
+    def run(self) -> None:
+        """The first pass over every file; afterwards each dataset has its :class:`Scanned`."""
+        users: dict[str, list[Dataset]] = {}
+        for ds in self.sets:
+            ds.scanned = Scanned(readers.expand(ds.spec.data))
+            for path in ds.scanned.paths:
+                users.setdefault(path, []).append(ds)
+        for path, named_by in users.items():
+            columns = list(dict.fromkeys(c for ds in named_by for c in [*ds.columns()[0], *ds.columns()[1]]))
+            batches = readers.load_batches(path, columns, named_by[0].spec.encoding, self.cfg.prepare.batch_rows)
+            for loaded in batches:
+                for ds in named_by:
+                    loaded.check_columns(ds.columns()[0])
+                self._batch(loaded, named_by)
+        self.spill.finish()
+        for ds in self.sets:
+            ds.scanned.batches.sort(key=lambda batch: (batch.part, batch.first_row))
+
+    def _batch(self, loaded: LoadedFile, named_by: list[Dataset]) -> None:
+        raw = None
+        if loaded.table is not None:
+            raw = self.spill.append(raw_spill(loaded.path), loaded.table)
+        else:
+            self.records[loaded.path] = loaded
+        shared: dict[tuple[str, ...], tuple] = {}  # per text columns: the spill, its batch, the texts, their keys
+        for ds in named_by:
+            if frames.plain(ds, loaded):
+                columns = tuple(ds.spec.text)
+                if columns not in shared:
+                    text = frames.texts(ds, loaded, self.cfg.prepare)
+                    name = f"text:{loaded.path}:{columns}"
+                    index = self.spill.append(name, pa.table({"text": text[0]}))
+                    shared[columns] = (name, index, text, keys.text_keys(self.db, text[0]))
+                name, index, text, text_keys = shared[columns]
+                parsed = frames.by_columns(ds, loaded, text)
+            else:
+                parsed = frames.by_rows(ds, loaded, self.cfg.prepare)
+                name = f"text:{loaded.path}:{ds.name}"
+                index = self.spill.append(name, parsed.select(["text"]))
+                text_keys = keys.text_keys(self.db, parsed["text"])
+            rows = pa.array(range(loaded.first_row, loaded.first_row + loaded.rows), pa.int64())
+            parsed = parsed.drop_columns(["text"]).append_column("row", rows)
+            part = ds.scanned.paths.index(loaded.path)
+            row_keys = keys.row_keys(self.db, ds, parsed, text_keys, part, self.cfg.seed)
+            ds.scanned.keys = self.spill.append_parquet(f"keys:{ds.name}", row_keys)
+            batch = Batch(
+                loaded.path,
+                part,
+                loaded.first_row,
+                loaded.rows,
+                self.spill.append(parsed_spill(ds), parsed),
+                (name, index),
+                raw,
+            )
+            ds.scanned.batches.append(batch)
