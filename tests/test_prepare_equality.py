@@ -274,7 +274,10 @@ def test_split_hashes_in_duckdb_are_todays(tmp_path):
             "row": list(range(8)),
         }
     )
-    rows = keys.row_keys(db, Dataset("t", "task", spec), parsed, keys.text_keys(db, pa.array(texts)), 3, 7).to_pydict()
+    shared = [keys.id_keys(db, parsed["id"]), keys.text_keys(db, parsed["id"]), keys.group_keys(db, parsed["group_key"])]
+    rows = keys.row_keys(db, Dataset("t", "task", spec), parsed, shared, 3, 7).to_pydict()
+    assert rows["ik_hi"] == found["tk_hi"]
+    assert keys.group_keys(db, pa.nulls(2, pa.string())).to_pydict() == {"gu": [None, None], "gv": [None, None]}
     assert rows["su"] == [splits.unit_hash(f"sample:7:{t}") for t in texts]
     assert rows["gu"] == [None, splits.unit_hash("g:1"), *(splits.unit_hash(t) for t in texts[2:])]
     assert rows["gv"][1] == splits.unit_hash("val:g:1")

@@ -158,7 +158,9 @@ def jsonl_records(local: Path, columns: list[str], encoding: str, seen: set[str]
 
 def _parquet(local: Path) -> pq.ParquetFile:
     # Page checksums, where the writer stored them, turn a corrupt page into an error, not a changed value.
-    return pq.ParquetFile(local, page_checksum_verification=True)
+    # A buffered stream without pre-buffering reads a column chunk page by page: a large row group
+    # is never held whole, so reading takes the same memory whatever the file's row groups.
+    return pq.ParquetFile(local, page_checksum_verification=True, buffer_size=1 << 20, pre_buffer=False)
 
 
 def parquet_columns(local: Path) -> list[str]:

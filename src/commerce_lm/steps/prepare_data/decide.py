@@ -102,10 +102,30 @@ def _first_kept(db: duckdb.DuckDBPyConnection) -> None:
         _do(db, "DELETE FROM und USING taken WHERE und.tk = taken.tk")
 
 
-def _scatter(db: duckdb.DuckDBPyConnection, sql: str, into: np.ndarray, offsets: np.ndarray, params=None) -> None:
-    """Write the ``value`` of each row ``sql`` gives at its ``pos`` into ``into``, a million rows at a time."""
-    for batch in db.sql(sql, params=params).to_arrow_reader(1_000_000):
-        into[keys.dense(batch.column("pos").to_numpy(), offsets)] = batch.column("value").to_numpy(zero_copy_only=False)
+def _scatter(db: duckdb.DuckDBPyConnection, sql: str, into: dict[str, np.ndarray], offsets: np.ndarray) -> None:
+    """Write each column ``sql`` gives (besides ``pos``) into its array of ``into``, a million rows at a time."""
+    for batch in db.sql(sql).to_arrow_reader(1_000_000):
+        at = keys.dense(batch.column("pos").to_numpy(), offsets)
+        for name, array in into.items():
+            array[at] = batch.column(name).to_numpy(zero_copy_only=False)
+
+
+def _split(ds: Dataset, prep: PrepareConfig) -> str:
+    """The SQL of an accepted row's split: the file's, or a hash of its group or text (as ``splits.assign_split``).
+
+    A dataset whose files have no validation split carves a share out of their train rows
+    (``splits.carve_validation``). The fractions are spelled as Python prints them and read as
+    doubles, so the comparisons are Python's.
+    """
+    test, val, both = (
+        f"'{fraction!r}'::DOUBLE"
+        for fraction in (prep.test_fraction, prep.validation_fraction, prep.test_fraction + prep.validation_fraction)
+    )
+    carve = "validation" not in ds.file_splits
+    return (
+        f"CASE WHEN r.own = 0 AND {carve} AND coalesce(r.gv, r.tv) < {val} THEN 1 WHEN r.own >= 0 THEN r.own"
+        f" WHEN coalesce(r.gu, r.tu) < {test} THEN 2 WHEN coalesce(r.gu, r.tu) < {both} THEN 1 ELSE 0 END::TINYINT"
+    )
 
 
 def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, corpus: list[Path], prep: PrepareConfig) -> Decisions:
@@ -124,38 +144,27 @@ def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, corpus: list[Path], prep:
     _scatter(
         db,
         "SELECT c.pos, CASE WHEN c.conflict THEN 1 WHEN ki.pos < c.pos THEN (CASE WHEN ki.tk = c.tk THEN 2 ELSE 3 END)"
-        " WHEN kt.pos < c.pos THEN 4 ELSE 5 END::TINYINT AS value"
+        " WHEN kt.pos < c.pos THEN 4 ELSE 5 END::TINYINT AS rule"
         " FROM cand c LEFT JOIN kept ki ON ki.ik = c.ik LEFT JOIN kept kt ON kt.tk = c.tk"
         " WHERE c.pos NOT IN (SELECT pos FROM kept)",
-        decisions.rule,
+        {"rule": decisions.rule},
         offsets,
     )
     decisions.kept = db.execute("SELECT count(*) FROM kept").fetchall()[0][0]
     cap = ds.spec.sample
-    limit = f"ORDER BY r.su, r.id LIMIT {int(cap)}" if cap and decisions.kept > cap else ""
-    _do(db, f"CREATE OR REPLACE TEMP TABLE chosen AS SELECT r.* FROM kept k JOIN rows r USING (pos) {limit}")
-    test, val = prep.test_fraction, prep.validation_fraction
-    carve = "validation" not in ds.file_splits  # carve a validation share out of the file's train rows
-    _scatter(
+    chosen = "SELECT pos FROM kept"
+    if cap and decisions.kept > cap:  # the smallest seeded keys
+        chosen = f"SELECT pos FROM kept JOIN rows USING (pos) ORDER BY su, id LIMIT {int(cap)}"
+    _do(
         db,
-        f"SELECT pos, CASE WHEN own = 0 AND {carve} AND coalesce(gv, tv) < $val THEN 1 WHEN own >= 0 THEN own"
-        " WHEN coalesce(gu, tu) < $test THEN 2 WHEN coalesce(gu, tu) < $test_val THEN 1 ELSE 0 END::TINYINT"
-        " AS value FROM chosen",
-        decisions.split,
-        offsets,
-        {"val": val, "test": test, "test_val": test + val},  # bound as doubles: the same floats as Python's
+        f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT r.pos, {_split(ds, prep)} AS split,"
+        f" k.ik IS NULL AND {ds.kind != 'domain'} AS new, r.ik_hi, r.ik_lo, r.tk_hi, r.tk_lo"
+        f" FROM rows r LEFT JOIN corpus k ON k.ik = r.ik WHERE r.pos IN ({chosen})",
     )
-    if ds.kind != "domain":
-        _scatter(
-            db, "SELECT pos, true AS value FROM chosen WHERE ik NOT IN (SELECT ik FROM corpus)", decisions.new, offsets
-        )
+    _scatter(db, "SELECT pos, split, new FROM accepted", {"split": decisions.split, "new": decisions.new}, offsets)
     return decisions
 
 
 def add_to_corpus(db: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Write the ids and texts :func:`decide` found new to the corpus to ``path`` (Parquet)."""
-    _do(
-        db,
-        "COPY (SELECT ik_hi, ik_lo, tk_hi, tk_lo FROM chosen WHERE ik NOT IN (SELECT ik FROM corpus))"
-        f" TO {_literal(path)} (FORMAT parquet)",
-    )
+    _do(db, f"COPY (SELECT ik_hi, ik_lo, tk_hi, tk_lo FROM accepted WHERE new) TO {_literal(path)} (FORMAT parquet)")

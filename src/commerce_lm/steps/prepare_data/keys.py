@@ -52,8 +52,22 @@ def text_keys(db: duckdb.DuckDBPyConnection, text: pa.Array) -> pa.Table:
     )
 
 
+def id_keys(db: duckdb.DuckDBPyConnection, ids: pa.Array) -> pa.Table:
+    """Per id: its digest (``ik_hi``, ``ik_lo``)."""
+    return _query(
+        db, pa.table({"id": ids}), "SELECT hi(h) AS ik_hi, lo(h) AS ik_lo FROM (SELECT sha256(id) AS h FROM batch)"
+    )
+
+
+def group_keys(db: duckdb.DuckDBPyConnection, groups: pa.Array) -> pa.Table:
+    """Per group key: the split hashes of it (``gu``) and of ``val:`` + it (``gv``); null without one."""
+    if groups.null_count == len(groups):  # nothing to hash
+        return pa.table({name: pa.nulls(len(groups), pa.float64()) for name in ("gu", "gv")})
+    return _query(db, pa.table({"g": groups}), "SELECT unit(g) AS gu, unit('val:' || g) AS gv FROM batch")
+
+
 def row_keys(
-    db: duckdb.DuckDBPyConnection, ds: Dataset, parsed: pa.Table, texts: pa.Table, part: int, seed: int
+    db: duckdb.DuckDBPyConnection, ds: Dataset, parsed: pa.Table, shared: list[pa.Table], part: int, seed: int
 ) -> pa.Table:
     """What the rules need of each parsed row of a batch, without its text.
 
@@ -61,32 +75,30 @@ def row_keys(
         db: The connection of :func:`connect`.
         ds: The dataset the rows are parsed for.
         parsed: The batch's parsed rows (see :mod:`.frame`) with their file ``row``.
-        texts: :func:`text_keys` of the rows' texts.
+        shared: :func:`id_keys`, :func:`text_keys` and :func:`group_keys` of the rows (shared by
+            the datasets that read the same columns).
         part: The file's place among the files of ``ds``.
         seed: The run's seed (the ``sample`` order).
 
     Returns:
         ``pos`` (the row's order in the dataset), ``valid`` (parsed without a reason), ``own`` (the
-        file's split as a code, -1 for none), ``target``, the id digest (``ik_hi``, ``ik_lo``), the
-        text's keys, and the split hashes of the row's group (``gu``, ``gv``; null without one);
-        for a dataset with a ``sample`` cap also ``su`` (the sample order) and ``id``.
+        file's split as a code, -1 for none), ``target``, the shared keys, and for a dataset with a
+        ``sample`` cap also ``su`` (the sample order) and ``id``.
     """
-    sample = f", unit('sample:{int(seed)}:' || id) AS su, id" if ds.spec.sample else ""
-    ids = _query(
-        db,
-        parsed.select(["id", "group_key"]),
-        f"SELECT hi(h) AS ik_hi, lo(h) AS ik_lo, unit(group_key) AS gu, unit('val:' || group_key) AS gv{sample}"
-        " FROM (SELECT sha256(id) AS h, * FROM batch)",
-    )
     position = (np.int64(part) << POSITION_BITS) + parsed["row"].to_numpy()
     columns = {
         "pos": pa.array(position),
         "valid": parsed["reason"].is_null(),
         "own": pc.index_in(parsed["split"], SPLITS).fill_null(-1).cast(pa.int8()),
         "target": parsed["target"],
-        **{name: ids[name] for name in ids.column_names},
-        **{name: texts[name] for name in texts.column_names},
     }
+    if ds.spec.sample:
+        shared = [
+            *shared,
+            _query(db, parsed.select(["id"]), f"SELECT unit('sample:{int(seed)}:' || id) AS su, id FROM batch"),
+        ]
+    for table in shared:
+        columns.update(zip(table.column_names, table.columns, strict=True))
     return pa.table(columns)
 
 

@@ -9,8 +9,10 @@ it rejects), each text once, each dataset's parsed columns, and the keys the rul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -95,32 +97,47 @@ class Scanner:
         for ds in self.sets:
             ds.scanned.batches.sort(key=lambda batch: (batch.part, batch.first_row))
 
+    def _shared(self, shared: dict[tuple, Any], columns: tuple, compute: Callable, values: pa.Array) -> pa.Table:
+        """``compute`` of ``values``, once per batch for the datasets reading the same ``columns``."""
+        if columns not in shared:
+            shared[columns] = compute(self.db, values)
+        return shared[columns]
+
     def _batch(self, loaded: LoadedFile, named_by: list[Dataset]) -> None:
         raw = None
         if loaded.table is not None:
             raw = self.spill.append(raw_spill(loaded.path), loaded.table)
         else:
             self.records[loaded.path] = loaded
-        shared: dict[tuple[str, ...], tuple] = {}  # per text columns: the spill, its batch, the texts, their keys
+        shared: dict[tuple, tuple] = {}  # what datasets reading the same columns share: texts, keys
         for ds in named_by:
             if frames.plain(ds, loaded):
-                columns = tuple(ds.spec.text)
-                if columns not in shared:
+                text_columns = ("text", *ds.spec.text)
+                if text_columns not in shared:
                     text = frames.texts(ds, loaded, self.cfg.prepare)
-                    name = f"text:{loaded.path}:{columns}"
+                    name = f"text:{loaded.path}:{text_columns}"
                     index = self.spill.append(name, pa.table({"text": text[0]}))
-                    shared[columns] = (name, index, text, keys.text_keys(self.db, text[0]))
-                name, index, text, text_keys = shared[columns]
+                    shared[text_columns] = (name, index, text, keys.text_keys(self.db, text[0]))
+                name, index, text, text_keys = shared[text_columns]
                 parsed = frames.by_columns(ds, loaded, text)
+                found = [
+                    self._shared(shared, ("id", ds.spec.id), keys.id_keys, parsed["id"]),
+                    text_keys,
+                    self._shared(shared, ("group", *ds.group_columns()), keys.group_keys, parsed["group_key"]),
+                ]
             else:
                 parsed = frames.by_rows(ds, loaded, self.cfg.prepare)
                 name = f"text:{loaded.path}:{ds.name}"
                 index = self.spill.append(name, parsed.select(["text"]))
-                text_keys = keys.text_keys(self.db, parsed["text"])
+                found = [
+                    keys.id_keys(self.db, parsed["id"]),
+                    keys.text_keys(self.db, parsed["text"]),
+                    keys.group_keys(self.db, parsed["group_key"]),
+                ]
             rows = pa.array(range(loaded.first_row, loaded.first_row + loaded.rows), pa.int64())
             parsed = parsed.drop_columns(["text"]).append_column("row", rows)
             part = ds.scanned.paths.index(loaded.path)
-            row_keys = keys.row_keys(self.db, ds, parsed, text_keys, part, self.cfg.seed)
+            row_keys = keys.row_keys(self.db, ds, parsed, found, part, self.cfg.seed)
             ds.scanned.keys = self.spill.append_parquet(f"keys:{ds.name}", row_keys)
             batch = Batch(
                 loaded.path,

@@ -44,7 +44,10 @@ class Spill:
         """Add ``table`` to the Parquet file ``name`` (for DuckDB to read); returns its path."""
         path = self._path(name, ".parquet")
         if name not in self._writers:
-            self._writers[name] = pq.ParquetWriter(path, table.schema, compression="none")
+            # Read once, soon: neither compressed, nor dictionary-encoded, nor with statistics.
+            self._writers[name] = pq.ParquetWriter(
+                path, table.schema, compression="none", use_dictionary=False, write_statistics=False
+            )
         self._writers[name].write_table(table)
         return path
 
