@@ -274,7 +274,11 @@ def test_split_hashes_in_duckdb_are_todays(tmp_path):
             "row": list(range(8)),
         }
     )
-    shared = [keys.id_keys(db, parsed["id"]), keys.text_keys(db, parsed["id"]), keys.group_keys(db, parsed["group_key"])]
+    shared = [
+        keys.id_keys(db, parsed["id"]),
+        keys.text_keys(db, parsed["id"]),
+        keys.group_keys(db, parsed["group_key"]),
+    ]
     rows = keys.row_keys(db, Dataset("t", "task", spec), parsed, shared, 3, 7).to_pydict()
     assert rows["ik_hi"] == found["tk_hi"]
     assert keys.group_keys(db, pa.nulls(2, pa.string())).to_pydict() == {"gu": [None, None], "gv": [None, None]}

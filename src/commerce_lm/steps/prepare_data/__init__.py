@@ -5,9 +5,9 @@ columns), :mod:`.frame` (a batch of a file to parsed columns), :mod:`.scan` (the
 file read once, a batch at a time, into :mod:`.spill`), :mod:`.keys` (digests and split hashes in
 DuckDB), :mod:`.decide` (duplicates, conflicts, the sample cap, the split, in DuckDB),
 :mod:`.output` (the last pass) and :mod:`.write` (the Parquet tables), :mod:`.rules` (the order of
-domain classes), :mod:`.step` (the passes) and :mod:`.checks` (the gate before training). Parsing one record (:mod:`commerce_lm.data.parse`,
-canonical values in :mod:`commerce_lm.data.values`) and keeping rejected rows
-(:mod:`commerce_lm.data.rejected`) live in ``data/``, shared with scoring.
+domain classes), :mod:`.step` (the passes) and :mod:`.checks` (the gate before training). Parsing
+one record (:mod:`commerce_lm.data.parse`, canonical values in :mod:`commerce_lm.data.values`) and
+keeping rejected rows (:mod:`commerce_lm.data.rejected`) live in ``data/``, shared with scoring.
 """
 
 from __future__ import annotations

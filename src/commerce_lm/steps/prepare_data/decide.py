@@ -62,7 +62,7 @@ def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
 
 
 def _candidates(db: duckdb.DuckDBPyConnection, ds: Dataset, corpus: list[Path]) -> None:
-    """``cand``: the valid rows, whether their text has two labels, whether the corpus has their id with another text."""
+    """``cand``: the valid rows; whether their text has two labels; whether the corpus has their id, other text."""
     labelled = ds.kind in ("domain", "task")
     _do(
         db,

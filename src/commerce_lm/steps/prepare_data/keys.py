@@ -22,7 +22,9 @@ from commerce_lm.data.parse import Dataset
 SPLITS = pa.array(["train", "validation", "test"])  # a split's code is its place here
 POSITION_BITS = 40  # a row's position is (its file's place among the dataset's files) << 40 | its row
 _MACROS = [
-    f"CREATE MACRO unit(k) AS ('0x' || sha256('{splits.SPLIT_SALT}:' || k)[1:16])::UBIGINT::DOUBLE / 18446744073709551616.0",
+    # splits.unit_hash: the salted key's SHA-256, its first 8 bytes (16 hex digits) over 2**64
+    f"CREATE MACRO unit(k) AS ('0x' || sha256('{splits.SPLIT_SALT}:' || k)[1:16])::UBIGINT::DOUBLE"
+    " / 18446744073709551616.0",
     "CREATE MACRO hi(h) AS ('0x' || h[1:16])::UBIGINT",
     "CREATE MACRO lo(h) AS ('0x' || h[17:32])::UBIGINT",
     "CREATE MACRO hi_lo(h, l) AS (h::UHUGEINT << 64) | l::UHUGEINT",  # both halves as one 128-bit value
@@ -38,12 +40,16 @@ def connect(scratch: Path, memory_mb: int, threads: int) -> duckdb.DuckDBPyConne
 
 
 def _query(db: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> pa.Table:
-    """``sql`` over ``table`` (named ``batch``), its rows in the table's order."""
-    return db.from_arrow(table).query("batch", sql).to_arrow_table()
+    """``sql`` over ``table`` (named ``batch``), its rows in the table's order.
+
+    DuckDB scans an Arrow table a record batch per thread: small batches put every core to work.
+    """
+    batches = pa.Table.from_batches(table.to_batches(max_chunksize=16_384), table.schema)
+    return db.from_arrow(batches).query("batch", sql).to_arrow_table()
 
 
 def text_keys(db: duckdb.DuckDBPyConnection, text: pa.Array) -> pa.Table:
-    """Per text: its digest (``tk_hi``, ``tk_lo``), and the split hashes of its text key (``tu``) and of ``val:`` + it (``tv``)."""
+    """Per text: its digest (``tk_hi``, ``tk_lo``); split hashes of its text key (``tu``), of ``val:`` + it (``tv``)."""
     return _query(
         db,
         pa.table({"text": text}),
@@ -103,5 +109,5 @@ def row_keys(
 
 
 def dense(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Row positions (see :func:`row_keys`) as indexes 0..n-1 in the dataset's order; ``offsets``: rows before each file."""
+    """Row positions (see :func:`row_keys`) as indexes 0..n-1 in order; ``offsets``: the rows before each file."""
     return offsets[positions >> POSITION_BITS] + (positions & ((1 << POSITION_BITS) - 1))

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from commerce_lm import names
 from commerce_lm.config import PrepareSection
@@ -39,21 +42,43 @@ def prepare_all(cfg: PrepareSection, stage: Path) -> tuple[dict[str, Any], list[
         try:
             scanner = Scanner(cfg, sets, spill, db)
             scanner.run()
-            output, labels, stats, corpus = Output(stage, scanner), [], {}, []
-            for ds in sets:
-                decide.learn(db, ds)
-                if ds.kind == "domain":
-                    labels = domain_labels(cfg, ds)
-                decisions = decide.decide(db, ds, corpus, cfg.prepare)
-                if ds.kind != "domain":
-                    corpus.append(Path(scratch) / f"corpus-{len(corpus)}.parquet")
-                    decide.add_to_corpus(db, corpus[-1])
-                stats[ds.name] = output.write(ds, decisions, table_path(stage, ds), labels)
+            output = Output(stage, scanner)
+            stats, labels = _decide_and_write(cfg, db, sets, output, Path(scratch))
             output.close()
         finally:
             db.close()
             spill.close()
     return stats, labels, output.corpus_rows
+
+
+def _decide_and_write(
+    cfg: PrepareSection, db: duckdb.DuckDBPyConnection, sets: list[Dataset], output: Output, scratch: Path
+) -> tuple[dict[str, Any], list[str]]:
+    """Decide each dataset in order and write it while the next one is decided; its stats and the domain labels."""
+    stats: dict[str, Any] = {}
+    labels: list[str] = []
+    writing = None  # (name, future): one dataset's decisions in flight at a time
+    with ThreadPoolExecutor(1) as pool:
+        for ds in sets:
+            decisions = _decide(cfg, db, ds, scratch)
+            if ds.kind == "domain":
+                labels = domain_labels(cfg, ds)
+            if writing:
+                stats[writing[0]] = writing[1].result()
+            writing = ds.name, pool.submit(output.write, ds, decisions, table_path(output.stage, ds), labels)
+        if writing:
+            stats[writing[0]] = writing[1].result()
+    return stats, labels
+
+
+def _decide(cfg: PrepareSection, db: duckdb.DuckDBPyConnection, ds: Dataset, scratch: Path) -> decide.Decisions:
+    """The rules over ``ds``; a task or similarity set adds its new documents to the corpus."""
+    corpus = sorted(scratch.glob("corpus-*.parquet"))
+    decide.learn(db, ds)
+    decisions = decide.decide(db, ds, corpus, cfg.prepare)
+    if ds.kind != "domain":
+        decide.add_to_corpus(db, scratch / f"corpus-{len(corpus):05d}.parquet")
+    return decisions
 
 
 def datasets(cfg: PrepareSection) -> list[Dataset]:
