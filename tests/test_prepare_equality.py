@@ -69,6 +69,27 @@ def test_demo_corpus_is_prepared_exactly_as_today(tmp_path, monkeypatch):
     assert stats["domain"]["accepted_rows"] > 1000
 
 
+def test_files_read_in_small_batches_with_duplicates_across_them_are_prepared_exactly_as_today(tmp_path):
+    """Several files per dataset, a glob naming some of them, batches of 97 rows, duplicates across files."""
+    frame = pd.read_parquet(demo_corpus.write(str(tmp_path / "listings.parquet"), n_items=300))
+    again = frame.head(30).copy()  # exact duplicates, one id with another text, one text under new ids
+    again.loc[again.index[10:20], "title"] = "a title changed on relisting"
+    again.loc[again.index[20:30], "id"] = [f"new-{i}" for i in range(10)]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    thirds = [frame.iloc[i * len(frame) // 3 : (i + 1) * len(frame) // 3] for i in range(3)]
+    for i, part in enumerate([*thirds, again]):
+        part.to_parquet(folder / f"part-{i}.parquet", row_group_size=50)
+    cfg = _demo_cfg(str(folder))
+    cfg.tasks[1].data = str(folder / "part-[13].parquet")  # shares two of the domain's files
+    cfg.similarity[0].text = ["title"]  # the same ids with other texts than the tasks': conflicts across datasets
+    cfg.prepare.batch_rows = 97
+    cfg.prepare.max_rejected_fraction = 1.0
+    stats = _assert_same(cfg, tmp_path)
+    reasons = {reason for s in stats.values() for reason in s["rejected_by_reason"]}
+    assert {"duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets"} <= reasons
+
+
 def test_demo_corpus_as_csv_and_sampled_is_prepared_exactly_as_today(tmp_path):
     data = demo_corpus.write(str(tmp_path / "listings.parquet"), n_items=600)
     frame = pd.read_parquet(data)
