@@ -26,7 +26,6 @@ from commerce_lm.data.parse import Dataset
 from commerce_lm.steps.prepare_data import keys
 
 RULE_REASONS = ("conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets")
-_NO_CORPUS = "SELECT NULL::UHUGEINT AS ik, NULL::UHUGEINT AS tk WHERE false"
 
 
 @dataclass
@@ -48,11 +47,18 @@ def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def start(db: duckdb.DuckDBPyConnection) -> None:
+    """An empty corpus: the id and text of each document the task and similarity sets accepted so far."""
+    _do(db, "CREATE OR REPLACE TEMP TABLE corpus (ik UHUGEINT, tk UHUGEINT)")
+
+
 def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     """What needs the whole dataset: the splits its files use and (domain, task) its label counts."""
+    _do(db, "SET preserve_insertion_order = false")  # rows come back by position: their order is free
     _do(
         db,
-        "CREATE OR REPLACE TEMP VIEW rows AS SELECT *, hi_lo(ik_hi, ik_lo) AS ik, hi_lo(tk_hi, tk_lo) AS tk"
+        "CREATE OR REPLACE TEMP TABLE rows AS SELECT * EXCLUDE (ik_hi, ik_lo, tk_hi, tk_lo),"
+        " hi_lo(ik_hi, ik_lo) AS ik, hi_lo(tk_hi, tk_lo) AS tk"
         f" FROM read_parquet({_literal(ds.scanned.keys)})",
     )
     found = db.execute("SELECT DISTINCT own FROM rows WHERE valid AND own >= 0").fetchall()
@@ -61,7 +67,7 @@ def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
         ds.label_counts = dict(db.execute("SELECT target, count(*) FROM rows WHERE valid GROUP BY target").fetchall())
 
 
-def _candidates(db: duckdb.DuckDBPyConnection, ds: Dataset, corpus: list[Path]) -> None:
+def _candidates(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     """``cand``: the valid rows; whether their text has two labels; whether the corpus has their id, other text."""
     labelled = ds.kind in ("domain", "task")
     _do(
@@ -69,28 +75,33 @@ def _candidates(db: duckdb.DuckDBPyConnection, ds: Dataset, corpus: list[Path]) 
         "CREATE OR REPLACE TEMP TABLE conflicted AS SELECT tk FROM rows WHERE valid"
         f" GROUP BY tk HAVING count(DISTINCT target) > 1 AND {labelled}",
     )
-    files = ", ".join(_literal(path) for path in corpus)
-    source = f"SELECT hi_lo(ik_hi, ik_lo) AS ik, hi_lo(tk_hi, tk_lo) AS tk FROM read_parquet([{files}])"
-    _do(db, f"CREATE OR REPLACE TEMP VIEW corpus AS {source if corpus and ds.kind != 'domain' else _NO_CORPUS}")
+    against = "coalesce(k.tk <> r.tk, false)" if ds.kind != "domain" else "false"  # the domain is not in the corpus
     _do(
         db,
-        "CREATE OR REPLACE TEMP TABLE cand AS SELECT r.pos, r.ik, r.tk, c.tk IS NOT NULL AS conflict,"
-        " coalesce(k.tk <> r.tk, false) AS against_corpus"
-        " FROM rows r LEFT JOIN conflicted c ON c.tk = r.tk LEFT JOIN corpus k ON k.ik = r.ik WHERE r.valid",
+        f"CREATE OR REPLACE TEMP TABLE cand AS SELECT r.pos, r.ik, r.tk, c.tk IS NOT NULL AS conflict, {against}"
+        " AS against_corpus FROM rows r LEFT JOIN conflicted c ON c.tk = r.tk LEFT JOIN corpus k ON k.ik = r.ik"
+        " WHERE r.valid",
     )
 
 
 def _first_kept(db: duckdb.DuckDBPyConnection) -> None:
     """``kept``: in order, each row no kept row came before with its id or its text.
 
-    Each round keeps the rows that come first among the undecided ones for both their id and their
-    text (the earliest undecided row always does), then drops those sharing an id or a text with
-    them; the result is that of the row-by-row rule.
+    A row whose id and text no other row has is kept at once. Then each round keeps the rows that
+    come first among the undecided ones for both their id and their text (the earliest undecided row
+    always does), and drops those sharing an id or a text with them; the result is that of the
+    row-by-row rule.
     """
     _do(
         db, "CREATE OR REPLACE TEMP TABLE und AS SELECT pos, ik, tk FROM cand WHERE NOT conflict AND NOT against_corpus"
     )
-    _do(db, "CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM und LIMIT 0")
+    _do(
+        db,
+        "CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM und"
+        " WHERE ik NOT IN (SELECT ik FROM und GROUP BY ik HAVING count(*) > 1)"
+        " AND tk NOT IN (SELECT tk FROM und GROUP BY tk HAVING count(*) > 1)",
+    )
+    _do(db, "DELETE FROM und USING kept WHERE und.pos = kept.pos")
     while db.execute("SELECT count(*) FROM und").fetchall()[0][0]:
         _do(
             db,
@@ -128,16 +139,15 @@ def _split(ds: Dataset, prep: PrepareConfig) -> str:
     )
 
 
-def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, corpus: list[Path], prep: PrepareConfig) -> Decisions:
-    """Every row's rule reason, the accepted rows' splits and which of them are new to the corpus.
+def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, prep: PrepareConfig) -> Decisions:
+    """Every row's rule reason, the accepted rows' splits and which of them are new to the corpus (then added to it).
 
     Args:
-        db: The connection :func:`learn` prepared for ``ds``.
+        db: The connection :func:`start` began and :func:`learn` prepared for ``ds``.
         ds: The dataset, scanned.
-        corpus: Parquet files of the corpus so far (see :func:`add_to_corpus`).
         prep: The split fractions.
     """
-    _candidates(db, ds, corpus)
+    _candidates(db, ds)
     _first_kept(db)
     n, offsets = ds.scanned.input_rows, ds.scanned.offsets()
     decisions = Decisions(np.zeros(n, np.int8), np.full(n, -1, np.int8), np.zeros(n, bool), 0)
@@ -158,13 +168,9 @@ def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, corpus: list[Path], prep:
     _do(
         db,
         f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT r.pos, {_split(ds, prep)} AS split,"
-        f" k.ik IS NULL AND {ds.kind != 'domain'} AS new, r.ik_hi, r.ik_lo, r.tk_hi, r.tk_lo"
+        f" k.ik IS NULL AND {ds.kind != 'domain'} AS new, r.ik, r.tk"
         f" FROM rows r LEFT JOIN corpus k ON k.ik = r.ik WHERE r.pos IN ({chosen})",
     )
     _scatter(db, "SELECT pos, split, new FROM accepted", {"split": decisions.split, "new": decisions.new}, offsets)
+    _do(db, "INSERT INTO corpus SELECT ik, tk FROM accepted WHERE new")
     return decisions
-
-
-def add_to_corpus(db: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Write the ids and texts :func:`decide` found new to the corpus to ``path`` (Parquet)."""
-    _do(db, f"COPY (SELECT ik_hi, ik_lo, tk_hi, tk_lo FROM accepted WHERE new) TO {_literal(path)} (FORMAT parquet)")

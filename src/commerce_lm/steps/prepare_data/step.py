@@ -43,7 +43,7 @@ def prepare_all(cfg: PrepareSection, stage: Path) -> tuple[dict[str, Any], list[
             scanner = Scanner(cfg, sets, spill, db)
             scanner.run()
             output = Output(stage, scanner)
-            stats, labels = _decide_and_write(cfg, db, sets, output, Path(scratch))
+            stats, labels = _decide_and_write(cfg, db, sets, output)
             output.close()
         finally:
             db.close()
@@ -52,15 +52,17 @@ def prepare_all(cfg: PrepareSection, stage: Path) -> tuple[dict[str, Any], list[
 
 
 def _decide_and_write(
-    cfg: PrepareSection, db: duckdb.DuckDBPyConnection, sets: list[Dataset], output: Output, scratch: Path
+    cfg: PrepareSection, db: duckdb.DuckDBPyConnection, sets: list[Dataset], output: Output
 ) -> tuple[dict[str, Any], list[str]]:
     """Decide each dataset in order and write it while the next one is decided; its stats and the domain labels."""
     stats: dict[str, Any] = {}
     labels: list[str] = []
     writing = None  # (name, future): one dataset's decisions in flight at a time
+    decide.start(db)
     with ThreadPoolExecutor(1) as pool:
         for ds in sets:
-            decisions = _decide(cfg, db, ds, scratch)
+            decide.learn(db, ds)
+            decisions = decide.decide(db, ds, cfg.prepare)
             if ds.kind == "domain":
                 labels = domain_labels(cfg, ds)
             if writing:
@@ -69,16 +71,6 @@ def _decide_and_write(
         if writing:
             stats[writing[0]] = writing[1].result()
     return stats, labels
-
-
-def _decide(cfg: PrepareSection, db: duckdb.DuckDBPyConnection, ds: Dataset, scratch: Path) -> decide.Decisions:
-    """The rules over ``ds``; a task or similarity set adds its new documents to the corpus."""
-    corpus = sorted(scratch.glob("corpus-*.parquet"))
-    decide.learn(db, ds)
-    decisions = decide.decide(db, ds, corpus, cfg.prepare)
-    if ds.kind != "domain":
-        decide.add_to_corpus(db, scratch / f"corpus-{len(corpus):05d}.parquet")
-    return decisions
 
 
 def datasets(cfg: PrepareSection) -> list[Dataset]:
