@@ -22,6 +22,7 @@ from commerce_lm.config import PrepareSection
 from commerce_lm.data import readers
 from commerce_lm.data.parse import Dataset
 from commerce_lm.data.readers import LoadedFile
+from commerce_lm.progress import progress_bar
 from commerce_lm.steps.prepare_data import frame as frames
 from commerce_lm.steps.prepare_data import keys
 from commerce_lm.steps.prepare_data.spill import Spill
@@ -86,13 +87,15 @@ class Scanner:
             ds.scanned = Scanned(readers.expand(ds.spec.data))
             for path in ds.scanned.paths:
                 users.setdefault(path, []).append(ds)
-        for path, named_by in users.items():
-            columns = list(dict.fromkeys(c for ds in named_by for c in [*ds.columns()[0], *ds.columns()[1]]))
-            batches = readers.load_batches(path, columns, named_by[0].spec.encoding, self.cfg.prepare.batch_rows)
-            for loaded in batches:
-                for ds in named_by:
-                    loaded.check_columns(ds.columns()[0])
-                self._batch(loaded, named_by)
+        with progress_bar(None, "prepare-data: read", unit="row") as bar:
+            for path, named_by in users.items():
+                columns = list(dict.fromkeys(c for ds in named_by for c in [*ds.columns()[0], *ds.columns()[1]]))
+                batches = readers.load_batches(path, columns, named_by[0].spec.encoding, self.cfg.prepare.batch_rows)
+                for loaded in batches:
+                    for ds in named_by:
+                        loaded.check_columns(ds.columns()[0])
+                    self._batch(loaded, named_by)
+                    bar.update(loaded.rows)
         self.spill.finish()
         for ds in self.sets:
             ds.scanned.batches.sort(key=lambda batch: (batch.part, batch.first_row))

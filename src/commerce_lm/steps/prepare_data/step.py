@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from commerce_lm import names
 from commerce_lm.config import PrepareSection
 from commerce_lm.data import values
 from commerce_lm.data.parse import Dataset
+from commerce_lm.progress import progress_bar
 from commerce_lm.steps.prepare_data import decide, keys, rules
 from commerce_lm.steps.prepare_data.output import Output
 from commerce_lm.steps.prepare_data.scan import Scanner
@@ -57,20 +58,24 @@ def _decide_and_write(
     """Decide each dataset in order and write it while the next one is decided; its stats and the domain labels."""
     stats: dict[str, Any] = {}
     labels: list[str] = []
-    writing = None  # (name, future): one dataset's decisions in flight at a time
     decide.start(db)
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool, progress_bar(len(sets), "prepare-data: decide and write", "dataset") as bar:
+        writing = None  # one dataset's decisions in flight at a time
         for ds in sets:
             decide.learn(db, ds)
             decisions = decide.decide(db, ds, cfg.prepare)
-            if ds.kind == "domain":
-                labels = domain_labels(cfg, ds)
-            if writing:
-                stats[writing[0]] = writing[1].result()
+            labels = domain_labels(cfg, ds) if ds.kind == "domain" else labels
+            _written(writing, stats, bar)
             writing = ds.name, pool.submit(output.write, ds, decisions, table_path(output.stage, ds), labels)
-        if writing:
-            stats[writing[0]] = writing[1].result()
+        _written(writing, stats, bar)
     return stats, labels
+
+
+def _written(writing: tuple[str, Future] | None, stats: dict[str, Any], bar: Any) -> None:
+    """Wait for the dataset being written (if any) and keep its stats."""
+    if writing:
+        stats[writing[0]] = writing[1].result()
+        bar.update()
 
 
 def datasets(cfg: PrepareSection) -> list[Dataset]:
