@@ -12,6 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# LZ4 frames: a few times smaller on disk (texts, ids) for little CPU, at gigabytes per second.
+_IPC = pa.ipc.IpcWriteOptions(compression="lz4")
+
 
 class Spill:
     """Named Arrow IPC files in a scratch folder, each a list of batches; and Parquet files for DuckDB."""
@@ -33,7 +36,7 @@ class Spill:
         """Add ``table`` to ``name`` as one batch; returns the batch's index."""
         writer = self._writers.get(name)
         if writer is None:
-            writer = pa.ipc.new_file(self._path(name, ".arrow"), table.schema)
+            writer = pa.ipc.new_file(self._path(name, ".arrow"), table.schema, options=_IPC)
             self._writers[name] = writer
         writer.write_batch(table.combine_chunks().to_batches()[0])
         index = self._batches.get(name, 0)
