@@ -10,9 +10,9 @@ it rejects), each text once, each dataset's parsed columns, and the keys the rul
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -73,7 +73,12 @@ def parsed_spill(ds: Dataset) -> str:
 
 
 class Scanner:
-    """Reads every file the datasets name, once, into the spill."""
+    """Reads every file the datasets name, once, into the spill.
+
+    Two stages overlap: the main thread reads a batch and normalises and hashes its texts while a
+    second thread parses the previous batch for each dataset and spills it (each on its own DuckDB
+    cursor). One batch waits between them, so memory holds two batches at most.
+    """
 
     def __init__(self, cfg: PrepareSection, sets: list[Dataset], spill: Spill, db: duckdb.DuckDBPyConnection) -> None:
         """Scan the files of ``sets`` into ``spill``; ``db`` computes the keys."""
@@ -87,68 +92,92 @@ class Scanner:
             ds.scanned = Scanned(readers.expand(ds.spec.data))
             for path in ds.scanned.paths:
                 users.setdefault(path, []).append(ds)
-        with progress_bar(None, "prepare-data: read", unit="row") as bar:
+        cursor = self.db.cursor()
+        with ThreadPoolExecutor(1) as pool, progress_bar(None, "prepare-data: read", unit="row") as bar:
+            parsing = None
             for path, named_by in users.items():
                 columns = list(dict.fromkeys(c for ds in named_by for c in [*ds.columns()[0], *ds.columns()[1]]))
                 batches = readers.load_batches(path, columns, named_by[0].spec.encoding, self.cfg.prepare.batch_rows)
                 for loaded in batches:
                     for ds in named_by:
                         loaded.check_columns(ds.columns()[0])
-                    self._batch(loaded, named_by)
+                    raw, texts = self._texts(loaded, named_by)
+                    if parsing:
+                        parsing.result()
+                    parsing = pool.submit(self._datasets, cursor, loaded, named_by, raw, texts)
                     bar.update(loaded.rows)
+            if parsing:
+                parsing.result()
+        cursor.close()
         self.spill.finish()
         for ds in self.sets:
             ds.scanned.batches.sort(key=lambda batch: (batch.part, batch.first_row))
 
-    def _shared(self, shared: dict[tuple, Any], columns: tuple, compute: Callable, values: pa.Array) -> pa.Table:
-        """``compute`` of ``values``, once per batch for the datasets reading the same ``columns``."""
-        if columns not in shared:
-            shared[columns] = compute(self.db, values)
-        return shared[columns]
+    def _texts(self, loaded: LoadedFile, named_by: list[Dataset]) -> tuple[int | None, dict[tuple, tuple]]:
+        """Spill the batch's raw columns; normalise, spill and hash each plain dataset's text columns once.
 
-    def _batch(self, loaded: LoadedFile, named_by: list[Dataset]) -> None:
-        raw = None
-        if loaded.table is not None:
-            raw = self.spill.append(raw_spill(loaded.path), loaded.table)
-        else:
+        Returns:
+            The batch's place in the raw spill (None: the file's records are held), and per text
+            columns: the spill and batch of the texts, the texts and their keys.
+        """
+        texts: dict[tuple, tuple] = {}
+        if loaded.table is None:
             self.records[loaded.path] = loaded
-        shared: dict[tuple, tuple] = {}  # what datasets reading the same columns share: texts, keys
+            return None, texts
+        raw = self.spill.append(raw_spill(loaded.path), loaded.table)
+        for ds in named_by:
+            columns = ("text", *ds.spec.text)
+            if frames.plain(ds, loaded) and columns not in texts:
+                text = frames.texts(ds, loaded, self.cfg.prepare)
+                name = f"text:{loaded.path}:{columns}"
+                index = self.spill.append(name, pa.table({"text": text[0]}))
+                texts[columns] = (name, index, text, keys.text_keys(self.db, text[0]))
+        return raw, texts
+
+    def _datasets(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        loaded: LoadedFile,
+        named_by: list[Dataset],
+        raw: int | None,
+        texts: dict[tuple, tuple],
+    ) -> None:
+        """Parse the batch for each dataset naming its file; spill the parsed columns and the keys."""
+        shared: dict[tuple, pa.Table] = {}  # id and group keys of the datasets reading the same columns
         for ds in named_by:
             if frames.plain(ds, loaded):
-                text_columns = ("text", *ds.spec.text)
-                if text_columns not in shared:
-                    text = frames.texts(ds, loaded, self.cfg.prepare)
-                    name = f"text:{loaded.path}:{text_columns}"
-                    index = self.spill.append(name, pa.table({"text": text[0]}))
-                    shared[text_columns] = (name, index, text, keys.text_keys(self.db, text[0]))
-                name, index, text, text_keys = shared[text_columns]
+                name, index, text, text_keys = texts[("text", *ds.spec.text)]
                 parsed = frames.by_columns(ds, loaded, text)
                 found = [
-                    self._shared(shared, ("id", ds.spec.id), keys.id_keys, parsed["id"]),
+                    _shared(shared, ("id", ds.spec.id), keys.id_keys, db, parsed["id"]),
                     text_keys,
-                    self._shared(shared, ("group", *ds.group_columns()), keys.group_keys, parsed["group_key"]),
+                    _shared(shared, ("group", *ds.group_columns()), keys.group_keys, db, parsed["group_key"]),
                 ]
             else:
                 parsed = frames.by_rows(ds, loaded, self.cfg.prepare)
                 name = f"text:{loaded.path}:{ds.name}"
                 index = self.spill.append(name, parsed.select(["text"]))
                 found = [
-                    keys.id_keys(self.db, parsed["id"]),
-                    keys.text_keys(self.db, parsed["text"]),
-                    keys.group_keys(self.db, parsed["group_key"]),
+                    keys.id_keys(db, parsed["id"]),
+                    keys.text_keys(db, parsed["text"]),
+                    keys.group_keys(db, parsed["group_key"]),
                 ]
             rows = pa.array(range(loaded.first_row, loaded.first_row + loaded.rows), pa.int64())
             parsed = parsed.drop_columns(["text"]).append_column("row", rows)
             part = ds.scanned.paths.index(loaded.path)
-            row_keys = keys.row_keys(self.db, ds, parsed, found, part, self.cfg.seed)
-            ds.scanned.keys = self.spill.append_parquet(f"keys:{ds.name}", row_keys)
-            batch = Batch(
-                loaded.path,
-                part,
-                loaded.first_row,
-                loaded.rows,
-                self.spill.append(parsed_spill(ds), parsed),
-                (name, index),
-                raw,
+            ds.scanned.keys = self.spill.append_parquet(
+                f"keys:{ds.name}", keys.row_keys(db, ds, parsed, found, part, self.cfg.seed)
             )
-            ds.scanned.batches.append(batch)
+            spilled = self.spill.append(parsed_spill(ds), parsed)
+            ds.scanned.batches.append(
+                Batch(loaded.path, part, loaded.first_row, loaded.rows, spilled, (name, index), raw)
+            )
+
+
+def _shared(
+    shared: dict[tuple, pa.Table], columns: tuple, compute: Callable, db: duckdb.DuckDBPyConnection, values: pa.Array
+) -> pa.Table:
+    """``compute(db, values)``, once per batch for the datasets reading the same ``columns``."""
+    if columns not in shared:
+        shared[columns] = compute(db, values)
+    return shared[columns]

@@ -7,6 +7,7 @@ the corpus. Arrow IPC files are written as they lie in memory and read back batc
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,11 +27,13 @@ class Spill:
         self._writers: dict[str, pa.ipc.RecordBatchFileWriter | pq.ParquetWriter] = {}
         self._readers: dict[str, tuple[pa.OSFile, pa.ipc.RecordBatchFileReader]] = {}
         self._batches: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def _path(self, name: str, suffix: str) -> Path:
-        if name not in self._files:  # names hold file paths: the files are numbered instead
-            self._files[name] = self.folder / f"{len(self._files)}{suffix}"
-        return self._files[name]
+        with self._lock:  # two threads may name new files at once
+            if name not in self._files:  # names hold file paths: the files are numbered instead
+                self._files[name] = self.folder / f"{len(self._files)}{suffix}"
+            return self._files[name]
 
     def append(self, name: str, table: pa.Table) -> int:
         """Add ``table`` to ``name`` as one batch; returns the batch's index."""
