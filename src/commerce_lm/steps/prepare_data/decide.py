@@ -114,8 +114,8 @@ def _first_kept(db: duckdb.DuckDBPyConnection) -> None:
 
 
 def _scatter(db: duckdb.DuckDBPyConnection, sql: str, into: dict[str, np.ndarray], offsets: np.ndarray) -> None:
-    """Write each column ``sql`` gives (besides ``pos``) into its array of ``into``, a million rows at a time."""
-    for batch in db.sql(sql).to_arrow_reader(1_000_000):
+    """Write each column ``sql`` gives (besides ``pos``) into its array of ``into``, 65,536 rows at a time."""
+    for batch in db.sql(sql).to_arrow_reader(65_536):
         at = keys.dense(batch.column("pos").to_numpy(), offsets)
         for name, array in into.items():
             array[at] = batch.column(name).to_numpy(zero_copy_only=False)
