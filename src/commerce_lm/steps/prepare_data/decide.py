@@ -26,6 +26,7 @@ from commerce_lm.data.parse import Dataset
 from commerce_lm.steps.prepare_data import keys
 
 RULE_REASONS = ("conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets")
+_CODE = {reason: code for code, reason in enumerate(RULE_REASONS, start=1)}  # as Decisions.rule holds them
 
 
 @dataclass
@@ -55,12 +56,7 @@ def start(db: duckdb.DuckDBPyConnection) -> None:
 def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     """What needs the whole dataset: the splits its files use and (domain, task) its label counts."""
     _do(db, "SET preserve_insertion_order = false")  # rows come back by position: their order is free
-    _do(
-        db,
-        "CREATE OR REPLACE TEMP TABLE rows AS SELECT * EXCLUDE (ik_hi, ik_lo, tk_hi, tk_lo),"
-        " hi_lo(ik_hi, ik_lo) AS ik, hi_lo(tk_hi, tk_lo) AS tk"
-        f" FROM read_parquet({_literal(ds.scanned.keys)})",
-    )
+    _do(db, f"CREATE OR REPLACE TEMP VIEW rows AS SELECT * FROM read_parquet({_literal(ds.scanned.keys)})")
     found = db.execute("SELECT DISTINCT own FROM rows WHERE valid AND own >= 0").fetchall()
     ds.file_splits = {keys.SPLITS[code].as_py() for (code,) in found}
     if ds.kind in ("domain", "task"):
@@ -68,49 +64,97 @@ def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
 
 
 def _candidates(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
-    """``cand``: the valid rows; whether their text has two labels; whether the corpus has their id, other text."""
+    """``decided``: every row, whether its text has two labels, whether the corpus holds its id (with which text).
+
+    The corpus join is the one join as large as the dataset; every later query filters ``decided``
+    or joins it with sets as small as the duplicates, so nothing has to hold a whole dataset at once.
+    """
     labelled = ds.kind in ("domain", "task")
     _do(
         db,
-        "CREATE OR REPLACE TEMP TABLE conflicted AS SELECT tk FROM rows WHERE valid"
+        "CREATE OR REPLACE TEMP TABLE conflicted AS SELECT hi_lo(tk_hi, tk_lo) AS tk FROM rows WHERE valid"
         f" GROUP BY tk HAVING count(DISTINCT target) > 1 AND {labelled}",
     )
-    against = "coalesce(k.tk <> r.tk, false)" if ds.kind != "domain" else "false"  # the domain is not in the corpus
+    corpus = "corpus" if ds.kind != "domain" else "(SELECT * FROM corpus WHERE false)"  # the domain is not in it
     _do(
         db,
-        f"CREATE OR REPLACE TEMP TABLE cand AS SELECT r.pos, r.ik, r.tk, c.tk IS NOT NULL AS conflict, {against}"
-        " AS against_corpus FROM rows r LEFT JOIN conflicted c ON c.tk = r.tk LEFT JOIN corpus k ON k.ik = r.ik"
-        " WHERE r.valid",
+        "CREATE OR REPLACE TEMP TABLE decided AS SELECT r.* EXCLUDE (ik_hi, ik_lo, tk_hi, tk_lo), r.ik, r.tk,"
+        " r.valid AND c.tk IS NOT NULL AS conflict, k.ik IS NOT NULL AS in_corpus,"
+        " r.valid AND coalesce(k.tk <> r.tk, false) AS against_corpus"
+        " FROM (SELECT *, hi_lo(ik_hi, ik_lo) AS ik, hi_lo(tk_hi, tk_lo) AS tk FROM rows) r"
+        f" LEFT JOIN conflicted c ON c.tk = r.tk LEFT JOIN {corpus} k ON k.ik = r.ik",
     )
+
+
+_ELIGIBLE = "valid AND NOT conflict AND NOT against_corpus"
+# Eligible rows no other eligible row shares an id or a text with: kept whatever their order.
+_ALONE = f"{_ELIGIBLE} AND NOT (ik IN (SELECT ik FROM ids) OR tk IN (SELECT tk FROM texts))"
+_KEPT = f"(({_ALONE}) OR pos IN (SELECT pos FROM kept_in_rounds))"
 
 
 def _first_kept(db: duckdb.DuckDBPyConnection) -> None:
-    """``kept``: in order, each row no kept row came before with its id or its text.
+    """Which rows :data:`_KEPT` holds: in order, each row no kept row came before with its id or its text.
 
-    A row whose id and text no other row has is kept at once. Then each round keeps the rows that
-    come first among the undecided ones for both their id and their text (the earliest undecided row
-    always does), and drops those sharing an id or a text with them; the result is that of the
-    row-by-row rule.
+    A row whose id and text no other row has is kept at once (:data:`_ALONE`). Among the others,
+    each round keeps the rows that come first among the undecided ones for both their id and their
+    text (the earliest undecided row always does), and drops those sharing an id or a text with
+    them; the result is that of the row-by-row rule. Every table here is as large as the
+    duplicates, not as the dataset.
     """
-    _do(
-        db, "CREATE OR REPLACE TEMP TABLE und AS SELECT pos, ik, tk FROM cand WHERE NOT conflict AND NOT against_corpus"
-    )
+    for table, key in (("ids", "ik"), ("texts", "tk")):  # ids and texts more than one eligible row has
+        _do(
+            db,
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {key} FROM decided WHERE {_ELIGIBLE}"
+            f" GROUP BY {key} HAVING count(*) > 1",
+        )
     _do(
         db,
-        "CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM und"
-        " WHERE ik NOT IN (SELECT ik FROM und GROUP BY ik HAVING count(*) > 1)"
-        " AND tk NOT IN (SELECT tk FROM und GROUP BY tk HAVING count(*) > 1)",
+        f"CREATE OR REPLACE TEMP TABLE und AS SELECT pos, ik, tk FROM decided WHERE {_ELIGIBLE}"
+        " AND (ik IN (SELECT ik FROM ids) OR tk IN (SELECT tk FROM texts))",
     )
-    _do(db, "DELETE FROM und USING kept WHERE und.pos = kept.pos")
+    _do(db, "CREATE OR REPLACE TEMP TABLE kept_in_rounds AS SELECT * FROM und LIMIT 0")
     while db.execute("SELECT count(*) FROM und").fetchall()[0][0]:
         _do(
             db,
             "CREATE OR REPLACE TEMP TABLE taken AS SELECT * FROM und"
             " WHERE pos IN (SELECT min(pos) FROM und GROUP BY ik) AND pos IN (SELECT min(pos) FROM und GROUP BY tk)",
         )
-        _do(db, "INSERT INTO kept SELECT * FROM taken")
-        _do(db, "DELETE FROM und USING taken WHERE und.ik = taken.ik")
-        _do(db, "DELETE FROM und USING taken WHERE und.tk = taken.tk")
+        _do(db, "INSERT INTO kept_in_rounds SELECT * FROM taken")
+        _do(
+            db,
+            "CREATE OR REPLACE TEMP TABLE rest AS SELECT * FROM und"
+            " WHERE ik NOT IN (SELECT ik FROM taken) AND tk NOT IN (SELECT tk FROM taken)",
+        )
+        _do(db, "DROP TABLE und")
+        _do(db, "ALTER TABLE rest RENAME TO und")
+
+
+def _rules(db: duckdb.DuckDBPyConnection, into: np.ndarray, offsets: np.ndarray) -> None:
+    """The reason of each valid row not kept: the kept row before it with its id or text says which."""
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE later AS SELECT pos, ik, tk, conflict FROM decided WHERE valid AND NOT {_KEPT}",
+    )
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE by_id AS SELECT pos, ik, tk FROM decided WHERE {_KEPT}"
+        " AND ik IN (SELECT ik FROM later)",
+    )
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE by_text AS SELECT pos, tk FROM decided WHERE {_KEPT}"
+        " AND tk IN (SELECT tk FROM later)",
+    )
+    _scatter(
+        db,
+        f"SELECT l.pos, CASE WHEN l.conflict THEN {_CODE['conflicting_labels']}"
+        f" WHEN ki.pos < l.pos AND ki.tk = l.tk THEN {_CODE['duplicate_row']}"
+        f" WHEN ki.pos < l.pos THEN {_CODE['duplicate_id']}"
+        f" WHEN kt.pos < l.pos THEN {_CODE['duplicate_text']} ELSE {_CODE['id_conflict_across_datasets']} END::TINYINT"
+        " AS rule FROM later l LEFT JOIN by_id ki ON ki.ik = l.ik LEFT JOIN by_text kt ON kt.tk = l.tk",
+        {"rule": into},
+        offsets,
+    )
 
 
 def _scatter(db: duckdb.DuckDBPyConnection, sql: str, into: dict[str, np.ndarray], offsets: np.ndarray) -> None:
@@ -134,8 +178,8 @@ def _split(ds: Dataset, prep: PrepareConfig) -> str:
     )
     carve = "validation" not in ds.file_splits
     return (
-        f"CASE WHEN r.own = 0 AND {carve} AND coalesce(r.gv, r.tv) < {val} THEN 1 WHEN r.own >= 0 THEN r.own"
-        f" WHEN coalesce(r.gu, r.tu) < {test} THEN 2 WHEN coalesce(r.gu, r.tu) < {both} THEN 1 ELSE 0 END::TINYINT"
+        f"CASE WHEN own = 0 AND {carve} AND coalesce(gv, tv) < {val} THEN 1 WHEN own >= 0 THEN own"
+        f" WHEN coalesce(gu, tu) < {test} THEN 2 WHEN coalesce(gu, tu) < {both} THEN 1 ELSE 0 END::TINYINT"
     )
 
 
@@ -151,25 +195,22 @@ def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, prep: PrepareConfig) -> D
     _first_kept(db)
     n, offsets = ds.scanned.input_rows, ds.scanned.offsets()
     decisions = Decisions(np.zeros(n, np.int8), np.full(n, -1, np.int8), np.zeros(n, bool), 0)
-    _scatter(
-        db,
-        "SELECT c.pos, CASE WHEN c.conflict THEN 1 WHEN ki.pos < c.pos THEN (CASE WHEN ki.tk = c.tk THEN 2 ELSE 3 END)"
-        " WHEN kt.pos < c.pos THEN 4 ELSE 5 END::TINYINT AS rule"
-        " FROM cand c LEFT JOIN kept ki ON ki.ik = c.ik LEFT JOIN kept kt ON kt.tk = c.tk"
-        " WHERE c.pos NOT IN (SELECT pos FROM kept)",
-        {"rule": decisions.rule},
-        offsets,
-    )
-    decisions.kept = db.execute("SELECT count(*) FROM kept").fetchall()[0][0]
+    _rules(db, decisions.rule, offsets)
+    decisions.kept = db.execute(f"SELECT count(*) FROM decided WHERE {_KEPT}").fetchall()[0][0]
     cap = ds.spec.sample
-    chosen = "SELECT pos FROM kept"
+    accepted = _KEPT
     if cap and decisions.kept > cap:  # the smallest seeded keys
-        chosen = f"SELECT pos FROM kept JOIN rows USING (pos) ORDER BY su, id LIMIT {int(cap)}"
+        _do(
+            db,
+            f"CREATE OR REPLACE TEMP TABLE sampled AS SELECT pos FROM decided WHERE {_KEPT}"
+            f" ORDER BY su, id LIMIT {int(cap)}",
+        )
+        accepted = "pos IN (SELECT pos FROM sampled)"
+    new = "NOT in_corpus" if ds.kind != "domain" else "false"
     _do(
         db,
-        f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT r.pos, {_split(ds, prep)} AS split,"
-        f" k.ik IS NULL AND {ds.kind != 'domain'} AS new, r.ik, r.tk"
-        f" FROM rows r LEFT JOIN corpus k ON k.ik = r.ik WHERE r.pos IN ({chosen})",
+        f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT pos, {_split(ds, prep)} AS split, {new} AS new, ik, tk"
+        f" FROM decided WHERE {accepted}",
     )
     _scatter(db, "SELECT pos, split, new FROM accepted", {"split": decisions.split, "new": decisions.new}, offsets)
     _do(db, "INSERT INTO corpus SELECT ik, tk FROM accepted WHERE new")
