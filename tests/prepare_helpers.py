@@ -16,16 +16,13 @@ def prepare_tables(folder, data, *, domain=None, task=None, similarity=None, **p
     }
     if similarity is not None:
         raw["similarity"] = [{"name": "s", "data": str(data), **similarity}]
-    cfg = config.parse_config(raw)
-    preparer = step.Preparer(cfg, folder)
+    cfg = config.section_for("prepare-data", config.parse_config(raw))
+    every, labels, _ = step.prepare_all(cfg, folder)
     out = {}
     for ds in step.datasets(cfg):
-        preparer.scan(ds)
-        if ds.kind == "domain":
-            preparer.domain_labels = step.domain_labels(cfg, ds)
-        stats = preparer.write(ds, folder / f"{ds.name}.parquet")
+        stats = every[ds.name]
         assert stats["input_rows"] == stats["accepted_rows"] + stats["rejected_rows"] + stats["sampled_out_rows"]
         rejected = pd.read_parquet(folder / names.REJECTED_DIR / f"{ds.name}.parquet")
-        out[ds.name] = (pd.read_parquet(folder / f"{ds.name}.parquet"), rejected, stats)
-    out["labels"] = preparer.domain_labels
+        out[ds.name] = (pd.read_parquet(step.table_path(folder, ds)), rejected, stats)
+    out["labels"] = labels
     return out

@@ -156,3 +156,28 @@ def test_published_split_kept_and_validation_carved(tmp_path):
     table = pd.read_parquet(out / names.TASKS_DIR / "t.parquet")
     assert (table.loc[table["id"].isin([f"r{i}" for i in range(50)]), "split"] == "test").all()
     assert 15 <= (table["split"] == "validation").sum() <= 45
+
+
+def test_scratch_files_never_reach_the_output_and_go_even_when_a_pass_fails(tmp_path, monkeypatch):
+    import tempfile
+
+    from commerce_lm.steps.prepare_data import output
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    data = pd.DataFrame({"id": [f"r{i}" for i in range(40)], "text": [f"listing {i}" for i in range(40)]})
+    data["label"] = [i % 2 for i in range(40)]
+    data.to_parquet(tmp_path / "listings.parquet")
+    cfg = _cfg(tmp_path, tmp_path / "listings.parquet", batch_rows=7)
+    prepare_data.run(cfg, str(tmp_path / "out"))
+    assert sorted(p.suffix for p in (tmp_path / "out").rglob("*.*")) == [".json"] * 4 + [".parquet"] * 5
+    assert list(scratch.iterdir()) == []
+
+    def fails(*args):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(output.Output, "write", fails)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        prepare_data.run(cfg, str(tmp_path / "again"))
+    assert list(scratch.iterdir()) == [] and not (tmp_path / "again").exists()

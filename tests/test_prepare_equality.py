@@ -69,6 +69,27 @@ def test_demo_corpus_is_prepared_exactly_as_today(tmp_path, monkeypatch):
     assert stats["domain"]["accepted_rows"] > 1000
 
 
+def test_files_read_in_small_batches_with_duplicates_across_them_are_prepared_exactly_as_today(tmp_path):
+    """Several files per dataset, a glob naming some of them, batches of 97 rows, duplicates across files."""
+    frame = pd.read_parquet(demo_corpus.write(str(tmp_path / "listings.parquet"), n_items=300))
+    again = frame.head(30).copy()  # exact duplicates, one id with another text, one text under new ids
+    again.loc[again.index[10:20], "title"] = "a title changed on relisting"
+    again.loc[again.index[20:30], "id"] = [f"new-{i}" for i in range(10)]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    thirds = [frame.iloc[i * len(frame) // 3 : (i + 1) * len(frame) // 3] for i in range(3)]
+    for i, part in enumerate([*thirds, again]):
+        part.to_parquet(folder / f"part-{i}.parquet", row_group_size=50)
+    cfg = _demo_cfg(str(folder))
+    cfg.tasks[1].data = str(folder / "part-[13].parquet")  # shares two of the domain's files
+    cfg.similarity[0].text = ["title"]  # the same ids with other texts than the tasks': conflicts across datasets
+    cfg.prepare.batch_rows = 97
+    cfg.prepare.max_rejected_fraction = 1.0
+    stats = _assert_same(cfg, tmp_path)
+    reasons = {reason for s in stats.values() for reason in s["rejected_by_reason"]}
+    assert {"duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets"} <= reasons
+
+
 def test_demo_corpus_as_csv_and_sampled_is_prepared_exactly_as_today(tmp_path):
     data = demo_corpus.write(str(tmp_path / "listings.parquet"), n_items=600)
     frame = pd.read_parquet(data)
@@ -246,19 +267,48 @@ def test_arrow_nfkc_is_pythons_on_every_assigned_code_point():
     assert [p for p, a in zip(points, arrow, strict=True) if unicodedata.normalize("NFKC", p) != a] == []
 
 
-def test_batched_split_hashes_are_todays():
-    """The split keys hashed in one loop are those of ``splits.text_key`` and ``splits.unit_hash``."""
+def test_split_hashes_in_duckdb_are_todays(tmp_path):
+    """The digests and split hashes DuckDB computes are those of ``splits.text_key`` and ``splits.unit_hash``."""
+    import hashlib
+
     from commerce_lm.data import splits
+    from commerce_lm.data.parse import Dataset
     from commerce_lm.steps.prepare_data import keys
 
-    texts = ["", "a", "plain words", "größe 42 – ok", "日本語のテキスト", "\ud800 lone", "x" * 5000, "val:R1"]
-    assert keys.text_keys(texts) == [splits.text_key(t) for t in texts]
-    assert keys.unit_hashes(texts).tolist() == [splits.unit_hash(t) for t in texts]
-    column = pa.array(["b", "a", "b", "c", "a"])
-    codes = keys.TextCodes(column)
-    rows = np.array([4, 0, 2])
-    assert codes.keys(rows).tolist() == [splits.text_key(t) for t in ("a", "b", "b")]
-    assert codes.units(rows).tolist() == [splits.unit_hash(splits.text_key(t)) for t in ("a", "b", "b")]
+    # Arrow strings are valid UTF-8: a lone surrogate never reaches them.
+    texts = ["", "a", "plain words", "größe 42 – ok", "日本語のテキスト", "x" * 5000, "val:R1", "it's"]
+    db = keys.connect(tmp_path, 64, 1)
+    found = keys.text_keys(db, pa.array(texts)).to_pydict()
+    assert found["tu"] == [splits.unit_hash(splits.text_key(t)) for t in texts]
+    assert found["tv"] == [splits.unit_hash(f"val:{splits.text_key(t)}") for t in texts]
+    digests = [hashlib.sha256(t.encode()).digest() for t in texts]
+    assert found["tk_hi"] == [int.from_bytes(d[:8], "big") for d in digests]
+    assert found["tk_lo"] == [int.from_bytes(d[8:16], "big") for d in digests]
+    spec = config.TaskSpec(name="t", data="unused", label="label", sample=10)
+    parsed = pa.table(
+        {
+            "id": texts,
+            "split": ["train", None, "test", "validation", None, None, None, None],
+            "target": [0, 1, 0, 1, 0, 1, 0, 1],
+            "group_key": [None, "g:1", *texts[2:]],
+            "reason": [None] * 7 + ["missing_id"],
+            "row": list(range(8)),
+        }
+    )
+    shared = [
+        keys.id_keys(db, parsed["id"]),
+        keys.text_keys(db, parsed["id"]),
+        keys.group_keys(db, parsed["group_key"]),
+    ]
+    rows = keys.row_keys(db, Dataset("t", "task", spec), parsed, shared, 3, 7).to_pydict()
+    assert rows["ik_hi"] == found["tk_hi"]
+    assert keys.group_keys(db, pa.nulls(2, pa.string())).to_pydict() == {"gu": [None, None], "gv": [None, None]}
+    assert rows["su"] == [splits.unit_hash(f"sample:7:{t}") for t in texts]
+    assert rows["gu"] == [None, splits.unit_hash("g:1"), *(splits.unit_hash(t) for t in texts[2:])]
+    assert rows["gv"][1] == splits.unit_hash("val:g:1")
+    assert rows["own"] == [0, -1, 2, 1, -1, -1, -1, -1]
+    assert rows["valid"] == [True] * 7 + [False]
+    assert keys.dense(np.array(rows["pos"]), np.array([0, 5, 9, 20])).tolist() == list(range(20, 28))
 
 
 def test_entities_markup_and_spaces_are_normalised_as_today():

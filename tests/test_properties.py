@@ -65,16 +65,9 @@ def _prepare(folder, rows):
             "similarity": [{"name": "s", "data": str(data), "group": "group"}],
         }
     )
-    preparer = step.Preparer(cfg, folder)
-    tables = {}
-    for ds in step.datasets(cfg):
-        preparer.scan(ds)
-        if ds.kind == "domain":
-            preparer.domain_labels = step.domain_labels(cfg, ds)
-        path = folder / f"{ds.name}.parquet"
-        preparer.write(ds, path)
-        tables[ds.name] = pd.read_parquet(path)
-    return tables
+    section = config.section_for("prepare-data", cfg)
+    step.prepare_all(section, folder)
+    return {ds.name: pd.read_parquet(step.table_path(folder, ds)) for ds in step.datasets(section)}
 
 
 @SETTINGS

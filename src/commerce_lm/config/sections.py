@@ -117,6 +117,10 @@ class PrepareConfig(_Strict):
     overlong: Literal["truncate", "reject"] = "truncate"
     max_rejected_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     batch_rows: int = Field(default=65536, gt=0)
+    # DuckDB's memory for the duplicate, conflict and split rules; past it they spill to disk. The
+    # default keeps the step near half a gigabyte for any corpus; a larger pod may give more for speed.
+    # Below 128 MB DuckDB runs out of memory on two threads instead of spilling.
+    memory_mb: int = Field(default=128, ge=128)
 
 
 class TrainConfig(_Strict):

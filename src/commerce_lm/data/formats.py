@@ -158,7 +158,9 @@ def jsonl_records(local: Path, columns: list[str], encoding: str, seen: set[str]
 
 def _parquet(local: Path) -> pq.ParquetFile:
     # Page checksums, where the writer stored them, turn a corrupt page into an error, not a changed value.
-    return pq.ParquetFile(local, page_checksum_verification=True)
+    # A buffered stream without pre-buffering reads a column chunk page by page: a large row group
+    # is never held whole, so reading takes the same memory whatever the file's row groups.
+    return pq.ParquetFile(local, page_checksum_verification=True, buffer_size=1 << 20, pre_buffer=False)
 
 
 def parquet_columns(local: Path) -> list[str]:
@@ -190,15 +192,14 @@ def parquet_records(local: Path, columns: list[str], batch_rows: int) -> Iterato
         row += batch.num_rows
 
 
-def parquet_table(local: Path, columns: list[str], batch_rows: int) -> pa.Table:
-    """``columns`` of a Parquet file as one Arrow table, read in record batches.
+def parquet_batches(local: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+    """``columns`` of a Parquet file as Arrow tables of at most ``batch_rows`` rows, in file order.
 
     Raises:
         FormatError: For a corrupt page or invalid UTF-8 in a string page, naming the first row.
     """
-    parquet = _parquet(local)
-    batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
-    read, row = [], 0
+    batches = _parquet(local).iter_batches(batch_size=batch_rows, columns=columns)
+    row = 0
     while True:
         try:
             batch = next(batches)
@@ -206,9 +207,9 @@ def parquet_table(local: Path, columns: list[str], batch_rows: int) -> pa.Table:
                 if pa.types.is_string(batch.column(name).type) or pa.types.is_large_string(batch.column(name).type):
                     batch.column(name).validate(full=True)
         except StopIteration:
-            break
+            return
         except (OSError, ValueError, pa.ArrowException) as error:
             raise FormatError(f"rows from {row}: unreadable Parquet data: {error}") from None
-        read.append(batch)
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch])
         row += batch.num_rows
-    return pa.Table.from_batches(read, schema=parquet.schema_arrow.empty_table().select(columns).schema)

@@ -29,13 +29,11 @@ class Dataset:
     kind: str  # domain | task | similarity
     spec: DatasetSpec
     allowed_labels: set[str] | None = None
-    # learnt in the first pass: label counts, the splits the file uses, texts with two labels
+    # learnt from the whole dataset: label counts, the splits the file uses
     label_counts: dict[Any, int] = field(default_factory=dict)
     file_splits: set[str] = field(default_factory=set)
-    conflicts: Any = None  # per text code: whether the text has two labels
-    codes: Any = None  # (id codes, how many ids, text codes) of the frame's rows
     input_rows: int = 0
-    frame: Any = None  # the parsed rows (pyarrow.Table), between the first and the last pass
+    scanned: Any = None  # where prepare-data's first pass put its rows (prepare_data.scan.Scanned)
 
     @property
     def target_column(self) -> str | None:

@@ -186,15 +186,16 @@ def iter_records(
 
 @dataclass
 class LoadedFile:
-    """One input file, read once for every dataset that names it.
+    """Rows of one input file, read once for every dataset that names it.
 
     Attributes:
         path: The file (local or ``gs://``).
         available: Its columns; None for JSONL, whose keys are known only once read (``seen``).
-        table: A Parquet file's columns as Arrow (``_row`` implied by position), or None.
+        table: A batch of a Parquet file's columns as Arrow (``_row`` implied by position), or None.
         records: A CSV or JSONL file's records, as :func:`iter_records` yields them, or None.
         seen: For JSONL, the read columns some record holds.
         read: The columns asked for (those the file has were read).
+        first_row: The file row of the batch's first row.
     """
 
     path: str
@@ -203,10 +204,11 @@ class LoadedFile:
     table: pa.Table | None = None
     records: list[Record] | None = None
     seen: set[str] = field(default_factory=set)
+    first_row: int = 0
 
     @property
     def rows(self) -> int:
-        """Rows in the file, malformed ones included."""
+        """Rows in the batch, malformed ones included."""
         return self.table.num_rows if self.table is not None else len(self.records)
 
     def check_columns(self, columns: list[str]) -> None:
@@ -221,8 +223,11 @@ class LoadedFile:
                 raise InputError(f"{self.path}: no record has column(s) {missing}, which the config names")
 
 
-def load_file(path: str, columns: list[str], encoding: str | None, batch_rows: int) -> LoadedFile:
+def load_batches(path: str, columns: list[str], encoding: str | None, batch_rows: int) -> Iterator[LoadedFile]:
     """Read the ``columns`` a file has (every dataset's that names it) once, as :func:`iter_records` would.
+
+    A Parquet file comes in batches of at most ``batch_rows`` rows, so memory does not grow with
+    the file; a CSV or JSONL file comes as one batch of all its records (they are parsed row by row).
 
     Raises:
         InputError: For an unsupported, empty or unreadable file (named), as :func:`iter_records`.
@@ -234,19 +239,25 @@ def load_file(path: str, columns: list[str], encoding: str | None, batch_rows: i
             raise InputError(f"{path}: cannot read: {error}") from None
         fmt, available = _format_and_columns(path, local, encoding)
         wanted = [c for c in columns if available is None or c in available]
-        loaded = LoadedFile(path, available, read=list(columns))
+        rows = 0
         try:
             if fmt == "parquet":
-                loaded.table = formats.parquet_table(local, wanted, batch_rows)
-            elif fmt == "csv":
-                loaded.records = list(formats.csv_records(local, wanted, formats.check_encoding(local, encoding)))
+                for table in formats.parquet_batches(local, wanted, batch_rows):
+                    yield LoadedFile(path, available, read=list(columns), table=table, first_row=rows)
+                    rows += table.num_rows
             else:
+                loaded = LoadedFile(path, available, read=list(columns))
                 codec = formats.check_encoding(local, encoding)
-                loaded.records = list(formats.jsonl_records(local, wanted, codec, loaded.seen))
+                if fmt == "csv":
+                    loaded.records = list(formats.csv_records(local, wanted, codec))
+                else:
+                    loaded.records = list(formats.jsonl_records(local, wanted, codec, loaded.seen))
+                rows = loaded.rows
+                if rows:
+                    yield loaded
         except FormatError as error:
             raise InputError(f"{path}, {error}") from None
         except UnicodeError as error:  # a configured codec that does not fit the bytes
             raise InputError(f"{path}: cannot decode as {encoding}: {error}") from None
-    if loaded.rows == 0:
+    if rows == 0:
         raise InputError(f"{path}: file has no rows")
-    return loaded

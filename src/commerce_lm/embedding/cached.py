@@ -11,7 +11,6 @@ cuts it into shards first (``embed.num_shards``).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 
 from commerce_lm.embedding.encoder import Embedder
 from commerce_lm.embedding.vector_store import StoreKey, VectorStore, text_digests
+from commerce_lm.progress import progress_bar
 
 # Callable returning a fresh pass over the input texts, in chunks, in input order.
 Chunks = Callable[[], Iterator[list[str]]]
@@ -114,13 +114,6 @@ class Plan:
         if self.vectors is None or self.missing:
             raise RuntimeError("the plan still misses vectors: call fill() first")
         return self.vectors[self.inverse[start:stop]]
-
-
-def progress_bar(total: int, desc: str):  # noqa: ANN201 - a tqdm bar
-    """A bar over ``total`` documents; in pipeline logs (no terminal) redrawn every 30 s, not every second."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="doc", desc=desc, mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
 
 def plan(store: VectorStore, key: StoreKey, chunks: Chunks) -> Plan:

@@ -1,12 +1,13 @@
 """``prepare-data``: validate, normalise, de-duplicate and split every dataset a run names.
 
 Modules: :mod:`.cells` (the canonical value rules of :mod:`commerce_lm.data.values` on whole Arrow
-columns), :mod:`.frame` (one file to parsed columns), :mod:`.files` (each file read once),
-:mod:`.decide` (duplicates, conflicts, the sample cap, the split), :mod:`.rules` (the keys they order
-by), :mod:`.write` (the Parquet tables), :mod:`.step` (the passes over each dataset) and
-:mod:`.checks` (the gate before training). Parsing one record (:mod:`commerce_lm.data.parse`,
-canonical values in :mod:`commerce_lm.data.values`) and keeping rejected rows
-(:mod:`commerce_lm.data.rejected`) live in ``data/``, shared with scoring.
+columns), :mod:`.frame` (a batch of a file to parsed columns), :mod:`.scan` (the first pass: each
+file read once, a batch at a time, into :mod:`.spill`), :mod:`.keys` (digests and split hashes in
+DuckDB), :mod:`.decide` (duplicates, conflicts, the sample cap, the split, in DuckDB),
+:mod:`.output` (the last pass) and :mod:`.write` (the Parquet tables), :mod:`.rules` (the order of
+domain classes), :mod:`.step` (the passes) and :mod:`.checks` (the gate before training). Parsing
+one record (:mod:`commerce_lm.data.parse`, canonical values in :mod:`commerce_lm.data.values`) and
+keeping rejected rows (:mod:`commerce_lm.data.rejected`) live in ``data/``, shared with scoring.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from commerce_lm import names, storage
 from commerce_lm.config import PrepareSection
 from commerce_lm.data.values import normalize_text
 from commerce_lm.steps.prepare_data.checks import DataError, check_trainable
-from commerce_lm.steps.prepare_data.step import Preparer, datasets, domain_labels, table_path
+from commerce_lm.steps.prepare_data.step import prepare_all
 
 __all__ = ["DataError", "normalize_text", "prepare", "run"]
 STEP = "prepare-data"
@@ -67,18 +68,11 @@ def prepare(cfg: PrepareSection, folder: Path) -> tuple[dict[str, Any], list[str
     Returns:
         ``(stats, domain labels, corpus rows)``.
     """
-    preparer = Preparer(cfg, folder)
-    stats = {}
-    for ds in datasets(cfg):
-        preparer.scan(ds)
-        if ds.kind == "domain":
-            preparer.domain_labels = domain_labels(cfg, ds)
-        stats[ds.name] = preparer.write(ds, table_path(folder, ds))
-    preparer.corpus_writer.close()
+    stats, labels, corpus_rows = prepare_all(cfg, folder)
     if cfg.domain:  # a run may prepare its parts apart
-        storage.write_json(folder / names.LABELS_JSON, preparer.domain_labels)
+        storage.write_json(folder / names.LABELS_JSON, labels)
     storage.write_json(folder / names.STATS_JSON, stats)
-    return stats, preparer.domain_labels, preparer.corpus_rows
+    return stats, labels, corpus_rows
 
 
 def _keep_for_inspection(stage: Path, out_dir: str) -> None:

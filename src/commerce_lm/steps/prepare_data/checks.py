@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from commerce_lm import names
 from commerce_lm.config import PrepareSection
@@ -14,6 +15,18 @@ from commerce_lm.config import PrepareSection
 
 class DataError(ValueError):
     """Data that must not reach training; the message names the dataset, file and what is wrong."""
+
+
+def _labels_by_split(path: Path) -> dict[str, Counter]:
+    """Rows per label in each split of a prepared table, read a row group at a time."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for batch in pq.ParquetFile(path).iter_batches(columns=["split", "label"]):
+        pairs = pa.Table.from_batches([batch]).group_by(["split", "label"]).aggregate([([], "count_all")])
+        for split, label, n in zip(
+            *(pairs.column(c).to_pylist() for c in ("split", "label", "count_all")), strict=True
+        ):
+            counts[split][label] += n
+    return counts
 
 
 def _rejected_share(cfg: PrepareSection, stats: dict[str, Any]) -> list[str]:
@@ -38,17 +51,16 @@ def check_trainable(cfg: PrepareSection, stage: Path, stats: dict[str, Any], lab
     problems = _rejected_share(cfg, stats)
     train_counts: Counter = Counter()
     if cfg.domain:  # a part prepared without the domain has none to check
-        domain = pd.read_parquet(stage / names.DOMAIN_TABLE, columns=["split", "label"])
-        train_counts.update(domain.loc[domain.split == "train", "label"])
+        train_counts = _labels_by_split(stage / names.DOMAIN_TABLE)["train"]
     empty = [labels[i] for i in range(len(labels)) if train_counts[i] == 0]
     if empty:
         problems.append(
             f"domain ({cfg.domain.data}), column {cfg.domain.label!r}: label(s) {empty} have no training examples"
         )
     for task in cfg.tasks:
-        table = pd.read_parquet(stage / names.TASKS_DIR / f"{task.name}.parquet", columns=["split", "label"])
+        by_split = _labels_by_split(stage / names.TASKS_DIR / f"{task.name}.parquet")
         for split in ("train", "test"):
-            classes = sorted(set(table.loc[table.split == split, "label"]))
+            classes = sorted(by_split[split])
             if len(classes) < 2:
                 problems.append(
                     f"task {task.name} ({task.data}), column {task.label!r}: the {split} split has "

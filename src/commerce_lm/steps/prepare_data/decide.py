@@ -1,149 +1,217 @@
-"""Duplicate and conflict rules, the ``sample`` cap and the split, over a dataset's parsed frame.
+"""Duplicate and conflict rules, the ``sample`` cap and the split, in DuckDB over a dataset's keys.
 
-The frame holds every input row of the dataset in file order (see :mod:`.frame`). The rules are
-those of today's row-by-row pass, computed on whole columns:
+The keys (:func:`.keys.row_keys`) hold every input row of the dataset, ordered by ``pos``. The
+rules are those of today's row-by-row pass, in SQL, so DuckDB spills them to disk when they outgrow
+the memory budget:
 
 - a text seen with two different labels rejects all its rows (``conflicting_labels``);
-- in file order, a row is kept unless an earlier kept row has its id (``duplicate_row`` with the
-  same text, ``duplicate_id`` otherwise) or its text (``duplicate_text``), or the corpus already
-  holds its id with another text (``id_conflict_across_datasets``);
+- in order, a row is kept unless an earlier kept row has its id (``duplicate_row`` with the same
+  text, ``duplicate_id`` otherwise) or its text (``duplicate_text``), or the corpus already holds
+  its id with another text (``id_conflict_across_datasets``);
 - ``sample`` keeps the rows with the smallest seeded keys; the split is a hash of the group or text.
+
+Only three bytes per row come back to Python (:class:`Decisions`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
+import duckdb
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from commerce_lm.config import PrepareConfig
 from commerce_lm.data.parse import Dataset
-from commerce_lm.steps.prepare_data import keys, rules
-from commerce_lm.steps.prepare_data.keys import TextCodes
+from commerce_lm.steps.prepare_data import keys
 
-SPLITS = pa.array(["train", "validation", "test"])  # a split's code is its place here
-RULE_REASONS = {"conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets"}
-
-
-def learn(ds: Dataset, frame: pa.Table, texts: TextCodes) -> None:
-    """What needs the whole dataset: the splits the file uses, label counts, conflicting texts."""
-    ids, distinct_ids = keys.encode(frame["id"].combine_chunks())
-    ds.codes = (ids, len(distinct_ids), texts)
-    valid = frame["reason"].is_null().to_numpy(zero_copy_only=False)
-    ds.file_splits = {s for s in pc.unique(frame.filter(pa.array(valid))["split"]).to_pylist() if s is not None}
-    ds.conflicts = np.zeros(texts.count, bool)
-    if ds.kind not in ("domain", "task"):
-        return
-    counts = pc.value_counts(frame["target"].filter(pa.array(valid)).combine_chunks())  # in order of appearance
-    ds.label_counts = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
-    targets, distinct_targets = keys.encode(frame["target"].combine_chunks())
-    n_targets = len(distinct_targets)
-    pairs = np.unique(texts.codes[valid] * n_targets + targets[valid])  # each (text, label) once
-    ds.conflicts = np.bincount(pairs // n_targets, minlength=texts.count) > 1
+RULE_REASONS = ("conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets")
+_CODE = {reason: code for code, reason in enumerate(RULE_REASONS, start=1)}  # as Decisions.rule holds them
 
 
-def first_kept(ids: np.ndarray, texts: np.ndarray, n_ids: int, n_texts: int) -> np.ndarray:
-    """Which rows are kept when, in order, a row is kept unless a kept row came first with its id or text.
+@dataclass
+class Decisions:
+    """What the rules decided for each row of a dataset, in the dataset's order."""
 
-    Each round keeps the rows that come first among the undecided ones for both their id and their
-    text (the earliest undecided row always does), then drops those sharing an id or a text with
-    them; the result is that of the row-by-row rule.
+    rule: np.ndarray  # int8: 0, or 1 + the place of the row's reason in RULE_REASONS
+    split: np.ndarray  # int8: -1 for a row not accepted, else the place of its split in keys.SPLITS
+    new: np.ndarray  # bool: an accepted row whose id the corpus did not hold yet
+    kept: int  # rows kept before the ``sample`` cap
+
+
+def _do(db: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a statement to its end (DuckDB keeps a statement's result until it is read)."""
+    db.execute(sql).fetchall()
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def start(db: duckdb.DuckDBPyConnection) -> None:
+    """An empty corpus: the id and text of each document the task and similarity sets accepted so far."""
+    _do(db, "CREATE OR REPLACE TEMP TABLE corpus (ik UHUGEINT, tk UHUGEINT)")
+
+
+def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
+    """What needs the whole dataset: the splits its files use and (domain, task) its label counts."""
+    _do(db, "SET preserve_insertion_order = false")  # rows come back by position: their order is free
+    _do(db, f"CREATE OR REPLACE TEMP VIEW rows AS SELECT * FROM read_parquet({_literal(ds.scanned.keys)})")
+    found = db.execute("SELECT DISTINCT own FROM rows WHERE valid AND own >= 0").fetchall()
+    ds.file_splits = {keys.SPLITS[code].as_py() for (code,) in found}
+    if ds.kind in ("domain", "task"):
+        ds.label_counts = dict(db.execute("SELECT target, count(*) FROM rows WHERE valid GROUP BY target").fetchall())
+
+
+def _candidates(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
+    """``decided``: every row, whether its text has two labels, whether the corpus holds its id (with which text).
+
+    The corpus join is the one join as large as the dataset; every later query filters ``decided``
+    or joins it with sets as small as the duplicates, so nothing has to hold a whole dataset at once.
     """
-    kept = np.zeros(len(ids), bool)
-    undecided = np.arange(len(ids))
-    id_taken, text_taken = np.zeros(n_ids, bool), np.zeros(n_texts, bool)
-    while undecided.size:
-        first = np.zeros(undecided.size, bool)
-        first[np.unique(ids[undecided], return_index=True)[1]] = True
-        first_text = np.zeros(undecided.size, bool)
-        first_text[np.unique(texts[undecided], return_index=True)[1]] = True
-        now = undecided[first & first_text]
-        kept[now] = True
-        id_taken[ids[now]] = True
-        text_taken[texts[now]] = True
-        undecided = undecided[~kept[undecided] & ~id_taken[ids[undecided]] & ~text_taken[texts[undecided]]]
-    return kept
+    labelled = ds.kind in ("domain", "task")
+    _do(
+        db,
+        "CREATE OR REPLACE TEMP TABLE conflicted AS SELECT hi_lo(tk_hi, tk_lo) AS tk FROM rows WHERE valid"
+        f" GROUP BY tk HAVING count(DISTINCT target) > 1 AND {labelled}",
+    )
+    corpus = "corpus" if ds.kind != "domain" else "(SELECT * FROM corpus WHERE false)"  # the domain is not in it
+    _do(
+        db,
+        "CREATE OR REPLACE TEMP TABLE decided AS SELECT r.* EXCLUDE (ik_hi, ik_lo, tk_hi, tk_lo), r.ik, r.tk,"
+        " r.valid AND c.tk IS NOT NULL AS conflict, k.ik IS NOT NULL AS in_corpus,"
+        " r.valid AND coalesce(k.tk <> r.tk, false) AS against_corpus"
+        " FROM (SELECT *, hi_lo(ik_hi, ik_lo) AS ik, hi_lo(tk_hi, tk_lo) AS tk FROM rows) r"
+        f" LEFT JOIN conflicted c ON c.tk = r.tk LEFT JOIN {corpus} k ON k.ik = r.ik",
+    )
 
 
-def _corpus_conflicts(ds: Dataset, frame: pa.Table, corpus: pa.Table) -> np.ndarray:
-    """Rows whose id the corpus (earlier task and similarity datasets) holds with another text."""
-    if ds.kind == "domain" or corpus.num_rows == 0:
-        return np.zeros(frame.num_rows, bool)
-    at = pc.index_in(frame["id"], corpus["id"])
-    theirs = pc.take(corpus["text"], at)
-    return pc.fill_null(pc.not_equal(theirs, frame["text"]), False).to_numpy(zero_copy_only=False)
+_ELIGIBLE = "valid AND NOT conflict AND NOT against_corpus"
+# Eligible rows no other eligible row shares an id or a text with: kept whatever their order.
+_ALONE = f"{_ELIGIBLE} AND NOT (ik IN (SELECT ik FROM ids) OR tk IN (SELECT tk FROM texts))"
+_KEPT = f"(({_ALONE}) OR pos IN (SELECT pos FROM kept_in_rounds))"
 
 
-def duplicates(ds: Dataset, frame: pa.Table, corpus: pa.Table) -> tuple[list[Any], np.ndarray]:
-    """Every row's reason after the duplicate and conflict rules (None: kept), and the kept mask."""
-    n = frame.num_rows
-    reasons = np.array(frame["reason"].to_pylist(), dtype=object)
-    valid = np.equal(reasons, None)
-    ids, n_ids, text_codes = ds.codes
-    texts, n_texts = text_codes.codes, text_codes.count
-    conflict = valid & ds.conflicts[texts]
-    reasons[conflict] = "conflicting_labels"
-    candidate = valid & ~conflict
-    against_corpus = candidate & _corpus_conflicts(ds, frame, corpus)
-    eligible = np.flatnonzero(candidate & ~against_corpus)
-    kept = np.zeros(n, bool)
-    kept[eligible[first_kept(ids[eligible], texts[eligible], n_ids, n_texts)]] = True
-    position = np.arange(n)
-    id_at, id_text = np.full(n_ids, n), np.full(n_ids, -1)
-    id_at[ids[kept]], id_text[ids[kept]] = position[kept], texts[kept]
-    text_at = np.full(n_texts, n)
-    text_at[texts[kept]] = position[kept]
-    later = candidate & ~kept
-    same_id, same_text = later & (id_at[ids] < position), later & (text_at[texts] < position)
-    reasons[same_id] = np.where(id_text[ids[same_id]] == texts[same_id], "duplicate_row", "duplicate_id")
-    reasons[same_text & ~same_id] = "duplicate_text"
-    reasons[later & ~same_id & ~same_text] = "id_conflict_across_datasets"
-    return list(reasons), kept
+def _first_kept(db: duckdb.DuckDBPyConnection) -> None:
+    """Which rows :data:`_KEPT` holds: in order, each row no kept row came before with its id or its text.
+
+    A row whose id and text no other row has is kept at once (:data:`_ALONE`). Among the others,
+    each round keeps the rows that come first among the undecided ones for both their id and their
+    text (the earliest undecided row always does), and drops those sharing an id or a text with
+    them; the result is that of the row-by-row rule. Every table here is as large as the
+    duplicates, not as the dataset.
+    """
+    for table, key in (("ids", "ik"), ("texts", "tk")):  # ids and texts more than one eligible row has
+        _do(
+            db,
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {key} FROM decided WHERE {_ELIGIBLE}"
+            f" GROUP BY {key} HAVING count(*) > 1",
+        )
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE und AS SELECT pos, ik, tk FROM decided WHERE {_ELIGIBLE}"
+        " AND (ik IN (SELECT ik FROM ids) OR tk IN (SELECT tk FROM texts))",
+    )
+    _do(db, "CREATE OR REPLACE TEMP TABLE kept_in_rounds AS SELECT * FROM und LIMIT 0")
+    while db.execute("SELECT count(*) FROM und").fetchall()[0][0]:
+        _do(
+            db,
+            "CREATE OR REPLACE TEMP TABLE taken AS SELECT * FROM und"
+            " WHERE pos IN (SELECT min(pos) FROM und GROUP BY ik) AND pos IN (SELECT min(pos) FROM und GROUP BY tk)",
+        )
+        _do(db, "INSERT INTO kept_in_rounds SELECT * FROM taken")
+        _do(
+            db,
+            "CREATE OR REPLACE TEMP TABLE rest AS SELECT * FROM und"
+            " WHERE ik NOT IN (SELECT ik FROM taken) AND tk NOT IN (SELECT tk FROM taken)",
+        )
+        _do(db, "DROP TABLE und")
+        _do(db, "ALTER TABLE rest RENAME TO und")
 
 
-def sampled(ds: Dataset, frame: pa.Table, kept: np.ndarray, seed: int) -> np.ndarray:
-    """Of the kept rows, those the ``sample`` cap keeps: the smallest ``(key, id)`` ones."""
+def _rules(db: duckdb.DuckDBPyConnection, into: np.ndarray, offsets: np.ndarray) -> None:
+    """The reason of each valid row not kept: the kept row before it with its id or text says which."""
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE later AS SELECT pos, ik, tk, conflict FROM decided WHERE valid AND NOT {_KEPT}",
+    )
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE by_id AS SELECT pos, ik, tk FROM decided WHERE {_KEPT}"
+        " AND ik IN (SELECT ik FROM later)",
+    )
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE by_text AS SELECT pos, tk FROM decided WHERE {_KEPT}"
+        " AND tk IN (SELECT tk FROM later)",
+    )
+    _scatter(
+        db,
+        f"SELECT l.pos, CASE WHEN l.conflict THEN {_CODE['conflicting_labels']}"
+        f" WHEN ki.pos < l.pos AND ki.tk = l.tk THEN {_CODE['duplicate_row']}"
+        f" WHEN ki.pos < l.pos THEN {_CODE['duplicate_id']}"
+        f" WHEN kt.pos < l.pos THEN {_CODE['duplicate_text']} ELSE {_CODE['id_conflict_across_datasets']} END::TINYINT"
+        " AS rule FROM later l LEFT JOIN by_id ki ON ki.ik = l.ik LEFT JOIN by_text kt ON kt.tk = l.tk",
+        {"rule": into},
+        offsets,
+    )
+
+
+def _scatter(db: duckdb.DuckDBPyConnection, sql: str, into: dict[str, np.ndarray], offsets: np.ndarray) -> None:
+    """Write each column ``sql`` gives (besides ``pos``) into its array of ``into``, 65,536 rows at a time."""
+    for batch in db.sql(sql).to_arrow_reader(65_536):
+        at = keys.dense(batch.column("pos").to_numpy(), offsets)
+        for name, array in into.items():
+            array[at] = batch.column(name).to_numpy(zero_copy_only=False)
+
+
+def _split(ds: Dataset, prep: PrepareConfig) -> str:
+    """The SQL of an accepted row's split: the file's, or a hash of its group or text (as ``splits.assign_split``).
+
+    A dataset whose files have no validation split carves a share out of their train rows
+    (``splits.carve_validation``). The fractions are spelled as Python prints them and read as
+    doubles, so the comparisons are Python's.
+    """
+    test, val, both = (
+        f"'{fraction!r}'::DOUBLE"
+        for fraction in (prep.test_fraction, prep.validation_fraction, prep.test_fraction + prep.validation_fraction)
+    )
+    carve = "validation" not in ds.file_splits
+    return (
+        f"CASE WHEN own = 0 AND {carve} AND coalesce(gv, tv) < {val} THEN 1 WHEN own >= 0 THEN own"
+        f" WHEN coalesce(gu, tu) < {test} THEN 2 WHEN coalesce(gu, tu) < {both} THEN 1 ELSE 0 END::TINYINT"
+    )
+
+
+def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, prep: PrepareConfig) -> Decisions:
+    """Every row's rule reason, the accepted rows' splits and which of them are new to the corpus (then added to it).
+
+    Args:
+        db: The connection :func:`start` began and :func:`learn` prepared for ``ds``.
+        ds: The dataset, scanned.
+        prep: The split fractions.
+    """
+    _candidates(db, ds)
+    _first_kept(db)
+    n, offsets = ds.scanned.input_rows, ds.scanned.offsets()
+    decisions = Decisions(np.zeros(n, np.int8), np.full(n, -1, np.int8), np.zeros(n, bool), 0)
+    _rules(db, decisions.rule, offsets)
+    decisions.kept = db.execute(f"SELECT count(*) FROM decided WHERE {_KEPT}").fetchall()[0][0]
     cap = ds.spec.sample
-    rows = np.flatnonzero(kept)
-    if not cap or len(rows) <= cap:
-        return kept
-    ids = frame["id"].take(pa.array(rows)).to_pylist()
-    order = sorted(range(len(rows)), key=lambda i: (rules.sample_key(seed, ids[i]), ids[i]))
-    chosen = np.zeros_like(kept)
-    chosen[rows[order[:cap]]] = True
-    return chosen
-
-
-def assign(ds: Dataset, accepted: pa.Table, rows: np.ndarray, prep: PrepareConfig, memo: dict[str, float]) -> pa.Array:
-    """The split of each accepted row: the file's, or a hash of its group or text.
-
-    As ``splits.assign_split`` and ``splits.carve_validation`` give it; ``rows`` are the accepted
-    rows' places in the frame (where their text codes are).
-    """
-    texts: TextCodes = ds.codes[2]
-    own = pc.index_in(accepted["split"], SPLITS).fill_null(-1).to_numpy()  # the file's split, -1: none
-    groups = accepted["group_key"].combine_chunks()
-    grouped = groups.is_valid().to_numpy(zero_copy_only=False)
-    unique = pc.unique(groups.drop_null())
-    by_group = np.append(_units(memo, unique.to_pylist()), np.nan)
-    u = by_group[pc.index_in(groups, unique).fill_null(len(unique)).to_numpy()]
-    u[~grouped] = texts.units(rows[~grouped])
-    test, val = prep.test_fraction, prep.validation_fraction
-    split = np.where(own >= 0, own, np.where(u < test, 2, np.where(u < test + val, 1, 0)))
-    if "validation" not in ds.file_splits:  # carve a validation share out of the file's train rows
-        train = np.flatnonzero(own == 0)
-        split_keys = groups.take(pa.array(train, pa.int64())).to_numpy(zero_copy_only=False).astype(object)
-        by_text = ~grouped[train]
-        split_keys[by_text] = texts.keys(rows[train[by_text]])
-        carved = _units(memo, [f"val:{key}" for key in split_keys]) < val
-        split[train[carved]] = 1
-    return SPLITS.take(pa.array(split, pa.int8()))
-
-
-def _units(memo: dict[str, float], split_keys: list[str]) -> np.ndarray:
-    """``unit_hash`` of every key, each hashed once per run (``memo`` is shared by datasets)."""
-    new = [key for key in dict.fromkeys(split_keys) if key not in memo]
-    memo.update(zip(new, keys.unit_hashes(new).tolist(), strict=True))
-    return np.array([memo[key] for key in split_keys], np.float64)
+    accepted = _KEPT
+    if cap and decisions.kept > cap:  # the smallest seeded keys
+        _do(
+            db,
+            f"CREATE OR REPLACE TEMP TABLE sampled AS SELECT pos FROM decided WHERE {_KEPT}"
+            f" ORDER BY su, id LIMIT {int(cap)}",
+        )
+        accepted = "pos IN (SELECT pos FROM sampled)"
+    new = "NOT in_corpus" if ds.kind != "domain" else "false"
+    _do(
+        db,
+        f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT pos, {_split(ds, prep)} AS split, {new} AS new, ik, tk"
+        f" FROM decided WHERE {accepted}",
+    )
+    _scatter(db, "SELECT pos, split, new FROM accepted", {"split": decisions.split, "new": decisions.new}, offsets)
+    _do(db, "INSERT INTO corpus SELECT ik, tk FROM accepted WHERE new")
+    return decisions

@@ -41,7 +41,7 @@ def schema(ds: Dataset) -> pa.Schema:
 
 
 def record(ds: Dataset, loaded: LoadedFile, row: int) -> Record:
-    """Row ``row`` of ``loaded`` as :func:`commerce_lm.data.readers.iter_records` gives it to ``ds``."""
+    """Row ``row`` of the batch ``loaded`` as :func:`commerce_lm.data.readers.iter_records` gives it to ``ds``."""
     named, optional = ds.columns()
     if loaded.records is not None:
         found = loaded.records[row]
@@ -49,10 +49,11 @@ def record(ds: Dataset, loaded: LoadedFile, row: int) -> Record:
         return {c: None for c in optional} | kept
     present = [c for c in named + optional if c in loaded.table.column_names]  # named first, as read
     cells_of = {name: formats.python_values(loaded.table.column(name).slice(row, 1))[0] for name in present}
-    return {c: None for c in optional} | {"_row": row, "_line": None, **cells_of}
+    return {c: None for c in optional} | {"_row": loaded.first_row + row, "_line": None, **cells_of}
 
 
-def _by_rows(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> pa.Table:
+def by_rows(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> pa.Table:
+    """Parse any file for ``ds`` row by row, with :func:`commerce_lm.data.parse.parse` (the rules' definition)."""
     rows = [parse(ds, record(ds, loaded, i), prep) for i in range(loaded.rows)]
     columns: dict[str, Any] = {
         key: [getattr(row, key) for row in rows] for key in ("id", "text", "lang", "split", "group_key")
@@ -91,17 +92,17 @@ def _texts(ds: Dataset, rows: pa.Table, prep: PrepareConfig) -> tuple[pa.Array, 
 def texts(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> tuple[pa.Array, pa.Array]:
     """The normalised text of every row and its reason (``empty_text``, ``text_too_long``) or null.
 
-    Slices of :data:`SLICE` rows run on the process's cores (Arrow's kernels release the GIL), so
-    the intermediate columns stay small whatever the file's size.
+    Slices of at most :data:`SLICE` rows, at least one per core, run on the process's cores
+    (Arrow's kernels release the GIL), so the intermediate columns stay small.
     """
     table = loaded.table.select(list(ds.spec.text))
-    slices = [table.slice(start, SLICE) for start in range(0, table.num_rows, SLICE)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # Linux: the pod's
+    size = max(1, min(SLICE, -(-table.num_rows // cores)))
+    slices = [table.slice(start, size) for start in range(0, table.num_rows, size)]
     if len(slices) <= 1:
         return _texts(ds, table, prep)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # Linux: the pod's
     with ThreadPoolExecutor(cores) as pool:
         done = list(pool.map(lambda rows: _texts(ds, rows, prep), slices))
-    pa.default_memory_pool().release_unused()  # the slices' intermediates, back to the system
     return pa.concat_arrays([text for text, _ in done]), pa.concat_arrays([reason for _, reason in done])
 
 
@@ -152,10 +153,3 @@ def by_columns(ds: Dataset, loaded: LoadedFile, text: tuple[pa.Array, pa.Array])
         "column": column,
     }
     return pa.table(columns, schema=schema(ds))
-
-
-def parse_file(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig, text: Any) -> pa.Table:
-    """The parsed frame of ``ds`` over ``loaded``; ``text`` gives :func:`texts` of a plain file."""
-    if plain(ds, loaded):
-        return by_columns(ds, loaded, text())
-    return _by_rows(ds, loaded, prep)

@@ -1,81 +1,113 @@
-"""Texts as integer codes, and their split keys hashed once per distinct text, when first needed.
+"""The keys the rules compare and the split hashes, computed in DuckDB a batch at a time.
 
-The datasets that read one file with the same text columns share one :class:`TextCodes`: a text is
-encoded once per run, however many datasets name its file, and its split key
-(:func:`commerce_lm.data.splits.text_key`, then :func:`commerce_lm.data.splits.unit_hash`) is
-hashed only if some accepted row without a group needs it, and then only once.
+Rows are compared by 128-bit digests of their id and text (the first half of their SHA-256), so
+nothing the size of a text is held for the whole dataset. The split hashes are today's, spelled in
+SQL: :func:`commerce_lm.data.splits.text_key` is the first 24 hex digits of the text's SHA-256, and
+:func:`commerce_lm.data.splits.unit_hash` the first 8 bytes of the salted key's SHA-256 over 2**64
+(an exact power of two, so the division rounds as Python's does).
 """
 
 from __future__ import annotations
 
-import hashlib
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from commerce_lm.data import splits
+from commerce_lm.data.parse import Dataset
+
+SPLITS = pa.array(["train", "validation", "test"])  # a split's code is its place here
+POSITION_BITS = 40  # a row's position is (its file's place among the dataset's files) << 40 | its row
+_MACROS = [
+    # splits.unit_hash: the salted key's SHA-256, its first 8 bytes (16 hex digits) over 2**64
+    f"CREATE MACRO unit(k) AS ('0x' || sha256('{splits.SPLIT_SALT}:' || k)[1:16])::UBIGINT::DOUBLE"
+    " / 18446744073709551616.0",
+    "CREATE MACRO hi(h) AS ('0x' || h[1:16])::UBIGINT",
+    "CREATE MACRO lo(h) AS ('0x' || h[17:32])::UBIGINT",
+    "CREATE MACRO hi_lo(h, l) AS (h::UHUGEINT << 64) | l::UHUGEINT",  # both halves as one 128-bit value
+]
 
 
-def encode(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Each value's code (equal values, equal codes; null is a value) and the distinct values."""
-    encoded = pc.dictionary_encode(column, null_encoding="encode")
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+def connect(scratch: Path, memory_mb: int, threads: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to ``scratch`` past ``memory_mb``, with the hash macros."""
+    db = duckdb.connect(config={"memory_limit": f"{memory_mb}MB", "temp_directory": str(scratch), "threads": threads})
+    for macro in _MACROS:
+        db.execute(macro).fetchall()
+    return db
 
 
-def unit_hashes(keys: list[str]) -> np.ndarray:
-    """:func:`commerce_lm.data.splits.unit_hash` of every key, in one loop.
+def _query(db: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> pa.Table:
+    """``sql`` over ``table`` (named ``batch``), its rows in the table's order.
 
-    The hash is the same (SHA-256 of the salted key, its first 8 bytes over 2**64); dividing the
-    big-endian integer by a power of two in numpy rounds exactly as Python's int division does.
+    DuckDB scans an Arrow table a record batch per thread: small batches put every core to work.
     """
-    salted = hashlib.sha256(f"{splits.SPLIT_SALT}:".encode())
-    digests = []
-    for key in keys:
-        digest = salted.copy()
-        digest.update(key.encode("utf-8", "surrogatepass"))
-        digests.append(digest.digest()[:8])
-    return np.frombuffer(b"".join(digests), ">u8").astype(np.float64) / 2.0**64
+    batches = pa.Table.from_batches(table.to_batches(max_chunksize=16_384), table.schema)
+    return db.from_arrow(batches).query("batch", sql).to_arrow_table()
 
 
-def text_keys(texts: list[str]) -> list[str]:
-    """:func:`commerce_lm.data.splits.text_key` of every text."""
-    sha = hashlib.sha256
-    return [sha(text.encode("utf-8", "surrogatepass")).hexdigest()[:24] for text in texts]
+def text_keys(db: duckdb.DuckDBPyConnection, text: pa.Array) -> pa.Table:
+    """Per text: its digest (``tk_hi``, ``tk_lo``); split hashes of its text key (``tu``), of ``val:`` + it (``tv``)."""
+    return _query(
+        db,
+        pa.table({"text": text}),
+        "SELECT hi(h) AS tk_hi, lo(h) AS tk_lo, unit(h[1:24]) AS tu, unit('val:' || h[1:24]) AS tv"
+        " FROM (SELECT sha256(text) AS h FROM batch)",
+    )
 
 
-class TextCodes:
-    """The texts of a frame's rows as codes, and their split keys, computed per distinct text on demand.
+def id_keys(db: duckdb.DuckDBPyConnection, ids: pa.Array) -> pa.Table:
+    """Per id: its digest (``ik_hi``, ``ik_lo``)."""
+    return _query(
+        db, pa.table({"id": ids}), "SELECT hi(h) AS ik_hi, lo(h) AS ik_lo FROM (SELECT sha256(id) AS h FROM batch)"
+    )
+
+
+def group_keys(db: duckdb.DuckDBPyConnection, groups: pa.Array) -> pa.Table:
+    """Per group key: the split hashes of it (``gu``) and of ``val:`` + it (``gv``); null without one."""
+    if groups.null_count == len(groups):  # nothing to hash
+        return pa.table({name: pa.nulls(len(groups), pa.float64()) for name in ("gu", "gv")})
+    return _query(db, pa.table({"g": groups}), "SELECT unit(g) AS gu, unit('val:' || g) AS gv FROM batch")
+
+
+def row_keys(
+    db: duckdb.DuckDBPyConnection, ds: Dataset, parsed: pa.Table, shared: list[pa.Table], part: int, seed: int
+) -> pa.Table:
+    """What the rules need of each parsed row of a batch, without its text.
 
     Args:
-        column: The normalised text of every row (no nulls).
+        db: The connection of :func:`connect`.
+        ds: The dataset the rows are parsed for.
+        parsed: The batch's parsed rows (see :mod:`.frame`) with their file ``row``.
+        shared: :func:`id_keys`, :func:`text_keys` and :func:`group_keys` of the rows (shared by
+            the datasets that read the same columns).
+        part: The file's place among the files of ``ds``.
+        seed: The run's seed (the ``sample`` order).
+
+    Returns:
+        ``pos`` (the row's order in the dataset), ``valid`` (parsed without a reason), ``own`` (the
+        file's split as a code, -1 for none), ``target``, the shared keys, and for a dataset with a
+        ``sample`` cap also ``su`` (the sample order) and ``id``.
     """
+    position = (np.int64(part) << POSITION_BITS) + parsed["row"].to_numpy()
+    columns = {
+        "pos": pa.array(position),
+        "valid": parsed["reason"].is_null(),
+        "own": pc.index_in(parsed["split"], SPLITS).fill_null(-1).cast(pa.int8()),
+        "target": parsed["target"],
+    }
+    if ds.spec.sample:
+        shared = [
+            *shared,
+            _query(db, parsed.select(["id"]), f"SELECT unit('sample:{int(seed)}:' || id) AS su, id FROM batch"),
+        ]
+    for table in shared:
+        columns.update(zip(table.column_names, table.columns, strict=True))
+    return pa.table(columns)
 
-    def __init__(self, column: pa.Array) -> None:
-        """Encode ``column``; no key is hashed yet."""
-        encoded = pc.dictionary_encode(column, null_encoding="encode")
-        self.codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        self.count = len(encoded.dictionary)
-        # Where each distinct text first occurs: the column is kept, not a second copy of its texts.
-        self._first = np.zeros(self.count, np.int64)
-        self._first[self.codes[::-1]] = np.arange(len(self.codes) - 1, -1, -1)
-        self._column = column
-        self._keys = np.full(self.count, None, object)
-        self._units = np.full(self.count, np.nan)
 
-    def _fill(self, codes: np.ndarray) -> None:
-        todo = np.unique(codes[np.isnan(self._units[codes])])
-        if todo.size:
-            found = text_keys(self._column.take(pa.array(self._first[todo])).to_pylist())
-            self._keys[todo] = found
-            self._units[todo] = unit_hashes(found)
-
-    def keys(self, rows: np.ndarray) -> np.ndarray:
-        """The text key of each of ``rows`` (positions in the frame)."""
-        self._fill(self.codes[rows])
-        return self._keys[self.codes[rows]]
-
-    def units(self, rows: np.ndarray) -> np.ndarray:
-        """The split hash (``unit_hash`` of the text key) of each of ``rows``."""
-        self._fill(self.codes[rows])
-        return self._units[self.codes[rows]]
+def dense(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Row positions (see :func:`row_keys`) as indexes 0..n-1 in order; ``offsets``: the rows before each file."""
+    return offsets[positions >> POSITION_BITS] + (positions & ((1 << POSITION_BITS) - 1))

@@ -1,110 +1,81 @@
-"""The passes of prepare-data over every dataset a run names, on Arrow columns.
+"""The passes of prepare-data over every dataset a run names, in memory that does not grow with the corpus.
 
-Each input file is read once (:class:`.files.Files`), however many datasets name it, and its
-normalised text is shared by them. The first pass parses a dataset into a frame (:mod:`.frame`)
-and learns what needs the whole dataset (label sets, conflicting texts, whether the file has a
-validation split); the last applies the duplicate rules, the ``sample`` cap and the split
-(:mod:`.decide`) and writes accepted rows and rejected rows with their reason and column. Every
-input row ends up accepted, rejected or (for budgeted runs) sampled out, and ``stats.json`` counts
-all three.
+The first pass (:mod:`.scan`) reads each input file once, a batch at a time, for every dataset
+that names it, and spills what the last pass needs. Then, dataset by dataset, DuckDB learns what
+needs the whole dataset and applies the duplicate rules, the ``sample`` cap and the split
+(:mod:`.decide`), spilling to disk past ``prepare.memory_mb``; the last pass (:mod:`.output`) writes
+accepted rows and rejected rows with their reason and column. Every input row ends up accepted,
+rejected or (for budgeted runs) sampled out, and ``stats.json`` counts all three.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import duckdb
 
 from commerce_lm import names
 from commerce_lm.config import PrepareSection
 from commerce_lm.data import values
-from commerce_lm.data.parse import Dataset, Row
-from commerce_lm.data.rejected import REJECTED_SCHEMA, rejected_record
-from commerce_lm.steps.prepare_data import decide, rules
-from commerce_lm.steps.prepare_data.files import Files
-from commerce_lm.steps.prepare_data.frame import record
-from commerce_lm.steps.prepare_data.write import ACCEPTED_SCHEMA, CORPUS_SCHEMA, Writer
+from commerce_lm.data.parse import Dataset
+from commerce_lm.progress import progress_bar
+from commerce_lm.steps.prepare_data import decide, keys, rules
+from commerce_lm.steps.prepare_data.output import Output
+from commerce_lm.steps.prepare_data.scan import Scanner
+from commerce_lm.steps.prepare_data.spill import Spill
 
 
-class Preparer:
-    """Runs the passes over each dataset and writes the prepared folder."""
+def prepare_all(cfg: PrepareSection, stage: Path) -> tuple[dict[str, Any], list[str], int]:
+    """Every dataset of ``cfg`` into the staging folder ``stage``.
 
-    def __init__(self, cfg: PrepareSection, stage: Path) -> None:
-        """Prepare into the staging folder ``stage``."""
-        self.cfg = cfg
-        self.stage = stage
-        self.files = Files(cfg, datasets(cfg))
-        self.corpus = CORPUS_SCHEMA.empty_table().select(["id", "text"])  # every corpus document so far
-        self.corpus_writer = Writer(stage / names.CORPUS_TABLE, CORPUS_SCHEMA)
-        self.domain_labels: list[str] = []
-        self.split_memo: dict[str, float] = {}  # split key -> its hash, shared by datasets
+    Returns:
+        ``(stats per dataset, domain labels, corpus rows)``.
+    """
+    sets = datasets(cfg)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with tempfile.TemporaryDirectory(prefix="prepare-data-") as scratch:  # never inside the output
+        spill = Spill(Path(scratch))
+        db = keys.connect(Path(scratch), cfg.prepare.memory_mb, cores)
+        try:
+            scanner = Scanner(cfg, sets, spill, db)
+            scanner.run()
+            output = Output(stage, scanner)
+            stats, labels = _decide_and_write(cfg, db, sets, output)
+            output.close()
+        finally:
+            db.close()
+            spill.close()
+    return stats, labels, output.corpus_rows
 
-    @property
-    def corpus_rows(self) -> int:
-        """Documents in the corpus table."""
-        return self.corpus.num_rows
 
-    def scan(self, ds: Dataset) -> None:
-        """First pass: parse ``ds`` into its frame; label sets per text, label counts, the file's splits."""
-        ds.frame, texts = self.files.frame(ds)
-        ds.input_rows = ds.frame.num_rows
-        decide.learn(ds, ds.frame, texts)
+def _decide_and_write(
+    cfg: PrepareSection, db: duckdb.DuckDBPyConnection, sets: list[Dataset], output: Output
+) -> tuple[dict[str, Any], list[str]]:
+    """Decide each dataset in order and write it while the next one is decided; its stats and the domain labels."""
+    stats: dict[str, Any] = {}
+    labels: list[str] = []
+    decide.start(db)
+    with ThreadPoolExecutor(1) as pool, progress_bar(len(sets), "prepare-data: decide and write", "dataset") as bar:
+        writing = None  # one dataset's decisions in flight at a time
+        for ds in sets:
+            decide.learn(db, ds)
+            decisions = decide.decide(db, ds, cfg.prepare)
+            labels = domain_labels(cfg, ds) if ds.kind == "domain" else labels
+            _written(writing, stats, bar)
+            writing = ds.name, pool.submit(output.write, ds, decisions, table_path(output.stage, ds), labels)
+        _written(writing, stats, bar)
+    return stats, labels
 
-    def write(self, ds: Dataset, table_path: Path) -> dict[str, Any]:
-        """Last pass: decide every row, write accepted and rejected rows, count them."""
-        frame = ds.frame
-        reasons, kept = decide.duplicates(ds, frame, self.corpus)
-        chosen = decide.sampled(ds, frame, kept, self.cfg.seed)
-        accepted = frame.filter(pa.array(chosen))
-        split = decide.assign(ds, accepted, np.flatnonzero(chosen), self.cfg.prepare, self.split_memo)
-        accepted = accepted.set_column(3, "split", split)
-        self._write_accepted(ds, accepted, table_path)
-        rejected = [i for i, reason in enumerate(reasons) if reason is not None]
-        self._write_rejected(ds, frame, rejected, reasons)
-        self.files.done(ds)
-        ds.frame = ds.codes = None
-        by_split = pc.value_counts(accepted["split"].combine_chunks())  # in order of first appearance
-        counted = np.unique(np.array([reasons[i] for i in rejected], dtype=str), return_counts=True)
-        return {
-            "input_rows": ds.input_rows,
-            "accepted_rows": accepted.num_rows,
-            "rejected_rows": len(rejected),
-            "sampled_out_rows": int(kept.sum() - chosen.sum()),
-            "rejected_by_reason": {str(k): int(v) for k, v in zip(*counted, strict=True)},
-            "accepted_by_split": dict(
-                zip(by_split.field("values").to_pylist(), by_split.field("counts").to_pylist(), strict=True)
-            ),
-            "source": ds.spec.data,
-        }
 
-    def _write_accepted(self, ds: Dataset, accepted: pa.Table, table_path: Path) -> None:
-        target = accepted["target"]
-        if ds.kind == "domain":
-            target = pc.index_in(target, pa.array(self.domain_labels, pa.string())).cast(pa.int64())
-        common = accepted.select(["id", "text", "lang", "split"])
-        table = common.append_column("group" if ds.kind == "similarity" else "label", target)
-        writer = Writer(table_path, ACCEPTED_SCHEMA[ds.kind])
-        writer.add_table(table.cast(ACCEPTED_SCHEMA[ds.kind]))
-        writer.close()
-        if ds.kind != "domain":
-            new = common.filter(pc.invert(pc.is_in(common["id"], self.corpus["id"])))
-            self.corpus = pa.concat_tables([self.corpus, new.select(["id", "text"])])
-            self.corpus_writer.add_table(new.cast(CORPUS_SCHEMA))
-
-    def _write_rejected(self, ds: Dataset, frame: pa.Table, rows: list[int], reasons: list[Any]) -> None:
-        writer = Writer(self.stage / names.REJECTED_DIR / f"{ds.name}.parquet", REJECTED_SCHEMA)
-        where = frame.select(["file", "row", "column"]).take(pa.array(rows, pa.int64())).to_pydict()
-        spec = ds.spec
-        for i, row, file, column in zip(rows, where["row"], where["file"], where["column"], strict=True):
-            reason = reasons[i]
-            if reason in decide.RULE_REASONS:  # found by the rules, not while parsing
-                column = spec.id if "id" in reason else spec.text[0]
-            loaded = self.files.loaded(file)
-            writer.add(rejected_record(record(ds, loaded, row), Row("", reason=reason, column=column), file))
-        writer.close()
+def _written(writing: tuple[str, Future] | None, stats: dict[str, Any], bar: Any) -> None:
+    """Wait for the dataset being written (if any) and keep its stats."""
+    if writing:
+        stats[writing[0]] = writing[1].result()
+        bar.update()
 
 
 def datasets(cfg: PrepareSection) -> list[Dataset]:
