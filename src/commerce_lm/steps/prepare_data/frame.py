@@ -9,7 +9,6 @@ which defines the rules; both give the same values.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from commerce_lm.config import PrepareConfig
+from commerce_lm.cores import usable as usable_cores
 from commerce_lm.data import formats
 from commerce_lm.data.parse import SPLIT_ALIASES, Dataset, parse
 from commerce_lm.data.readers import LoadedFile, Record
@@ -96,7 +96,7 @@ def texts(ds: Dataset, loaded: LoadedFile, prep: PrepareConfig) -> tuple[pa.Arra
     (Arrow's kernels release the GIL), so the intermediate columns stay small.
     """
     table = loaded.table.select(list(ds.spec.text))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # Linux: the pod's
+    cores = usable_cores()
     size = max(1, min(SLICE, -(-table.num_rows // cores)))
     slices = [table.slice(start, size) for start in range(0, table.num_rows, size)]
     if len(slices) <= 1:

@@ -10,7 +10,6 @@ rejected or (for budgeted runs) sampled out, and ``stats.json`` counts all three
 
 from __future__ import annotations
 
-import os
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ import duckdb
 
 from commerce_lm import names
 from commerce_lm.config import PrepareSection
+from commerce_lm.cores import usable as usable_cores
 from commerce_lm.data import values
 from commerce_lm.data.parse import Dataset
 from commerce_lm.progress import progress_bar
@@ -36,7 +36,7 @@ def prepare_all(cfg: PrepareSection, stage: Path) -> tuple[dict[str, Any], list[
         ``(stats per dataset, domain labels, corpus rows)``.
     """
     sets = datasets(cfg)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     with tempfile.TemporaryDirectory(prefix="prepare-data-") as scratch:  # never inside the output
         spill = Spill(Path(scratch))
         db = keys.connect(Path(scratch), cfg.prepare.memory_mb, cores)
