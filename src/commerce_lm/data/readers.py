@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,12 +137,23 @@ def _file_records(
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}; the file has {available}")
     wanted = columns + [c for c in optional if c not in columns and (available is None or c in available)]
-    try:
-        yield from _records(path, local, columns, wanted, encoding, batch_rows)
-    except FormatError as error:
-        raise InputError(f"{path}, {error}") from None
-    except UnicodeError as error:  # a configured codec that does not fit the bytes
-        raise InputError(f"{path}: cannot decode as {encoding}: {error}") from None
+    yield from _records(path, local, columns, wanted, encoding, batch_rows)
+
+
+@contextmanager
+def _opened(path: str, encoding: str | None) -> Iterator[Path]:
+    """A local copy of ``path``; what fails while reading it becomes a one-line InputError naming it."""
+    with ExitStack() as stack:
+        try:
+            local = stack.enter_context(storage.local_copy(path))
+        except Exception as error:
+            raise InputError(f"{path}: cannot read: {error}") from None
+        try:
+            yield local
+        except FormatError as error:
+            raise InputError(f"{path}, {error}") from None
+        except UnicodeError as error:  # a configured codec that does not fit the bytes
+            raise InputError(f"{path}: cannot decode as {encoding}: {error}") from None
 
 
 def iter_records(
@@ -171,11 +182,7 @@ def iter_records(
         InputError: For an unsupported, empty or unreadable file, or a missing column (named).
     """
     for path in expand(location):
-        with ExitStack() as stack:
-            try:
-                local = stack.enter_context(storage.local_copy(path))
-            except Exception as error:
-                raise InputError(f"{path}: cannot read: {error}") from None
+        with _opened(path, encoding) as local:
             rows = 0
             for record in _file_records(path, local, list(columns), list(optional), encoding, batch_rows):
                 rows += 1
@@ -232,32 +239,23 @@ def load_batches(path: str, columns: list[str], encoding: str | None, batch_rows
     Raises:
         InputError: For an unsupported, empty or unreadable file (named), as :func:`iter_records`.
     """
-    with ExitStack() as stack:
-        try:
-            local = stack.enter_context(storage.local_copy(path))
-        except Exception as error:
-            raise InputError(f"{path}: cannot read: {error}") from None
+    with _opened(path, encoding) as local:
         fmt, available = _format_and_columns(path, local, encoding)
         wanted = [c for c in columns if available is None or c in available]
         rows = 0
-        try:
-            if fmt == "parquet":
-                for table in formats.parquet_batches(local, wanted, batch_rows):
-                    yield LoadedFile(path, available, read=list(columns), table=table, first_row=rows)
-                    rows += table.num_rows
+        if fmt == "parquet":
+            for table in formats.parquet_batches(local, wanted, batch_rows):
+                yield LoadedFile(path, available, read=list(columns), table=table, first_row=rows)
+                rows += table.num_rows
+        else:
+            loaded = LoadedFile(path, available, read=list(columns))
+            codec = formats.check_encoding(local, encoding)
+            if fmt == "csv":
+                loaded.records = list(formats.csv_records(local, wanted, codec))
             else:
-                loaded = LoadedFile(path, available, read=list(columns))
-                codec = formats.check_encoding(local, encoding)
-                if fmt == "csv":
-                    loaded.records = list(formats.csv_records(local, wanted, codec))
-                else:
-                    loaded.records = list(formats.jsonl_records(local, wanted, codec, loaded.seen))
-                rows = loaded.rows
-                if rows:
-                    yield loaded
-        except FormatError as error:
-            raise InputError(f"{path}, {error}") from None
-        except UnicodeError as error:  # a configured codec that does not fit the bytes
-            raise InputError(f"{path}: cannot decode as {encoding}: {error}") from None
+                loaded.records = list(formats.jsonl_records(local, wanted, codec, loaded.seen))
+            rows = loaded.rows
+            if rows:
+                yield loaded
     if rows == 0:
         raise InputError(f"{path}: file has no rows")
