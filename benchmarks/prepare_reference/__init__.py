@@ -16,7 +16,8 @@ from typing import Any
 
 from commerce_lm import names, storage
 from commerce_lm.config import PrepareSection
-from prepare_reference.step import Preparer, datasets, domain_labels, table_path
+from commerce_lm.steps.prepare_data.step import domain_labels, table_path
+from prepare_reference.step import Preparer, datasets
 
 
 def run(cfg: PrepareSection, out_dir: Path) -> dict[str, Any]:

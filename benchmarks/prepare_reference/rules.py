@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from typing import Any
 
 from commerce_lm.config import PrepareConfig
 from commerce_lm.data import splits
@@ -107,11 +106,3 @@ def assign(ds: Dataset, row: Row, prep: PrepareConfig) -> str:
 def _split_key(row: Row) -> str:
     """A row's group, or its text digest: related rows and duplicates share a split."""
     return row.group_key or splits.text_key(row.text)
-
-
-def domain_label_order(label: Any) -> tuple[int, float | str]:
-    """Numeric labels (star ratings) in numeric order, others alphabetically."""
-    try:
-        return 0, float(label)
-    except ValueError:
-        return 1, label

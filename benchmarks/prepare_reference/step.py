@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from commerce_lm import names
 from commerce_lm.config import PrepareSection
-from commerce_lm.data import readers, values
+from commerce_lm.data import readers
 from commerce_lm.data.rejected import REJECTED_SCHEMA, rejected_record
+from commerce_lm.steps.prepare_data import step as library_step
 from commerce_lm.steps.prepare_data.write import ACCEPTED_SCHEMA, CORPUS_SCHEMA, Writer
 from prepare_reference import rules
 from prepare_reference.parse import Dataset, Row, parse
@@ -106,26 +107,5 @@ class Preparer:
 
 
 def datasets(cfg: PrepareSection) -> list[Dataset]:
-    """Every dataset ``cfg`` names, the domain corpus (when there is one) first."""
-    labels = cfg.domain.labels if cfg.domain else None
-    allowed = {values.canonical(label) for label in labels} if labels else None
-    return [
-        *([Dataset("domain", "domain", cfg.domain, allowed_labels=allowed)] if cfg.domain else []),
-        *(Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
-        *(Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity),
-    ]
-
-
-def domain_labels(cfg: PrepareSection, ds: Dataset) -> list[str]:
-    """The domain classes in class-id order: the config's, or those found, numbers first."""
-    if cfg.domain.labels:
-        return [values.canonical(label) for label in cfg.domain.labels]
-    return sorted(ds.label_counts, key=rules.domain_label_order)
-
-
-def table_path(stage: Path, ds: Dataset) -> Path:
-    """Where the accepted rows of ``ds`` go."""
-    if ds.kind == "domain":
-        return stage / names.DOMAIN_TABLE
-    folder = names.TASKS_DIR if ds.kind == "task" else names.SIMILARITY_DIR
-    return stage / folder / f"{ds.spec.name}.parquet"
+    """The library's datasets of ``cfg``, as this step's :class:`Dataset` (which adds its bookkeeping)."""
+    return [Dataset(ds.name, ds.kind, ds.spec, allowed_labels=ds.allowed_labels) for ds in library_step.datasets(cfg)]

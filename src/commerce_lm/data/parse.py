@@ -32,7 +32,6 @@ class Dataset:
     # learnt from the whole dataset: label counts, the splits the file uses
     label_counts: dict[Any, int] = field(default_factory=dict)
     file_splits: set[str] = field(default_factory=set)
-    input_rows: int = 0
     scanned: Any = None  # where prepare-data's first pass put its rows (prepare_data.scan.Scanned)
 
     @property
