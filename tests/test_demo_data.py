@@ -38,3 +38,19 @@ def test_realistic_noise():
     assert " kg" in text or " ml" in text
     relisted = " ".join(demo_data.generate(800, seed=2).dropna(subset=["relist_group"])["title"])
     assert any(emoji in relisted for emoji in demo_data.EMOJI) or any(ch.isdigit() for ch in relisted)
+
+
+def test_cues_are_localised_and_not_giveaways():
+    frame = demo_data.generate(3000, seed=5)
+    text = frame["title"] + " " + frame["description"]
+    for task, table in (("is_counterfeit", demo_data.COUNTERFEIT), ("is_offplatform", demo_data.OFFPLATFORM)):
+        positive = frame[task] == 1
+        # Explicit cues come in the listing's own language, not only in English.
+        german = positive & (frame["lang"] == "de")
+        explicit_de = text[german].apply(lambda t, cues=table["de"][0]: any(c.split("{")[0] in t for c in cues))
+        assert explicit_de.mean() > 0.3, task
+        # Honest listings use the same words to deny the cue, and some positives carry no cue at all.
+        denials = text[~positive].apply(lambda t, table=table: any(entry[2] in t for entry in table.values()))
+        assert 0.02 < denials.mean() < 0.2, task
+        hints = text[~positive].apply(lambda t, table=table: any(entry[1] in t for entry in table.values()))
+        assert hints.any(), task

@@ -6,10 +6,13 @@ an exclusive policy label, three binary integrity labels and two similarity grou
 * ``is_prohibited`` is a function of the policy label;
 * ``is_counterfeit`` (replica cues) and ``is_offplatform`` (off-platform payment or contact) are
   drawn independently of it, so a linear head on the embeddings has something of its own to learn;
+  their cues are written in the listing's language, said outright or only hinted, sometimes absent,
+  and honest listings deny them in the same words (:mod:`commerce_lm.demo.phrases`);
 * ``relist_group`` ties an item to re-listings of it: paraphrased, obfuscated (``v1agra``, spaced
   letters, emoji), with a changed price or contact; ``translation_group`` ties it to translations.
 
-Text carries realistic noise: typos, mixed languages, HTML remnants, prices and units.
+Text carries realistic noise: typos, mixed languages, HTML remnants, prices and units. Allowed
+items include look-alikes of prohibited ones (a toy pistol, vitamin gummies).
 """
 
 from __future__ import annotations
@@ -21,75 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from commerce_lm import storage
+from commerce_lm.demo.phrases import COUNTERFEIT, LOOKALIKES, OFFPLATFORM, PHRASES
 
-# Localised listing phrases: (for sale, brand new, used, fast shipping, contact me, description).
-PHRASES: dict[str, tuple[str, str, str, str, str, str]] = {
-    "en": (
-        "for sale",
-        "brand new",
-        "lightly used",
-        "fast shipping",
-        "message me",
-        "Great condition, original box included.",
-    ),
-    "de": (
-        "zu verkaufen",
-        "neu",
-        "kaum benutzt",
-        "schneller Versand",
-        "schreib mir",
-        "Top Zustand, Originalverpackung dabei.",
-    ),
-    "fr": (
-        "à vendre",
-        "neuf",
-        "peu utilisé",
-        "livraison rapide",
-        "contactez-moi",
-        "Très bon état, boîte d'origine incluse.",
-    ),
-    "es": ("se vende", "nuevo", "poco uso", "envío rápido", "escríbeme", "Excelente estado, incluye caja original."),
-    "it": (
-        "vendo",
-        "nuovo",
-        "poco usato",
-        "spedizione veloce",
-        "scrivimi",
-        "Ottime condizioni, scatola originale inclusa.",
-    ),
-    "pt": ("vendo", "novo", "pouco usado", "envio rápido", "fale comigo", "Ótimo estado, caixa original incluída."),
-    "nl": (
-        "te koop",
-        "nieuw",
-        "weinig gebruikt",
-        "snelle verzending",
-        "stuur een bericht",
-        "Prima staat, originele doos erbij.",
-    ),
-    "pl": (
-        "sprzedam",
-        "nowy",
-        "mało używany",
-        "szybka wysyłka",
-        "napisz do mnie",
-        "Stan idealny, oryginalne pudełko w zestawie.",
-    ),
-    "tr": ("satılık", "sıfır", "az kullanılmış", "hızlı kargo", "mesaj at", "Temiz durumda, orijinal kutusuyla."),
-    "vi": ("cần bán", "mới", "ít dùng", "giao hàng nhanh", "nhắn tin cho tôi", "Tình trạng tốt, còn hộp gốc."),
-    "ru": (
-        "продам",
-        "новый",
-        "почти не использовался",
-        "быстрая доставка",
-        "пишите",
-        "Отличное состояние, оригинальная коробка.",
-    ),
-    "ja": ("販売", "新品", "美品", "迅速発送", "ご連絡ください", "状態良好、元箱付きです。"),
-    "zh": ("出售", "全新", "轻微使用", "快速发货", "联系我", "成色很好，带原包装盒。"),
-    "ar": ("للبيع", "جديد", "مستعمل قليلا", "شحن سريع", "راسلني", "حالة ممتازة مع العلبة الأصلية."),
-    "hi": ("बिक्री के लिए", "नया", "थोड़ा इस्तेमाल", "तेज़ शिपिंग", "मुझे संदेश करें", "बढ़िया हालत, मूल डिब्बा साथ में।"),
-    "ko": ("판매합니다", "새상품", "사용감 적음", "빠른 배송", "연락주세요", "상태 좋고 정품 박스 포함입니다."),
-}
 LANGUAGES = tuple(PHRASES)
 
 # Policy label -> items. Brand and product names stay untranslated, as in real listings.
@@ -104,6 +40,7 @@ POLICY_ITEMS: dict[str, tuple[str, ...]] = {
         "IKEA Billy bookshelf",
         "Levi's 501 jeans",
         "Sony WH-1000XM4 headphones",
+        *LOOKALIKES,
     ),
     "weapons": (
         "Glock 19 pistol",
@@ -131,15 +68,22 @@ PROHIBITED = frozenset({"weapons", "drugs", "prescription_meds", "hazardous", "w
 # Policy labels are drawn with these weights: most listings are allowed.
 POLICY_WEIGHTS = (0.44, 0.08, 0.08, 0.08, 0.08, 0.08, 0.08, 0.08)
 
-REPLICA_CUES = ("1:1 replica", "AAA quality copy", "mirror quality", "high copy", "inspired version, unbranded")
-OFFPLATFORM_CUES = (
-    "WhatsApp {phone}",
-    "pay via Western Union only",
-    "telegram @{handle}",
-    "wire money first",
-    "contact {handle}@gmail.com",
-    "PayPal friends and family only",
-)
+# How a listing of each kind carries its cue: (explicit, implicit hint, nothing) for a positive
+# listing; (denial, implicit hint) for a negative one, the rest saying nothing. A positive with no
+# cue is label noise no encoder can read; hints on negatives make the hint a clue, not a proof.
+POSITIVE_CUE = (0.8, 0.15, 0.05)
+NEGATIVE_CUE = (0.06, 0.03)
+# Share of explicit cues written in English whatever the listing's language.
+ENGLISH_CUE = 0.25
+# Share of listings with a phrase in another language appended (mixed-language listings are common).
+MIXED_LANGUAGE = 0.35
+# Share of first listings whose item name is obfuscated, whatever the item: sellers of every kind
+# dodge keyword filters, so obfuscation is noise, not a sign of a prohibited item.
+OBFUSCATED = 0.2
+# Share of listings that do not name their item at all (the photos would), whatever the item: no
+# encoder can read their policy label from the text, as in real listings.
+UNNAMED = 0.08
+UNNAMED_ITEM = ("item as pictured", "see photos", "read the description", "ask for details", "📷")
 HTML_REMNANTS = ("<br>", "&amp;", "<b>", "</b>", "&nbsp;", "<p>")
 EMOJI = ("🔥", "💊", "✅", "⭐", "📦", "💯")
 CURRENCIES = ("€", "$", "£", "¥", "₹", "₩", "zł", "₺")
@@ -181,28 +125,43 @@ def _contact(rng: random.Random) -> dict[str, str]:
     }
 
 
+def _cue(table: dict, lang: str, positive: bool, rng: random.Random) -> str | None:
+    """The cue phrase a listing carries for one integrity label (None: it says nothing of it)."""
+    explicit, hint, denial = table[lang]
+    roll = rng.random()
+    if positive:
+        if roll < POSITIVE_CUE[0]:
+            phrases = table["en"][0] if rng.random() < ENGLISH_CUE else explicit
+            return rng.choice(phrases).format(**_contact(rng))
+        return hint if roll < POSITIVE_CUE[0] + POSITIVE_CUE[1] else None
+    if roll < NEGATIVE_CUE[0]:
+        return denial
+    return hint if roll < NEGATIVE_CUE[0] + NEGATIVE_CUE[1] else None
+
+
 def _render(item: _Item, lang: str, rng: random.Random, obfuscate: bool = False) -> tuple[str, str]:
     """One listing (title, description) of ``item`` in ``lang``, with fresh noise."""
     sale, new, used, shipping, contact, desc = PHRASES[lang]
-    name = _obfuscate(item.name, rng) if obfuscate else item.name
+    name = _obfuscate(item.name, rng) if obfuscate or rng.random() < OBFUSCATED else item.name
+    if rng.random() < UNNAMED:
+        name = rng.choice(UNNAMED_ITEM)
     condition = rng.choice((new, used))
     price = f"{rng.choice(CURRENCIES)} {item.price:.2f}".replace(".", rng.choice((".", ",")))
     title = rng.choice((f"{name} {condition} - {sale}", f"{sale}: {name}, {condition}", f"{name} | {price}"))
     parts = [desc, f"{rng.randint(1, 500)} {item.unit}", price, shipping]
-    if item.counterfeit:
-        parts.append(rng.choice(REPLICA_CUES))
-    if item.offplatform:
-        parts.append(rng.choice(OFFPLATFORM_CUES).format(**_contact(rng)))
-    else:
-        parts.append(contact)
-    if lang != "en" and rng.random() < 0.25:  # mixed-language listings are common
-        parts.append(PHRASES["en"][rng.randrange(5)])
+    parts.append(_cue(COUNTERFEIT, lang, item.counterfeit, rng))
+    parts.append(_cue(OFFPLATFORM, lang, item.offplatform, rng) or contact)
+    if rng.random() < MIXED_LANGUAGE:
+        parts.append(PHRASES[rng.choice(LANGUAGES)][rng.randrange(5)])
+    parts = [part for part in parts if part]
     rng.shuffle(parts)
     description = " ".join(parts)
     if rng.random() < 0.3:
         description = f"{rng.choice(HTML_REMNANTS)}{description}{rng.choice(HTML_REMNANTS)}"
     if rng.random() < 0.3:
         title = _typo(title, rng)
+    if rng.random() < 0.3:
+        description = _typo(description, rng)
     return title, description
 
 
