@@ -71,19 +71,47 @@ def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[st
 
 # Paired comparisons on the same test rows: name -> (arm a, arm b), reported as a minus b.
 COMPARISONS = {"finetuned_minus_plm": ("finetuned", "plm"), "finetuned_minus_e2e": ("finetuned", "e2e")}
+# Per language only the comparison the method claims everywhere: the fine-tuned encoder against the PLM.
+LANGUAGE_COMPARISONS = {"finetuned_minus_plm": COMPARISONS["finetuned_minus_plm"]}
+
+
+def _paired(arms: dict[str, tuple[pd.DataFrame, dict]], a: str, b: str) -> pd.DataFrame:
+    """The test rows both arms scored: ``id``, ``label``, ``lang``, ``score_a``, ``score_b``."""
+    return arms[a][0][["id", "label", "lang", "score"]].merge(
+        arms[b][0][["id", "score"]], on="id", suffixes=("_a", "_b"), validate="one_to_one"
+    )
+
+
+def _diff(joined: pd.DataFrame, samples: int, seed: int) -> dict[str, Any]:
+    labels, a, b = (joined[c].to_numpy() for c in ("label", "score_a", "score_b"))
+    return {**paired_bootstrap_diff(labels, a, b, samples, seed), "n": int(len(joined))}
 
 
 def compare_arms(arms: dict[str, tuple[pd.DataFrame, dict]], samples: int, seed: int) -> dict[str, Any]:
     """Paired bootstrap differences (PR AUC, ROC AUC) between arms, on the test rows both scored."""
-    out = {}
-    for name, (a, b) in COMPARISONS.items():
-        if a in arms and b in arms:
-            joined = arms[a][0][["id", "label", "score"]].merge(
-                arms[b][0][["id", "score"]], on="id", suffixes=("_a", "_b"), validate="one_to_one"
-            )
-            labels = joined["label"].to_numpy()
-            diff = paired_bootstrap_diff(
-                labels, joined["score_a"].to_numpy(), joined["score_b"].to_numpy(), samples, seed
-            )
-            out[name] = {**diff, "n": int(len(joined))}
-    return out
+    return {
+        name: _diff(_paired(arms, a, b), samples, seed)
+        for name, (a, b) in COMPARISONS.items()
+        if a in arms and b in arms
+    }
+
+
+def compare_by_language(
+    arms: dict[str, tuple[pd.DataFrame, dict]], samples: int, seed: int, min_rows: int
+) -> dict[str, dict[str, Any]]:
+    """:data:`LANGUAGE_COMPARISONS` on each language's test rows, resampled within the language.
+
+    Languages are those :func:`score_arm` slices: at least ``min_rows`` rows with both classes.
+
+    Returns:
+        ``{lang: {comparison: {pr_auc_diff, pr_auc_diff_ci, pr_auc_significant, ..., n}}}``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, (a, b) in LANGUAGE_COMPARISONS.items():
+        if a not in arms or b not in arms:
+            continue
+        for lang, part in _paired(arms, a, b).groupby("lang"):
+            positives = int(part["label"].sum())
+            if len(part) >= min_rows and 0 < positives < len(part):
+                out.setdefault(str(lang), {})[name] = _diff(part, samples, seed)
+    return dict(sorted(out.items()))
