@@ -95,9 +95,10 @@ def similarity_verdict(name: str, entry: dict[str, Any]) -> str:
     change = entry.get("relative_f1_change")
     relative = f" ({change:+.0%})" if change is not None else ""
     better = better_arm(comparison, "f1")
+    judgement = better if better == "no clear difference" else f"better: {better}"
     return (
         f"{name} (KNN): F1 {tuned:.3f} fine-tuned vs {plm:.3f} PLM{relative}, difference "
-        f"{diff_ci(comparison, 'f1')}; {better if better == 'no clear difference' else 'better: ' + better}."
+        f"{diff_ci(comparison, 'f1')}; {judgement}."
     )
 
 
