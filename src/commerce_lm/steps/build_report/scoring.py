@@ -35,6 +35,11 @@ def _pr_curve(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
     return {"precision": _thin(precision), "recall": _thin(recall)}
 
 
+def _sliceable(labels: np.ndarray, min_rows: int) -> bool:
+    """Whether a language's test rows get their own figures: ``min_rows`` of them, both classes."""
+    return len(labels) >= min_rows and 0 < labels.sum() < len(labels)
+
+
 def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[str, Any]) -> tuple[dict, dict]:
     """Metrics (with CIs and language slices) and curves of one arm's test predictions."""
     labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
@@ -56,7 +61,7 @@ def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[st
     }
     for lang, part in predictions.groupby("lang"):
         part_labels = part["label"].to_numpy()
-        if len(part) < cfg.report.min_slice_rows or not 0 < part_labels.sum() < len(part):
+        if not _sliceable(part_labels, cfg.report.min_slice_rows):
             continue
         lang_roc, lang_pr = roc_pr(part_labels, part["score"].to_numpy())
         result["by_language"][lang] = {
@@ -101,7 +106,7 @@ def compare_by_language(
 ) -> dict[str, dict[str, Any]]:
     """:data:`LANGUAGE_COMPARISONS` on each language's test rows, resampled within the language.
 
-    Languages are those :func:`score_arm` slices: at least ``min_rows`` rows with both classes.
+    Languages are those :func:`score_arm` slices (:func:`_sliceable`).
 
     Returns:
         ``{lang: {comparison: {pr_auc_diff, pr_auc_diff_ci, pr_auc_significant, ..., n}}}``.
@@ -111,7 +116,6 @@ def compare_by_language(
         if a not in arms or b not in arms:
             continue
         for lang, part in _paired(arms, a, b).groupby("lang"):
-            positives = int(part["label"].sum())
-            if len(part) >= min_rows and 0 < positives < len(part):
+            if _sliceable(part["label"].to_numpy(), min_rows):
                 out.setdefault(str(lang), {})[name] = _diff(part, samples, seed)
     return dict(sorted(out.items()))
