@@ -208,6 +208,12 @@ def test_build_report(chain: Chain) -> None:
     document = _json(report, names.METRICS_JSON)
     assert document["tasks"]["prohibited"]["e2e"]["roc_auc"] == metrics.metadata["prohibited.e2e.roc_auc"]
     assert metrics.metadata["knn.relisted.finetuned.f1"] == document["similarity"]["relisted"]["finetuned"]["f1"]
+    # Paired comparisons over the same queries, and per language, reach the document.
+    knn_diff = document["similarity"]["relisted"]["comparisons"]["finetuned_minus_plm"]
+    assert knn_diff["n"] == document["similarity"]["relisted"]["plm"]["n_queries"] and len(knn_diff["f1_diff_ci"]) == 2
+    prohibited = document["tasks"]["prohibited"]
+    assert set(prohibited["comparisons_by_language"]) == set(prohibited["finetuned"]["by_language"])
+    assert isinstance(prohibited["e2e"]["capped"], bool) and prohibited["e2e"]["global_steps"] > 0
     assert roc.metadata["confusionMatrix"]["rows"]  # the first task's fine-tuned head
     slices = {s["slice"] for s in by_language.metadata["evaluationSlices"]}
     assert slices and all(s.split("/")[0] in document["tasks"] for s in slices)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -70,3 +71,48 @@ def test_finetune_baseline_scores_the_test_split(setup):
     if saved["stopped_early"]:
         assert saved["global_steps"] < 36
     assert not (out / "model").exists()
+    assert saved["steps_per_epoch"] == 96 // 8 and saved["epochs_run"] == saved["global_steps"] / 12
+    assert saved["capped"] is not saved["stopped_early"]  # with patience on, the cap is what else stops it
+
+
+def _eval_steps(out) -> list[int]:
+    lines = (out / "train_log.jsonl").read_text().splitlines()
+    return [r["step"] for r in map(json.loads, lines) if r["event"] == "eval"]
+
+
+def test_a_baseline_the_cap_stops_while_improving_is_capped(setup):
+    """Two epochs, early stopping on, no eval_every: validation is scored once an epoch, the last is
+    the best or patience would have had to run out, and the cap ends the run: ``capped``."""
+    prepared, model, root = setup
+    cfg = run_config(model, epochs=2, early_stopping_patience=2)
+    assert cfg.baseline.eval_every is None
+    out = root / "capped"
+    metrics = finetune_baseline.run(section_for("finetune-baseline", cfg), str(prepared), "weapons", str(out))
+    assert _eval_steps(out) == [12, 24]
+    assert metrics["global_steps"] == metrics["total_steps"] == 24 and metrics["epochs_run"] == 2.0
+    assert metrics["capped"] is True and metrics["stopped_early"] is False
+
+
+def test_a_baseline_patience_stops_is_not_capped(setup, tmp_path):
+    """A validation split of one class leaves ROC AUC undefined: no evaluation improves on the first,
+    so patience stops the run long before its cap of three epochs."""
+    prepared, model, root = setup
+    flat = tmp_path / "prepared"
+    shutil.copytree(prepared, flat)
+    table = pd.read_parquet(flat / "tasks" / "weapons.parquet")
+    table.loc[table["split"] == "validation", "label"] = 0
+    table.to_parquet(flat / "tasks" / "weapons.parquet", index=False)
+    cfg = run_config(model, epochs=3, eval_every=2, early_stopping_patience=1, best_metric="val_roc_auc")
+    out = root / "patient"
+    metrics = finetune_baseline.run(section_for("finetune-baseline", cfg), str(flat), "weapons", str(out))
+    assert _eval_steps(out) == [2, 4]
+    assert metrics["stopped_early"] is True and metrics["capped"] is False
+    assert (metrics["global_steps"], metrics["best_step"], metrics["total_steps"]) == (4, 2, 36)
+    assert metrics["epochs_run"] == 4 / 12
+
+
+def test_baseline_defaults_cap_five_epochs_with_patience_two():
+    from commerce_lm.config import BaselineConfig, FinetuneConfig
+
+    assert (BaselineConfig().epochs, BaselineConfig().early_stopping_patience) == (5.0, 2)
+    assert (FinetuneConfig().epochs, FinetuneConfig().early_stopping_patience) == (1.0, None)  # unchanged

@@ -96,6 +96,13 @@ def test_knn_scores_and_language_breakdown(tmp_path, tiny_cfg, tiny_prepared, em
         same = metrics[spec.name]["finetuned"]
         assert same["f1"] == arm["f1"] and same["mrr"] == arm["mrr"]
         assert metrics[spec.name]["relative_f1_change"] in (None, pytest.approx(0.0))
+    # Each test query's pair counts, per set, arm and slice, sum to the scores.
+    queries = pd.read_parquet(tmp_path / "knn" / names.KNN_QUERIES)
+    assert set(queries["slice"]) == {"all", "same_language", "cross_language"}
+    for (name, arm), rows in queries[queries["slice"] == "all"].groupby(["set", "arm"]):
+        tp, predicted, relevant = rows[["tp", "predicted", "relevant"]].sum()
+        assert len(rows) == metrics[name][arm]["n_queries"]
+        assert metrics[name][arm]["f1"] == pytest.approx(2 * tp / (predicted + relevant) if tp else 0.0)
 
 
 def test_knn_is_perfect_on_group_identity_vectors():
@@ -115,9 +122,13 @@ def test_knn_is_perfect_on_group_identity_vectors():
         vectors[row, codes[group] if group else 5 + row % 3] = 1.0
     from commerce_lm.config import KnnConfig
 
-    result = evaluate_knn.evaluate_arm(table, vectors, KnnConfig(k=3))
+    result, queries = evaluate_knn.evaluate_arm(table, vectors, KnnConfig(k=3))
     assert result["f1"] == pytest.approx(1.0) and result["mrr"] == pytest.approx(1.0)
     assert result["recall_at_3"] == pytest.approx(1.0)
+    # Per query, every predicted pair is true and every true neighbour is found.
+    every = queries[queries["slice"] == "all"]
+    assert len(every) == result["n_queries"] == 7
+    assert (every["tp"] == every["predicted"]).all() and (every["tp"] == every["relevant"]).all()
 
 
 def test_bootstrap_interval_brackets_the_estimate():

@@ -71,7 +71,7 @@ def test_knn_slice_without_true_pairs_is_not_applicable():
         }
     )
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
-    result = evaluate_knn.evaluate_arm(table, vectors, KnnConfig(k=2))
+    result, _ = evaluate_knn.evaluate_arm(table, vectors, KnnConfig(k=2))
     assert result["by_language"]["cross_language"] is None
     assert result["by_language"]["same_language"]["f1"] > 0
 
@@ -97,11 +97,14 @@ def test_verdict_names_the_embeddings_to_use_and_where_it_is_noise():
     assert "not significantly different" in task_verdict("y", {"finetuned_minus_plm": tie})
     lost = {**win, "pr_auc_diff": -0.1, "pr_auc_diff_ci": [-0.15, -0.05]}
     assert "use the PLM" in task_verdict("z", {"finetuned_minus_plm": lost})
+    knn_win = {"f1_diff": 0.1, "f1_diff_ci": [0.02, 0.18], "f1_significant": True, "n": 40}
     lines = verdict_lines(
         {"tasks": {"x": {"comparisons": {"finetuned_minus_plm": win}}},
-         "similarity": {"s": {"plm": {"f1": 0.2}, "finetuned": {"f1": 0.3}, "relative_f1_change": 0.5}}}
+         "similarity": {"s": {"plm": {"f1": 0.2}, "finetuned": {"f1": 0.3}, "relative_f1_change": 0.5,
+                              "comparisons": {"finetuned_minus_plm": knn_win}}}}
     )  # fmt: skip
     assert len(lines) == 2 and "+50%" in lines[1] and "better: fine-tuned" in lines[1]
+    assert "+0.100 [+0.020, +0.180]" in lines[1]
 
 
 def test_pooling_is_what_the_model_declares(tmp_path):

@@ -29,6 +29,7 @@ EMBEDDINGS_DIR = "embeddings"
 
 # train-heads / evaluate-knn / build-report
 HEADS_DIR = "heads"
+KNN_QUERIES = "queries.parquet"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"

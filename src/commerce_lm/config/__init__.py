@@ -5,6 +5,7 @@
 
 from commerce_lm.config.loading import ConfigError, config_from_json, load_config, parse_config, section_from_json
 from commerce_lm.config.sections import (
+    BaselineConfig,
     DatasetSpec,
     DomainSpec,
     EmbedConfig,
@@ -38,6 +39,7 @@ from commerce_lm.config.step_sections import (
 
 __all__ = [
     "SECTIONS",
+    "BaselineConfig",
     "ConfigError",
     "DatasetSpec",
     "DomainSpec",

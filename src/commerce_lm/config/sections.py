@@ -175,6 +175,19 @@ class TrainConfig(_Strict):
     )
 
 
+class BaselineConfig(TrainConfig):
+    """Settings of ``finetune-baseline``: the trainer's, its budget chosen on validation.
+
+    ``epochs`` is a cap: the learning-rate schedule spans it, validation is scored every
+    ``eval_every`` steps (unset: once an epoch) and training stops after ``early_stopping_patience``
+    evaluations without improvement. A run the cap stopped while validation still improved is
+    reported as under-trained (``capped`` in its metrics), never as beaten.
+    """
+
+    epochs: float = Field(default=5.0, gt=0)
+    early_stopping_patience: int | None = Field(default=2, gt=0)
+
+
 # The objectives :mod:`commerce_lm.training.objectives` registers (a test keeps the two in step).
 ObjectiveName = Literal[
     "cross_entropy", "supervised_contrastive", "instance_contrastive", "mlm", "stay_near_pretrained"
@@ -279,7 +292,7 @@ class RunConfig(_Canonical):
     similarity: list[SimilaritySpec] = Field(default_factory=list)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
-    baseline: TrainConfig = Field(default_factory=TrainConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     heads: HeadsConfig = Field(default_factory=HeadsConfig)
     knn: KnnConfig = Field(default_factory=KnnConfig)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from commerce_lm.config.sections import (
+    BaselineConfig,
     DomainSpec,
     EmbedConfig,
     FinetuneConfig,
@@ -22,7 +23,6 @@ from commerce_lm.config.sections import (
     RunConfig,
     SimilaritySpec,
     TaskSpec,
-    TrainConfig,
     _Canonical,
 )
 
@@ -58,7 +58,7 @@ class FinetuneEncoderSection(TrainingSection):
 class FinetuneBaselineSection(TrainingSection):
     """``finetune-baseline``: the trainer settings (the task comes with the prepared data)."""
 
-    baseline: TrainConfig
+    baseline: BaselineConfig
 
 
 class ExtractSection(StepSection):

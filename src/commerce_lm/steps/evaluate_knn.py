@@ -4,7 +4,8 @@ For each similarity task the pool is every document of its table; queries are th
 a split that belong to a group. Neighbours come from the whole pool with the query itself
 excluded, over L2-normalised vectors (inner product = cosine). A neighbour is predicted similar
 when its cosine is at or above a threshold chosen on validation queries for the best F1; test
-queries are scored with it. Pairs are also scored separately for same- and cross-language.
+queries are scored with it. Pairs are also scored separately for same- and cross-language, and
+each test query's pair counts are kept (``queries.parquet``) for the report's paired bootstrap.
 """
 
 from __future__ import annotations
@@ -75,6 +76,20 @@ def _relevant(nb: Neighbours, language: str | None) -> np.ndarray:
     return np.minimum(sizes[language], nb.similar.shape[1])
 
 
+def query_counts(nb: Neighbours, threshold: float, language: str | None = None) -> np.ndarray:
+    """Per query, ``[tp, predicted, relevant]`` pair counts at ``threshold``.
+
+    ``predicted``: neighbours with cosine >= threshold; ``tp``: those of the query's group;
+    ``relevant``: the query's true neighbours in the pool (capped at k). With ``language``
+    (``same`` or ``cross``) only pairs of that kind count, on both sides. Summed over queries they
+    give :func:`pair_scores`; kept per query, they let the report resample queries for an interval
+    on the F1 difference between two encoders.
+    """
+    mask = {None: np.ones_like(nb.similar), "same": nb.same_lang, "cross": ~nb.same_lang}[language]
+    predicted = (nb.cosines >= threshold) & mask
+    return np.stack([(predicted & nb.similar).sum(axis=1), predicted.sum(axis=1), _relevant(nb, language)], axis=1)
+
+
 def pair_scores(nb: Neighbours, threshold: float, language: str | None = None) -> dict[str, float] | None:
     """Precision, recall and F1 of predicting neighbours with cosine >= threshold as similar.
 
@@ -85,13 +100,9 @@ def pair_scores(nb: Neighbours, threshold: float, language: str | None = None) -
     Returns:
         The scores, or ``None`` (not applicable) for a slice without any true pair.
     """
-    mask = {None: np.ones_like(nb.similar), "same": nb.same_lang, "cross": ~nb.same_lang}[language]
-    relevant = float(_relevant(nb, language).sum())
+    tp, positives, relevant = (float(v) for v in query_counts(nb, threshold, language).sum(axis=0))
     if language is not None and relevant == 0:
         return None
-    predicted = (nb.cosines >= threshold) & mask
-    tp = float((predicted & nb.similar).sum())
-    positives = float(predicted.sum())
     precision = tp / positives if positives else 0.0
     recall = tp / relevant if relevant else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -115,8 +126,18 @@ def ranking_scores(nb: Neighbours, k: int) -> dict[str, float]:
     return {f"recall_at_{k}": float(recall.mean()), "mrr": float(reciprocal.mean())}
 
 
-def evaluate_arm(table: pd.DataFrame, vectors: np.ndarray, cfg: KnnConfig) -> dict[str, Any]:
-    """Threshold on validation, scores on test, for one embedding set of one similarity task."""
+# The report's slices of the test pairs: name -> ``language`` argument of :func:`query_counts`.
+SLICES = {"all": None, "same_language": "same", "cross_language": "cross"}
+COUNT_COLUMNS = ["tp", "predicted", "relevant"]
+
+
+def evaluate_arm(table: pd.DataFrame, vectors: np.ndarray, cfg: KnnConfig) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Threshold on validation, scores on test, for one embedding set of one similarity task.
+
+    Returns:
+        The scores, and the pair counts of every test query at the threshold (``query`` id,
+        ``slice`` of :data:`SLICES`, ``tp``, ``predicted``, ``relevant``), in test-query order.
+    """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     faiss.normalize_L2(vectors)
     index = build_index(vectors, cfg)
@@ -139,11 +160,13 @@ def evaluate_arm(table: pd.DataFrame, vectors: np.ndarray, cfg: KnnConfig) -> di
         **pair_scores(nb, threshold),
         **ranking_scores(nb, cfg.k),
     }
-    result["by_language"] = {
-        "same_language": pair_scores(nb, threshold, "same"),
-        "cross_language": pair_scores(nb, threshold, "cross"),
-    }
-    return result
+    result["by_language"] = {name: pair_scores(nb, threshold, lang) for name, lang in SLICES.items() if lang}
+    ids = table["id"].to_numpy()[test_q]
+    queries = pd.concat(
+        pd.DataFrame(query_counts(nb, threshold, lang), columns=COUNT_COLUMNS).assign(query=ids, slice=name)
+        for name, lang in SLICES.items()
+    )
+    return result, queries[["query", "slice", *COUNT_COLUMNS]].astype({c: np.int64 for c in COUNT_COLUMNS})
 
 
 def run(
@@ -159,7 +182,8 @@ def run(
         section: The step's section (similarity sets, the PLM, ``knn``).
         prepared_dir: ``prepare-data`` output.
         embeddings: Arm name (``plm``, ``finetuned``) -> ``extract-embeddings`` output.
-        out_dir: Output folder with ``metrics.json``.
+        out_dir: Output folder with ``metrics.json`` and ``queries.parquet`` (every test query's pair
+            counts per set, arm and slice).
         expected_checksums: Arm -> checksum of the encoder the embeddings must come from.
 
     Returns:
@@ -167,6 +191,7 @@ def run(
         "relative_f1_change": ...}}``.
     """
     metrics: dict[str, Any] = {}
+    queries = []
     sets = {arm: load_checked(loc, arm, (expected_checksums or {}).get(arm)) for arm, loc in embeddings.items()}
     for spec in section.similarity:
         table = storage.read_parquet(
@@ -174,7 +199,9 @@ def run(
         ).to_pandas()
         task: dict[str, Any] = {}
         for arm, emb in sets.items():
-            task[arm] = evaluate_arm(table, aligned_vectors(emb, table["id"], f"similarity {spec.name}"), section.knn)
+            vectors = aligned_vectors(emb, table["id"], f"similarity {spec.name}")
+            task[arm], counts = evaluate_arm(table, vectors, section.knn)
+            queries.append(counts.assign(set=spec.name, arm=arm))
         if "plm" in task and "finetuned" in task:  # undefined (None) when the PLM finds nothing
             plm_f1 = task["plm"]["f1"]
             task["relative_f1_change"] = task["finetuned"]["f1"] / plm_f1 - 1 if plm_f1 > 0 else None
@@ -182,4 +209,6 @@ def run(
     with storage.staged_dir(out_dir, "evaluate-knn") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)
         storage.write_json(stage / names.CONFIG_JSON, section.model_dump(mode="json"))
+        if queries:
+            pd.concat(queries).to_parquet(stage / names.KNN_QUERIES, index=False)
     return metrics

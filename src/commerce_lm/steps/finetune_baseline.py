@@ -1,7 +1,8 @@
 """Step ``finetune-baseline``: the end-to-end baseline, the encoder fine-tuned on one binary task.
 
 Trains ``section.model`` with a two-class head on ``prepared/tasks/<task>.parquet`` with the shared
-DeepSpeed trainer and ``section.baseline`` (early stopping on the validation split), then scores the
+DeepSpeed trainer and ``section.baseline`` (early stopping on the validation split within a cap of
+``epochs``; :func:`budget` records whether the cap stopped it still improving), then scores the
 test split with the best weights: ``predictions.parquet`` holds ``id``, ``label``, ``score`` (the
 probability of label 1) and ``lang``. The model itself is not exported; checkpoints exist only while
 training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`). With
@@ -41,6 +42,24 @@ def score(model, split: data.Split, pad_id: int, device: str) -> np.ndarray:  # 
             ).logits
             out[positions] = metrics.softmax(logits.float().cpu().numpy())[:, 1]
     return out
+
+
+def budget(result: dict[str, Any], patience: int | None) -> dict[str, Any]:
+    """How much of its cap the baseline trained, and whether the cap rather than validation stopped it.
+
+    Args:
+        result: The trainer's metrics (``global_steps``, ``steps_per_epoch``, ``best_step``,
+            ``stopped_early``).
+        patience: ``early_stopping_patience`` of the run.
+
+    Returns:
+        ``epochs_run`` and ``capped``: every planned step ran and validation was still improving
+        (patience had not run out; without patience, the last evaluation was the best), so more
+        steps might have helped and the baseline counts as under-trained.
+    """
+    steps = result["global_steps"]
+    still_improving = patience is not None or result["best_step"] == steps
+    return {"epochs_run": steps / result["steps_per_epoch"], "capped": not result["stopped_early"] and still_improving}
 
 
 def _score_and_publish(
@@ -113,6 +132,7 @@ def run(
         "n_test": len(test_frame),
         "best_value": result.get(result["best_metric"]),
         **result,
+        **budget(result, section.baseline.early_stopping_patience),
     }
     if trained.info.is_main:
         _score_and_publish(section, trained, test_frame, metrics_out, out_dir)

@@ -83,6 +83,16 @@ class Session:
         return session
 
     @property
+    def eval_every(self) -> int | None:
+        """Steps between validation scores: ``eval_every``, else once an epoch with early stopping on.
+
+        Without either, validation is scored only at the end.
+        """
+        if self.tcfg.eval_every or not self.tcfg.early_stopping_patience:
+            return self.tcfg.eval_every
+        return self.plan.steps_per_epoch
+
+    @property
     def done(self) -> bool:
         """Whether every planned step has run."""
         return self.state.step >= self.total_steps
@@ -176,6 +186,7 @@ class Session:
             **totals,
             "global_steps": state.step,
             "total_steps": self.total_steps,
+            "steps_per_epoch": self.plan.steps_per_epoch,
             "best_step": state.best_step,
             "best_metric": self.tcfg.best_metric,
             "stopped_early": state.stopped_early,

@@ -2,11 +2,11 @@
 
 :func:`train` runs a model through the planned steps (:mod:`.data`), minimising an objective
 (:mod:`.objectives`: cross-entropy alone, or a weighted mix), evaluating every ``eval_every`` steps
-and at the end, keeping the best weights by ``best_metric``, stopping early after
-``early_stopping_patience`` evaluations without improvement, and checkpointing every
-``checkpoint_every`` steps (:mod:`.checkpoint`). A rerun with the same arguments continues from the
-last complete checkpoint at the same step, data position, optimizer, scheduler and RNG state, so it
-ends where an uninterrupted run would.
+(unset with early stopping: once an epoch) and at the end, keeping the best weights by
+``best_metric``, stopping early after ``early_stopping_patience`` evaluations without improvement,
+and checkpointing every ``checkpoint_every`` steps (:mod:`.checkpoint`). A rerun with the same
+arguments continues from the last complete checkpoint at the same step, data position, optimizer,
+scheduler and RNG state, so it ends where an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def train(
     while session.state.step < session.total_steps and not session.state.stopped_early:
         session.step(objective, train_split, pad_id)
         progress.update(1)
-        if tcfg.eval_every and session.state.step % tcfg.eval_every == 0:
+        if session.eval_every and session.state.step % session.eval_every == 0:
             session.evaluate(val_split, pad_id)
         if tcfg.checkpoint_every and session.state.step % tcfg.checkpoint_every == 0 and not session.done:
             session.checkpoint()

@@ -16,7 +16,8 @@ import pandas as pd
 from commerce_lm import names, storage
 from commerce_lm.config import ReportSection
 from commerce_lm.steps.build_report.render import render_html, render_markdown
-from commerce_lm.steps.build_report.scoring import compare_arms, score_arm
+from commerce_lm.steps.build_report.scoring import compare_arms, compare_by_language, score_arm
+from commerce_lm.steps.build_report.similarity import similarity_metrics
 
 CURVES_JSON = "curves.json"
 
@@ -92,6 +93,11 @@ DOMAIN_KEYS = (
 )
 
 
+# The end-to-end baseline's training budget, kept beside its scores: the verdict makes no claim
+# against a baseline its step cap stopped while validation still improved.
+E2E_BUDGET_KEYS = ("global_steps", "total_steps", "best_step", "epochs_run", "capped")
+
+
 def _score_tasks(cfg: ReportSection, heads_dir: str, baseline_dirs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per task: every arm's test metrics and their paired comparisons; and every arm's curves."""
     heads = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
@@ -108,7 +114,12 @@ def _score_tasks(cfg: ReportSection, heads_dir: str, baseline_dirs: list[str]) -
             entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
             entry["n_test"] = int(len(predictions))
             entry["positive_rate"] = float(predictions["label"].mean())
+        if "e2e" in arms:
+            entry["e2e"].update({k: arms["e2e"][1].get(k) for k in E2E_BUDGET_KEYS})
         entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
+        entry["comparisons_by_language"] = compare_by_language(
+            arms, cfg.report.bootstrap_samples, cfg.seed, cfg.report.min_slice_rows
+        )
         tasks[task.name] = entry
     return tasks, curves
 
@@ -128,7 +139,7 @@ def collect(
     tasks, curves = _score_tasks(cfg, heads_dir, baseline_dirs)
     metrics: dict[str, Any] = {
         "tasks": tasks,
-        "similarity": storage.read_json(storage.join(knn_dir, names.METRICS_JSON)),
+        "similarity": similarity_metrics(knn_dir, cfg.report.bootstrap_samples, cfg.seed),
         "run": {"name": cfg.name, "model": cfg.model, "config_fingerprint": cfg.fingerprint()},
     }
     domain = storage.read_json(storage.join(finetune_dir, names.METRICS_JSON))

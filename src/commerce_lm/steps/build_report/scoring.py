@@ -35,6 +35,11 @@ def _pr_curve(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
     return {"precision": _thin(precision), "recall": _thin(recall)}
 
 
+def _sliceable(labels: np.ndarray, min_rows: int) -> bool:
+    """Whether a language's test rows get their own figures: ``min_rows`` of them, both classes."""
+    return len(labels) >= min_rows and 0 < labels.sum() < len(labels)
+
+
 def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[str, Any]) -> tuple[dict, dict]:
     """Metrics (with CIs and language slices) and curves of one arm's test predictions."""
     labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
@@ -56,7 +61,7 @@ def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[st
     }
     for lang, part in predictions.groupby("lang"):
         part_labels = part["label"].to_numpy()
-        if len(part) < cfg.report.min_slice_rows or not 0 < part_labels.sum() < len(part):
+        if not _sliceable(part_labels, cfg.report.min_slice_rows):
             continue
         lang_roc, lang_pr = roc_pr(part_labels, part["score"].to_numpy())
         result["by_language"][lang] = {
@@ -71,19 +76,46 @@ def score_arm(predictions: pd.DataFrame, cfg: ReportSection, train_cost: dict[st
 
 # Paired comparisons on the same test rows: name -> (arm a, arm b), reported as a minus b.
 COMPARISONS = {"finetuned_minus_plm": ("finetuned", "plm"), "finetuned_minus_e2e": ("finetuned", "e2e")}
+# Per language only the comparison the method claims everywhere: the fine-tuned encoder against the PLM.
+LANGUAGE_COMPARISONS = {"finetuned_minus_plm": COMPARISONS["finetuned_minus_plm"]}
+
+
+def _paired(arms: dict[str, tuple[pd.DataFrame, dict]], a: str, b: str) -> pd.DataFrame:
+    """The test rows both arms scored: ``id``, ``label``, ``lang``, ``score_a``, ``score_b``."""
+    return arms[a][0][["id", "label", "lang", "score"]].merge(
+        arms[b][0][["id", "score"]], on="id", suffixes=("_a", "_b"), validate="one_to_one"
+    )
+
+
+def _diff(joined: pd.DataFrame, samples: int, seed: int) -> dict[str, Any]:
+    labels, a, b = (joined[c].to_numpy() for c in ("label", "score_a", "score_b"))
+    return {**paired_bootstrap_diff(labels, a, b, samples, seed), "n": int(len(joined))}
 
 
 def compare_arms(arms: dict[str, tuple[pd.DataFrame, dict]], samples: int, seed: int) -> dict[str, Any]:
     """Paired bootstrap differences (PR AUC, ROC AUC) between arms, on the test rows both scored."""
-    out = {}
-    for name, (a, b) in COMPARISONS.items():
-        if a in arms and b in arms:
-            joined = arms[a][0][["id", "label", "score"]].merge(
-                arms[b][0][["id", "score"]], on="id", suffixes=("_a", "_b"), validate="one_to_one"
-            )
-            labels = joined["label"].to_numpy()
-            diff = paired_bootstrap_diff(
-                labels, joined["score_a"].to_numpy(), joined["score_b"].to_numpy(), samples, seed
-            )
-            out[name] = {**diff, "n": int(len(joined))}
-    return out
+    return {
+        name: _diff(_paired(arms, a, b), samples, seed)
+        for name, (a, b) in COMPARISONS.items()
+        if a in arms and b in arms
+    }
+
+
+def compare_by_language(
+    arms: dict[str, tuple[pd.DataFrame, dict]], samples: int, seed: int, min_rows: int
+) -> dict[str, dict[str, Any]]:
+    """:data:`LANGUAGE_COMPARISONS` on each language's test rows, resampled within the language.
+
+    Languages are those :func:`score_arm` slices (:func:`_sliceable`).
+
+    Returns:
+        ``{lang: {comparison: {pr_auc_diff, pr_auc_diff_ci, pr_auc_significant, ..., n}}}``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, (a, b) in LANGUAGE_COMPARISONS.items():
+        if a not in arms or b not in arms:
+            continue
+        for lang, part in _paired(arms, a, b).groupby("lang"):
+            if _sliceable(part["label"].to_numpy(), min_rows):
+                out.setdefault(str(lang), {})[name] = _diff(part, samples, seed)
+    return dict(sorted(out.items()))

@@ -107,28 +107,95 @@ def knn_rows(metrics: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-LANGUAGE_HEADER = ["Task", "Language", "n test", "PLM ROC AUC", "Fine-tuned ROC AUC", "End-to-end ROC AUC"]
+def diff_ci(comparison: dict[str, Any] | None, key: str = "pr_auc") -> str:
+    """A paired difference with its interval, ``+0.012 [-0.004, +0.030]``; ``-`` without a comparison."""
+    if not comparison:
+        return "-"
+    interval = comparison.get(f"{key}_diff_ci") or []
+    span = f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else ""
+    return f"{comparison[f'{key}_diff']:+.3f}{span}"
+
+
+def better_arm(comparison: dict[str, Any], key: str) -> str:
+    """Which arm of a fine-tuned minus PLM comparison is better: only when the interval excludes 0."""
+    if not comparison[f"{key}_significant"]:
+        return "no clear difference"
+    return "fine-tuned" if comparison[f"{key}_diff"] > 0 else "PLM"
+
+
+LANGUAGE_HEADER = [
+    "Task",
+    "Language",
+    "n test",
+    "PLM PR AUC",
+    "Fine-tuned PR AUC",
+    "Fine-tuned - PLM PR AUC [95% CI]",
+    "PLM ROC AUC",
+    "Fine-tuned ROC AUC",
+    "End-to-end ROC AUC",
+]
 
 
 def language_rows(metrics: dict[str, Any]) -> list[list[str]]:
-    """ROC AUC per task, language and arm."""
+    """Per task and language: PLM and fine-tuned PR AUC, their paired difference, every arm's ROC AUC."""
     rows = []
     for task, entry in metrics["tasks"].items():
-        langs = sorted({lang for arm, _ in ARMS if arm in entry for lang in entry[arm].get("by_language", {})})
-        for lang in langs:
-            cells = [
-                fmt(entry[arm].get("by_language", {}).get(lang, {}).get("roc_auc")) if arm in entry else "-"
-                for arm, _ in ARMS
-            ]
-            n = next(
-                (
-                    entry[a]["by_language"][lang]["n"]
-                    for a, _ in ARMS
-                    if a in entry and lang in entry[a].get("by_language", {})
-                ),
-                0,
+        slices = {arm: entry[arm].get("by_language", {}) for arm, _ in ARMS if arm in entry}
+        for lang in sorted({lang for by_language in slices.values() for lang in by_language}):
+            cell = {arm: by_language.get(lang, {}) for arm, by_language in slices.items()}
+            n = next((c["n"] for c in cell.values() if "n" in c), 0)
+            comparison = entry.get("comparisons_by_language", {}).get(lang, {}).get("finetuned_minus_plm")
+            rows.append(
+                [
+                    task,
+                    lang,
+                    str(n),
+                    fmt(cell.get("plm", {}).get("pr_auc")),
+                    fmt(cell.get("finetuned", {}).get("pr_auc")),
+                    diff_ci(comparison, "pr_auc"),
+                    *(fmt(cell.get(arm, {}).get("roc_auc")) for arm, _ in ARMS),
+                ]
             )
-            rows.append([task, lang, str(n), *cells])
+    return rows
+
+
+SIMILARITY_DIFF_HEADER = [
+    "Similarity task",
+    "Pairs",
+    "Test queries",
+    "PLM F1",
+    "Fine-tuned F1",
+    "Fine-tuned - PLM F1 [95% CI]",
+    "Better",
+]
+# The slices of the test pairs as evaluate-knn names them, and as the table reads them.
+_PAIR_SLICES = {"all": "all", "same_language": "same-language", "cross_language": "cross-language"}
+
+
+def similarity_diff_rows(metrics: dict[str, Any]) -> list[list[str]]:
+    """Per similarity set and slice of its pairs: both arms' F1 and the paired difference over queries."""
+    rows = []
+    for task, entry in metrics.get("similarity", {}).items():
+        by_slice = {"all": entry.get("comparisons", {}), **entry.get("comparisons_by_language", {})}
+        for part, label in _PAIR_SLICES.items():
+            comparison = by_slice.get(part, {}).get("finetuned_minus_plm")
+            if not comparison:
+                continue
+            f1 = {
+                arm: entry[arm]["f1"] if part == "all" else (entry[arm]["by_language"].get(part) or {}).get("f1")
+                for arm in ("plm", "finetuned")
+            }
+            rows.append(
+                [
+                    task,
+                    label,
+                    str(comparison["n"]),
+                    fmt(f1["plm"]),
+                    fmt(f1["finetuned"]),
+                    diff_ci(comparison, "f1"),
+                    better_arm(comparison, "f1"),
+                ]
+            )
     return rows
 
 
@@ -176,8 +243,19 @@ def sections(metrics: dict[str, Any]) -> list[Section]:
     """The report's tables, in page order (after the verdict and the domain line)."""
     return [
         Section("binary", "Binary integrity tasks (test split)", REFERENCE_HEADER, reference_rows(metrics)),
-        Section("language", "Per language", LANGUAGE_HEADER, language_rows(metrics)),
+        Section(
+            "language",
+            "Per language (95% paired bootstrap over the language's test rows)",
+            LANGUAGE_HEADER,
+            language_rows(metrics),
+        ),
         Section("similarity", "Similarity detection (KNN)", KNN_HEADER, knn_rows(metrics)),
+        Section(
+            "similarity_diff",
+            "Similarity: fine-tuned minus PLM (95% paired bootstrap over test queries)",
+            SIMILARITY_DIFF_HEADER,
+            similarity_diff_rows(metrics),
+        ),
         Section("cost", "Training cost", COST_HEADER, cost_rows(metrics)),
         Section("data", "Data", DATA_HEADER, data_rows(metrics)),
     ]
