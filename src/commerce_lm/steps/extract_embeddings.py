@@ -25,7 +25,6 @@ from commerce_lm.config import ExtractSection
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.checks import check_ids
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
-from commerce_lm.embedding.pooling import declared_pooling
 from commerce_lm.embedding.store import (
     EmbeddingSet,
     part_files,
@@ -36,6 +35,7 @@ from commerce_lm.embedding.store import (
 )
 from commerce_lm.embedding.store import load as load_embeddings  # reads this step's output back
 from commerce_lm.embedding.vector_store import StoreKey, VectorStore
+from commerce_lm.modelfiles.st_files import declared_pooling
 from commerce_lm.names import CONFIG_JSON, CORPUS_TABLE, EMBEDDINGS_DIR, MANIFEST_JSON, METRICS_JSON
 
 __all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]

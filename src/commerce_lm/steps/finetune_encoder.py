@@ -25,8 +25,8 @@ from typing import Any
 
 from commerce_lm import models, storage
 from commerce_lm.config import FinetuneEncoderSection
-from commerce_lm.embedding.pooling import write_sentence_transformers_files
 from commerce_lm.launch.jobspec import JobRequest
+from commerce_lm.modelfiles.st_files import write_sentence_transformers_files
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
 from commerce_lm.training import dist, objectives, steps
 from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
