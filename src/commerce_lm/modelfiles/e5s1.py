@@ -179,6 +179,8 @@ def read(path: str | Path) -> E5S1:
     scores = np.frombuffer(cur.take(4 * n_pieces), dtype="<f4")
     blob = cur.take(blob_len)
     pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    # The shortest decimal that is the same float32 (1e-12, not 9.99999996e-13), as configs write it.
+    eps = float(str(np.float32(eps)))
     header = Header(hidden, layers, heads, ffn, rows, positions, token_types, eps, bos, eos, pad, unk)
     normalization = _normalization(cur)
     tensors = _directory(cur, size)
