@@ -228,7 +228,7 @@ class EmbedConfig(_Strict):
     prompt: str = Field(default="auto", min_length=1)
     dtype: Literal["float32", "float16"] = "float32"
     num_shards: int = Field(default=1, gt=0)
-    # Vectors by (encoder checksum, pooling, max length, text digest), local or gs://, shared by every
+    # Vectors by (encoder checksum, pooling, max length, prompt, text digest), local or gs://, shared by every
     # run that names it; unset, a folder in the local cache (COMMERCE_LM_CACHE). Set a gs:// prefix on
     # a cluster, where each pod's local cache is lost.
     store: str | None = None

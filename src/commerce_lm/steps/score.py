@@ -1,7 +1,7 @@
 """Step ``score``: score new listings with a published bundle.
 
 Listings are read and checked as prepare-data does (:mod:`commerce_lm.data.listings`), embedded
-with the bundle's encoder exactly as its heads' training vectors were (pooling, max length) through
+with the bundle's encoder exactly as its heads' training vectors were (pooling, max length, prompt) through
 the vector store, so a listing seen before is not embedded again. Every head gives a score and a
 flag at its chosen threshold; every similarity set with a reference index gives the nearest
 reference ids with their cosines at or above its threshold.
