@@ -122,3 +122,8 @@ def test_finetune_data_gets_the_prompt_and_the_export_declares_the_prompts(promp
     assert st_files.declared_prompts(str(tmp_path / "model")) == (PROMPTS, "passage")
     assert st_files.declared_pooling(str(tmp_path / "model")) == "cls"
     assert Path(tmp_path / "model" / "model.safetensors").is_file()
+    # Trained without a prompt: the prompts are still declared, but none is the default.
+    settings = FinetuneConfig(pooling="cls", max_length=24, prompt="none")
+    finetune_encoder._export(tmp_path / "plain-model", trained, settings, prompted)
+    assert st_files.declared_prompts(str(tmp_path / "plain-model")) == (PROMPTS, None)
+    assert st_files.prompt(str(tmp_path / "plain-model"), "auto") == ""

@@ -59,28 +59,39 @@ def declared_prompts(folder: str) -> tuple[dict[str, str], str | None]:
     return prompts, default
 
 
-def prompt(folder: str, setting: str) -> str:
-    """The text to put before every input of the model in ``folder``, as sentence-transformers would.
+def prompt_name(folder: str, setting: str) -> str | None:
+    """Which declared prompt ``setting`` picks for the model in ``folder``; ``None`` for no prompt.
 
     Args:
         folder: The model folder (a hub id or anything not a folder declares nothing).
         setting: ``auto`` (the declared default prompt, if any), ``none`` (no prompt), or the name of
             a prompt the folder declares (``query``).
 
-    Returns:
-        The prompt, ``""`` for none.
-
     Raises:
         ValueError: ``setting`` names a prompt the folder does not declare.
     """
     if setting == PROMPT_NONE:
-        return ""
+        return None
     prompts, default = declared_prompts(folder)
     if setting == PROMPT_AUTO:
-        return prompts[default] if default is not None else ""
+        return default
     if setting not in prompts:
         raise ValueError(f"{folder}: declares no prompt {setting!r} (it declares {sorted(prompts) or 'none'})")
-    return prompts[setting]
+    return setting
+
+
+def prompt(folder: str, setting: str) -> str:
+    """The text to put before every input of the model in ``folder``, as sentence-transformers would.
+
+    Args:
+        folder: The model folder.
+        setting: As for :func:`prompt_name`.
+
+    Returns:
+        The prompt, ``""`` for none.
+    """
+    name = prompt_name(folder, setting)
+    return "" if name is None else declared_prompts(folder)[0][name]
 
 
 def write_sentence_transformers_files(

@@ -115,9 +115,9 @@ def _model_and_objective(
 def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) -> None:
     """Save the best encoder (without the training heads), its tokenizer, pooling and prompts.
 
-    The prompts are the pre-trained encoder's (``source``), declared again: the fine-tuned encoder
-    is used the way it was trained, so extraction with ``embed.prompt: auto`` puts the same prompt
-    before every document.
+    The prompts are the pre-trained encoder's (``source``), declared again, with the one training
+    used (``finetune.prompt``) as the default: extraction with ``embed.prompt: auto`` then embeds
+    documents as the encoder was trained on them.
     """
     from transformers import AutoModel
 
@@ -125,6 +125,7 @@ def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) ->
     encoder.load_state_dict(encoder_state(trained.result.best_state))
     encoder.float().save_pretrained(folder, safe_serialization=True)
     trained.tokenizer.save_pretrained(folder)
-    prompts, default = st_files.declared_prompts(source)
+    prompts, _ = st_files.declared_prompts(source)
+    trained_with = st_files.prompt_name(source, settings.prompt)
     dim = trained.config.hidden_size
-    write_sentence_transformers_files(str(folder), settings.pooling, dim, settings.max_length, prompts, default)
+    write_sentence_transformers_files(str(folder), settings.pooling, dim, settings.max_length, prompts, trained_with)
