@@ -18,7 +18,7 @@ from commerce_lm.bundle.apply import head_scores
 from commerce_lm.bundle.layout import BundleError
 from commerce_lm.bundle.read import open_bundle
 from commerce_lm.config import section_for
-from commerce_lm.embedding.pooling import write_sentence_transformers_files
+from commerce_lm.modelfiles.st_files import write_sentence_transformers_files
 from commerce_lm.steps import evaluate_knn, extract_embeddings, publish_bundle, score, train_heads
 
 

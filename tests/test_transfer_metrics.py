@@ -11,8 +11,8 @@ from conftest_training import tiny_model
 
 from commerce_lm import models
 from commerce_lm.config import KnnConfig
-from commerce_lm.embedding.pooling import declared_pooling, write_sentence_transformers_files
 from commerce_lm.metrics import best_f1_threshold, paired_bootstrap_diff
+from commerce_lm.modelfiles.st_files import declared_pooling, write_sentence_transformers_files
 from commerce_lm.steps import evaluate_knn
 from commerce_lm.steps.build_report.verdict import task_verdict, verdict_lines
 

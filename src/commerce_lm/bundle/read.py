@@ -45,7 +45,8 @@ class Bundle:
     def key(self) -> StoreKey:
         """How the heads' vectors were made: the store key for embedding new listings alike."""
         enc = self.manifest["encoder"]
-        return StoreKey(enc["checksum"], enc["pooling"], int(enc["max_length"]))
+        # Bundles made before prompts carry none: their vectors were made without one.
+        return StoreKey(enc["checksum"], enc["pooling"], int(enc["max_length"]), enc.get("prompt", ""))
 
     @property
     def tasks(self) -> list[str]:

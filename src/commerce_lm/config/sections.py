@@ -209,6 +209,9 @@ class FinetuneConfig(TrainConfig):
         default_factory=lambda: {"cross_entropy": 1.0, "instance_contrastive": 1.0, "stay_near_pretrained": 0.1}
     )
     pooling: Literal["cls", "mean"] = "mean"
+    # Text put before every training document: "auto" is the prompt the encoder declares as its
+    # default (e5's "passage: "; nothing for most encoders), "none" none, or a declared prompt's name.
+    prompt: str = Field(default="auto", min_length=1)
     temperature: float = Field(default=0.05, gt=0)
     mlm_probability: float = Field(default=0.15, gt=0, lt=1)
     best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc", "val_probe_macro_f1"] = (
@@ -232,9 +235,13 @@ class EmbedConfig(_Strict):
     # "auto": as the encoder declares (a sentence-transformers pooling config), else [CLS] as the
     # reference does; the fine-tuned encoder declares the pooling it was trained with.
     pooling: Literal["auto", "cls", "mean"] = "auto"
+    # Text put before every document, as sentence-transformers does: "auto" is the prompt the encoder
+    # declares as its default (config_sentence_transformers.json; e5's "passage: "), "none" none, or
+    # the name of a prompt it declares. Part of the store key: vectors with and without never mix.
+    prompt: str = Field(default="auto", min_length=1)
     dtype: Literal["float32", "float16"] = "float32"
     num_shards: int = Field(default=1, gt=0)
-    # Vectors by (encoder checksum, pooling, max length, text digest), local or gs://, shared by every
+    # Vectors by (encoder checksum, pooling, max length, prompt, text digest), local or gs://, shared by every
     # run that names it; unset, a folder in the local cache (COMMERCE_LM_CACHE). Set a gs:// prefix on
     # a cluster, where each pod's local cache is lost.
     store: str | None = None

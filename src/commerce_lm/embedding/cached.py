@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from commerce_lm.embedding.encoder import Embedder
+from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.embedding.vector_store import StoreKey, VectorStore, text_digests
 from commerce_lm.progress import progress_bar
 
@@ -116,12 +116,17 @@ class Plan:
         return self.vectors[self.inverse[start:stop]]
 
 
+def settings_for(key: StoreKey, token_budget: int) -> EncoderSettings:
+    """Encoder settings that make vectors of ``key`` (its pooling, max length and prompt)."""
+    return EncoderSettings(max_length=key.max_length, token_budget=token_budget, pooling=key.pooling, prompt=key.prompt)
+
+
 def plan(store: VectorStore, key: StoreKey, chunks: Chunks) -> Plan:
     """Digest every input text and look the unique ones up in ``store``.
 
     Args:
         store: The vector store.
-        key: The encoder setting (checksum, pooling, max length).
+        key: The encoder setting (checksum, pooling, max length, prompt).
         chunks: A fresh pass over the input texts, in input order.
 
     Returns:

@@ -32,6 +32,8 @@ class EncoderSettings:
         num_threads: Torch intra-op threads on CPU; ``None`` keeps torch's default.
         fast_path: On CPU, run BERT-family encoders through :mod:`~commerce_lm.embedding.fastpath`
             (same results, less work); other models and devices always use Hugging Face's forward.
+        prompt: Text put before every document before tokenizing (e5's ``passage: ``); it counts
+            towards ``max_length``, as in sentence-transformers.
     """
 
     max_length: int = 128
@@ -40,6 +42,7 @@ class EncoderSettings:
     device: str | None = None
     num_threads: int | None = None
     fast_path: bool = True
+    prompt: str = ""
 
 
 def _pick_device(requested: str | None) -> str:
@@ -104,9 +107,10 @@ class Embedder:
     # -- tokenization -------------------------------------------------------------------------
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text, truncated to ``max_length``, unpadded."""
+        """Token ids of each text (after the prompt), truncated to ``max_length``, unpadded."""
+        prompt = self.settings.prompt
         encoded = self.tokenizer(
-            list(texts),
+            [prompt + text for text in texts] if prompt else list(texts),
             truncation=True,
             max_length=self.settings.max_length,
             padding=False,

@@ -1,7 +1,7 @@
-"""A store of vectors keyed by (encoder checksum, pooling, max length, text digest), local or ``gs://``.
+"""A store of vectors keyed by (encoder checksum, pooling, max length, prompt, text digest), local or ``gs://``.
 
 A text is embedded once per encoder, across steps, shards and runs. The store is a folder per
-encoder setting, ``<root>/<encoder checksum>/<pooling>-<max length>/``, holding immutable Parquet
+encoder setting, ``<root>/<encoder checksum>/<pooling>-<max length>[-prompt-<digest>]/``, holding immutable Parquet
 segments (``digest``, ``vector``) with the key in each file's metadata.
 
 Writers never change a file: each adds uniquely named segments, each published in one step (a
@@ -51,15 +51,20 @@ class StoreKey:
         encoder_checksum: :func:`commerce_lm.models.model_checksum` of the encoder.
         pooling: ``cls`` or ``mean``.
         max_length: Tokens kept per text (longer texts are truncated before embedding).
+        prompt: Text put before every text (e5's ``passage: ``); ``""`` for none.
     """
 
     encoder_checksum: str
     pooling: str
     max_length: int
+    prompt: str = ""
 
     def folder(self) -> str:
-        """The key's folder below the store root."""
-        return f"{self.encoder_checksum}/{self.pooling}-{self.max_length}"
+        """The key's folder below the store root (without a prompt, the folder of stores made before prompts)."""
+        setting = f"{self.pooling}-{self.max_length}"
+        if self.prompt:
+            setting += f"-prompt-{hashlib.sha256(self.prompt.encode()).hexdigest()[:16]}"
+        return f"{self.encoder_checksum}/{setting}"
 
     def metadata(self, dim: int) -> dict[bytes, bytes]:
         """Parquet metadata that makes a segment say which key it belongs to."""
@@ -131,6 +136,10 @@ class VectorStore:
                 f"{segment}: holds {meta.get('pooling')}-pooled vectors of max length {meta.get('max_length')}, "
                 f"not {key.pooling} / {key.max_length}"
             )
+        # Segments written before prompts existed carry none: they were made without one.
+        if meta.get("prompt", "") != key.prompt:
+            made_with = meta.get("prompt", "")
+            raise StoreError(f"{segment}: holds vectors made with prompt {made_with!r}, not {key.prompt!r}")
         return handle
 
     def lookup(self, key: StoreKey, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

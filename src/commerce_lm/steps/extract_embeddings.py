@@ -24,8 +24,7 @@ from commerce_lm import models, storage
 from commerce_lm.config import ExtractSection
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.checks import check_ids
-from commerce_lm.embedding.encoder import Embedder, EncoderSettings
-from commerce_lm.embedding.pooling import declared_pooling
+from commerce_lm.embedding.encoder import Embedder
 from commerce_lm.embedding.store import (
     EmbeddingSet,
     part_files,
@@ -36,6 +35,8 @@ from commerce_lm.embedding.store import (
 )
 from commerce_lm.embedding.store import load as load_embeddings  # reads this step's output back
 from commerce_lm.embedding.vector_store import StoreKey, VectorStore
+from commerce_lm.modelfiles import st_files
+from commerce_lm.modelfiles.st_files import declared_pooling
 from commerce_lm.names import CONFIG_JSON, CORPUS_TABLE, EMBEDDINGS_DIR, MANIFEST_JSON, METRICS_JSON
 
 __all__ = ["EmbeddingSet", "gather", "load_embeddings", "run"]
@@ -119,16 +120,19 @@ def run(
 
     Returns:
         The metrics: ``count``, ``embedded`` and ``reused`` texts, ``seconds``, ``docs_per_second``
-        (of the texts embedded; None when all were reused) and token counts.
+        (of the texts embedded; None when all were reused), token counts and the ``prompt`` put
+        before every text (``embed.prompt``; ``""`` for none).
     """
     settings = section.embed
+    folder = models.resolve_model(model)
     # Each encoder pools as it declares (the PLM's sentence-transformers config; the fine-tuned
-    # encoder's own), unless the config forces one pooling for every arm.
-    pooling = declared_pooling(models.resolve_model(model)) if settings.pooling == "auto" else settings.pooling
+    # encoder's own), unless the config forces one pooling for every arm; prompts likewise.
+    pooling = declared_pooling(folder) if settings.pooling == "auto" else settings.pooling
+    prompt = st_files.prompt(folder, settings.prompt)
     with storage.local_copy(storage.join(prepared_dir, CORPUS_TABLE)) as corpus:
         num_rows = pq.ParquetFile(corpus).metadata.num_rows
         start, stop = shard_bounds(num_rows, shard, num_shards)
-        key = StoreKey(models.model_checksum(model), pooling, settings.max_length)
+        key = StoreKey(models.model_checksum(model), pooling, settings.max_length, prompt)
         fingerprint = _fingerprint(
             **_key_entries(key),
             dtype=settings.dtype,
@@ -149,6 +153,7 @@ def run(
             part = stage / EMBEDDINGS_DIR / part_name(shard, num_shards)
             _write_part(part, _iter_rows(corpus, start, stop, CHUNK_DOCS), plan, settings.dtype)
             metrics = _metrics(stop - start, plan, time.perf_counter() - began, embed_seconds, counter)
+            metrics["prompt"] = prompt
             manifest = {**_key_entries(key), "model": model, "dim": plan.vectors.shape[1], "dtype": settings.dtype}
             manifest.update({k: metrics[k] for k in COUNTS}, store=plan.store.root, fingerprint=fingerprint)
             manifest.update(shard=shard, num_shards=num_shards, rows=[start, stop])
@@ -174,19 +179,19 @@ def _embed(section: ExtractSection, model: str, key: StoreKey, texts: cached.Chu
     plan = cached.plan(VectorStore(section.embed.store), key, texts)
     counter = _TokenCounter()
     # The encoder is loaded only when some text is missing.
-    embedder = functools.partial(Embedder, model, _encoder_settings(section, key.pooling))
+    embedder = functools.partial(Embedder, model, cached.settings_for(key, section.embed.token_budget))
     plan.fill(texts, embedder, CHUNK_DOCS, label, counter)
     return plan, plan.embed_seconds, counter
 
 
 def _key_entries(key: StoreKey) -> dict:
-    """The store key as manifest entries (``encoder_checksum``, ``pooling``, ``max_length``)."""
-    return {"encoder_checksum": key.encoder_checksum, "pooling": key.pooling, "max_length": key.max_length}
-
-
-def _encoder_settings(section: ExtractSection, pooling: str) -> EncoderSettings:
-    embed = section.embed
-    return EncoderSettings(max_length=embed.max_length, token_budget=embed.token_budget, pooling=pooling)
+    """The store key as manifest entries (``encoder_checksum``, ``pooling``, ``max_length``, ``prompt``)."""
+    return {
+        "encoder_checksum": key.encoder_checksum,
+        "pooling": key.pooling,
+        "max_length": key.max_length,
+        "prompt": key.prompt,
+    }
 
 
 def _metrics(count: int, plan: cached.Plan, seconds: float, embed_seconds: float, counter: _TokenCounter) -> dict:
@@ -238,7 +243,7 @@ def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
     manifests = [(storage.read_json(storage.join(d, MANIFEST_JSON)), d) for d in part_dirs]
     manifests.sort(key=lambda item: item[0].get("shard", 0))
     first = manifests[0][0]
-    for key in ("encoder_checksum", "pooling", "dim", "dtype", "max_length"):
+    for key in ("encoder_checksum", "pooling", "dim", "dtype", "max_length", "prompt"):
         values = {json.dumps(m.get(key)) for m, _ in manifests}
         if len(values) > 1:
             raise ValueError(f"gather: shards disagree on {key}: {sorted(values)}")
@@ -253,10 +258,11 @@ def gather(part_dirs: list[str], prepared_dir: str, out_dir: str) -> dict:
         "count": len(got),
         "shards": len(manifests),
         **{k: sum(m.get(k) or 0 for m, _ in manifests) for k in ("embedded", "reused", "seconds", "embed_seconds")},
+        "prompt": first["prompt"],
     }
     embedded, busy = metrics["embedded"], metrics["embed_seconds"]
     metrics["docs_per_second"] = round(embedded / busy, 2) if embedded and busy > 0 else None
-    shared = ("encoder_checksum", "model", "pooling", "dim", "dtype", "max_length")
+    shared = ("encoder_checksum", "model", "pooling", "dim", "dtype", "max_length", "prompt")
     manifest = {key: first[key] for key in shared}
     manifest.update({k: metrics[k] for k in COUNTS})
     manifest["shards"] = [m.get("fingerprint") for m, _ in manifests]

@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_lm import models, storage
-from commerce_lm.config import FinetuneEncoderSection
-from commerce_lm.embedding.pooling import write_sentence_transformers_files
+from commerce_lm.config import FinetuneConfig, FinetuneEncoderSection
 from commerce_lm.launch.jobspec import JobRequest
+from commerce_lm.modelfiles import st_files
+from commerce_lm.modelfiles.st_files import write_sentence_transformers_files
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
 from commerce_lm.training import dist, objectives, steps
 from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
@@ -58,6 +59,10 @@ def run(
     location = storage.join(prepared_dir, DOMAIN_TABLE)
     labels = list(storage.read_json(storage.join(prepared_dir, LABELS_JSON)))
     frame = steps.read_table(location)
+    settings = section.finetune
+    source = models.resolve_model(section.model)
+    # Train on documents as extraction will embed them: after the prompt the encoder declares.
+    prompt = st_files.prompt(source, settings.prompt)
     trained = steps.train_classifier(
         section,
         section.finetune,
@@ -69,18 +74,19 @@ def run(
         id2label=dict(enumerate(labels)),
         checkpoint_dir=checkpoint_dir,
         build=lambda tokenizer: _model_and_objective(section, tokenizer, len(labels)),
+        prompt=prompt,
     )
-    settings = section.finetune
     metrics = {
         "step": STEP,
         "num_labels": len(labels),
         "objective": dict(settings.objective),
         "pooling": settings.pooling,
+        "prompt": prompt,
         **trained.result.metrics,
     }
     if trained.info.is_main:
         with storage.staged_dir(out_dir, "finetune-encoder") as stage:
-            _export(stage / MODEL_DIR, trained, settings.pooling, settings.max_length)
+            _export(stage / MODEL_DIR, trained, settings, source)
             steps.write_common(stage, section, trained, metrics)
     steps.finish(trained)
     return steps.json_safe(metrics)
@@ -106,12 +112,20 @@ def _model_and_objective(
     return model, objectives.build(dict(settings.objective), context)
 
 
-def _export(folder: Any, trained: Any, pooling: str, max_length: int) -> None:
-    """Save the best encoder (without the training heads), its tokenizer and its pooling declaration."""
+def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) -> None:
+    """Save the best encoder (without the training heads), its tokenizer, pooling and prompts.
+
+    The prompts are the pre-trained encoder's (``source``), declared again, with the one training
+    used (``finetune.prompt``) as the default: extraction with ``embed.prompt: auto`` then embeds
+    documents as the encoder was trained on them.
+    """
     from transformers import AutoModel
 
     encoder = AutoModel.from_config(trained.config)
     encoder.load_state_dict(encoder_state(trained.result.best_state))
     encoder.float().save_pretrained(folder, safe_serialization=True)
     trained.tokenizer.save_pretrained(folder)
-    write_sentence_transformers_files(str(folder), pooling, trained.config.hidden_size, max_length)
+    prompts, _ = st_files.declared_prompts(source)
+    trained_with = st_files.prompt_name(source, settings.prompt)
+    dim = trained.config.hidden_size
+    write_sentence_transformers_files(str(folder), settings.pooling, dim, settings.max_length, prompts, trained_with)

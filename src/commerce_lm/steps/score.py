@@ -1,7 +1,7 @@
 """Step ``score``: score new listings with a published bundle.
 
 Listings are read and checked as prepare-data does (:mod:`commerce_lm.data.listings`), embedded
-with the bundle's encoder exactly as its heads' training vectors were (pooling, max length) through
+with the bundle's encoder exactly as its heads' training vectors were (pooling, max length, prompt) through
 the vector store, so a listing seen before is not embedded again. Every head gives a score and a
 flag at its chosen threshold; every similarity set with a reference index gives the nearest
 reference ids with their cosines at or above its threshold.
@@ -28,7 +28,7 @@ from commerce_lm.config import DatasetSpec, parse_config
 from commerce_lm.data.listings import Listings, read_listings
 from commerce_lm.data.rejected import REJECTED_SCHEMA
 from commerce_lm.embedding import cached
-from commerce_lm.embedding.encoder import Embedder, EncoderSettings
+from commerce_lm.embedding.encoder import Embedder
 from commerce_lm.embedding.vector_store import VectorStore
 
 STEP = "score"
@@ -51,7 +51,7 @@ def _vectors(bundle: Bundle, texts: list[str], store: str | None, token_budget: 
 
     key = bundle.key
     plan = cached.plan(VectorStore(store), key, chunks)
-    settings = EncoderSettings(max_length=key.max_length, token_budget=token_budget, pooling=key.pooling)
+    settings = cached.settings_for(key, token_budget)
     plan.fill(chunks, lambda: Embedder(bundle.encoder, settings), CHUNK_DOCS, "embed new listings")
     counts = {"embedded": plan.embedded, "reused": plan.reused, "embed_seconds": plan.embed_seconds}
     return plan.rows(0, len(texts)), counts

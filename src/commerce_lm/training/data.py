@@ -63,12 +63,21 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
     return out
 
 
-def make_split(tokenizer, frame, max_length: int) -> Split:  # noqa: ANN001 - tokenizer, DataFrame
-    """Tokenise a frame with ``id``, ``text``, ``label`` and optional ``lang`` columns."""
+def make_split(tokenizer, frame, max_length: int, prompt: str = "") -> Split:  # noqa: ANN001 - tokenizer, DataFrame
+    """Tokenise a frame with ``id``, ``text``, ``label`` and optional ``lang`` columns.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        frame: The rows.
+        max_length: Tokens kept per document (the prompt's included).
+        prompt: Text put before every document (e5's ``passage: ``), so training sees documents as
+            extraction will embed them; ``""`` for none.
+    """
     langs = frame["lang"].astype(str).tolist() if "lang" in frame else [""] * len(frame)
+    texts = (prompt + frame["text"].astype(str)).tolist()
     return Split(
         ids=frame["id"].astype(str).tolist(),
-        input_ids=tokenize(tokenizer, frame["text"].astype(str).tolist(), max_length),
+        input_ids=tokenize(tokenizer, texts, max_length),
         labels=frame["label"].to_numpy(dtype=np.int64),
         langs=langs,
     )

@@ -78,6 +78,7 @@ def train_classifier(
     id2label: dict[int, str] | None = None,
     checkpoint_dir: str | None = None,
     build: Callable[[Any], tuple[Any, Any]] | None = None,
+    prompt: str = "",
 ) -> Trained:
     """Tokenise, build the classifier and train it with the shared DeepSpeed trainer.
 
@@ -93,6 +94,7 @@ def train_classifier(
         checkpoint_dir: Where to keep checkpoints instead of :func:`checkpoint.default_root`.
         build: ``build(tokenizer) -> (model, objective)``; by default a sequence classifier of
             ``cfg.model`` trained with cross-entropy.
+        prompt: Text put before every document (the encoder's declared prompt); ``""`` for none.
 
     Returns:
         The training result, tokenizer and model config.
@@ -101,8 +103,8 @@ def train_classifier(
 
     info = dist.init()
     tokenizer = models.load_tokenizer(cfg.model)
-    train_split = data.make_split(tokenizer, train_frame, tcfg.max_length)
-    val_split = data.make_split(tokenizer, val_frame, tcfg.max_length)
+    train_split = data.make_split(tokenizer, train_frame, tcfg.max_length, prompt)
+    val_split = data.make_split(tokenizer, val_frame, tcfg.max_length, prompt)
     # The fresh head's initialisation (and dropout) draw from torch's RNG: same seed, same run.
     torch.manual_seed(cfg.seed)
     model, objective = build(tokenizer) if build else (models.load_classifier(cfg.model, num_labels), None)

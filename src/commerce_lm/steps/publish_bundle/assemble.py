@@ -38,7 +38,7 @@ def encoder_entry(model: str, embeddings: EmbeddingSet) -> dict[str, Any]:
             f"{model}: the fine-tuned embeddings were made by encoder {manifest.get('encoder_checksum')}, "
             f"not by this encoder ({checksum})"
         )
-    keys = ("pooling", "max_length", "dim")
+    keys = ("pooling", "max_length", "dim", "prompt")
     return {"path": layout.ENCODER_DIR, "checksum": checksum, **{k: manifest[k] for k in keys}}
 
 

@@ -13,7 +13,7 @@ from commerce_lm.bundle.read import Bundle
 from commerce_lm.config import PublishBundleSection
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.checks import aligned_vectors
-from commerce_lm.embedding.encoder import Embedder, EncoderSettings
+from commerce_lm.embedding.encoder import Embedder
 from commerce_lm.embedding.store import EmbeddingSet
 from commerce_lm.embedding.vector_store import VectorStore
 from commerce_lm.metrics import roc_pr
@@ -57,7 +57,7 @@ def live_metrics(rows: dict[str, pd.DataFrame], live: Bundle, cfg: PublishBundle
 
     key = live.key
     plan = cached.plan(VectorStore(cfg.embed.store), key, chunks)
-    settings = EncoderSettings(max_length=key.max_length, token_budget=cfg.embed.token_budget, pooling=key.pooling)
+    settings = cached.settings_for(key, cfg.embed.token_budget)
     plan.fill(chunks, lambda: Embedder(live.encoder, settings), CHUNK, "embed validation rows (live encoder)")
     index = {text: row for row, text in enumerate(texts)}
     vectors = plan.rows(0, len(texts))
