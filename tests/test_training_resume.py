@@ -180,6 +180,7 @@ def test_frozen_parameters_resume_under_zero_stages(work, stage, monkeypatch):
     assert resumed["val_loss"] == pytest.approx(first["val_loss"], abs=1e-5)
     plm, tuned = models.load_encoder(cfg.model).state_dict(), models.load_encoder(str(out / "model"))
     for name, value in tuned.state_dict().items():
-        # Frozen, or (the pooler) unused by the pooled vector and never given a gradient.
-        same = name == "embeddings.word_embeddings.weight" or name.startswith(("encoder.layer.0.", "pooler."))
-        assert torch.equal(value, plm[name]) == same, name
+        # The pooler is unused by the pooled vector: its change is weight decay alone, per ZeRO stage.
+        if not name.startswith("pooler."):
+            frozen = name == "embeddings.word_embeddings.weight" or name.startswith("encoder.layer.0.")
+            assert torch.equal(value, plm[name]) == frozen, name
