@@ -171,12 +171,12 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument(
-        "--variants", nargs="+", default=list(VARIANTS), help=f"names, comma- or space-separated: {', '.join(VARIANTS)}"
+        "--variants", nargs="+", action="extend", help=f"comma- or space-separated (default all): {', '.join(VARIANTS)}"
     )
     parser.add_argument("--alphas", default=ALPHAS, help="WiSE-FT weights to score each trained variant at")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE override for every step (repeatable)")
     args = parser.parse_args()
-    variants = _names(",".join(args.variants), VARIANTS)
+    variants = _names(",".join(args.variants or VARIANTS), VARIANTS)
     alphas = [float(a) for a in _names(args.alphas)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

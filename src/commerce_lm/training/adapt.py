@@ -98,7 +98,7 @@ def interpolate(tuned: dict[str, Any], pretrained: dict[str, Any], alpha: float)
     for key, value in tuned.items():
         base = pretrained[key]
         if value.shape != base.shape:
-            raise ValueError(f"{key}: shape {tuple(value.shape)} against {tuple(base.shape)} in the pre-trained encoder")
+            raise ValueError(f"{key}: shape {tuple(value.shape)}, the pre-trained encoder has {tuple(base.shape)}")
         if value.is_floating_point():
             # Computed in float32 whatever the stored dtype, so bf16 exports lose nothing extra.
             mixed = alpha * value.float() + (1 - alpha) * base.to(value.device).float()
