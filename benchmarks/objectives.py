@@ -14,10 +14,20 @@ beside, never used. `docs/objectives.md` records what it chose for each shipped 
 
     python benchmarks/objectives.py --config configs/demo.yaml --out outputs/bench/objectives-demo
     python benchmarks/objectives.py --config configs/marc.yaml --out outputs/bench/objectives-marc \
-        --variants ce mix-0.1 mix-0.3 mix-1
+        --variants ce,mix-0.1,mix-0.3,mix-1
 
 The peer in the same run is the PLM itself (both poolings) and the reference recipe (cross-entropy
 alone, [CLS]).
+
+How far the encoder moves from the PLM is chosen the same way. The variants `config`, `pool-*` and
+`freeze-*` keep the config's own objective and change one knob (pooling; frozen word embeddings,
+`freeze_embeddings`; the lowest N layers frozen, `freeze_layers`). Every trained variant is then
+interpolated back toward the PLM in weight space (WiSE-FT, `finetune.interpolation`) at each of
+`--alphas` without training again: re-exported, re-embedded and scored as rows `VARIANT@ALPHA`, so the
+mixing weight is chosen on validation like everything else. `--set` overrides reach every step:
+
+    python benchmarks/objectives.py --config configs/demo.yaml --out outputs/bench/adapt-demo \
+        --variants config,freeze-emb,freeze-2,pool-cls --alphas 0.3,0.5,0.7,1.0 --set finetune.max_steps=20
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ import time
 from pathlib import Path
 
 import yaml
+
+from commerce_lm.config import load_config
+from commerce_lm.training.adapt import interpolate_folder
 
 CLI = [sys.executable, "-m", "commerce_lm.cli"]
 MIX = {"cross_entropy": 1.0, "instance_contrastive": 1.0}
@@ -50,7 +63,16 @@ VARIANTS = {
     "mix-3": {"objective": {**MIX, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     "mix-1-cls": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "cls"},
     "simcse+near-1": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 1.0}, "pooling": "mean"},
+    # The config's own finetune section, then one knob changed (how much of the PLM is adapted).
+    "config": {},
+    "pool-cls": {"pooling": "cls"},
+    "pool-mean": {"pooling": "mean"},
+    "freeze-emb": {"freeze_embeddings": True},
+    "freeze-2": {"freeze_layers": 2},
+    "freeze-4": {"freeze_layers": 4},
+    "freeze-emb+4": {"freeze_embeddings": True, "freeze_layers": 4},
 }
+ALPHAS = "0.3,0.5,0.7,1.0"
 TASK_TOLERANCE = 0.005
 SIMILARITY_RATIO = 0.97
 
@@ -66,9 +88,9 @@ def _sets(overrides: dict) -> list[str]:
     return [arg for key, value in overrides.items() for arg in ("--set", f"finetune.{key}={json.dumps(value)}")]
 
 
-def _evaluate(config: str, out: Path, prepared: Path, plm: Path, tuned: Path, log: Path) -> dict:
+def _evaluate(config: str, sets: list[str], out: Path, prepared: Path, plm: Path, tuned: Path, log: Path) -> dict:
     """Heads and KNN on the two embedding sets; validation and test numbers per task and set."""
-    common = ["--config", config, "--prepared", str(prepared), "--plm-embeddings", str(plm)]
+    common = ["--config", config, *sets, "--prepared", str(prepared), "--plm-embeddings", str(plm)]
     if not (out / "heads" / "metrics.json").exists():
         _run(["train-heads", *common, "--finetuned-embeddings", str(tuned), "--output", str(out / "heads")], log)
     metrics = {"heads": json.loads((out / "heads" / "metrics.json").read_text())}
@@ -125,21 +147,46 @@ def _table(rows: dict[str, dict], plm_rows: dict[str, dict], evidence: dict, sec
     return "\n".join(lines)
 
 
+def _embed_and_score(args: argparse.Namespace, sets: list[str], folder: Path, model: Path, log: Path) -> dict:
+    """Embed with the encoder folder ``model``, train heads and run KNN in ``folder``: its row."""
+    out = Path(args.out)
+    if not (folder / "embeddings" / "manifest.json").exists():
+        _run(["extract-embeddings", "--config", args.config, *sets, "--model", str(model),
+              "--prepared", str(out / "prepared"), "--output", str(folder / "embeddings")], log)  # fmt: skip
+    metrics = _evaluate(args.config, sets, folder, out / "prepared", out / "plm-auto", folder / "embeddings", log)
+    return _row(metrics, "finetuned")
+
+
+def _names(text: str, known: dict | None = None) -> list[str]:
+    """A comma-separated list of names (``known``: the names allowed)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if known is not None and name not in known]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(known)}")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--set", action="append", default=[], help="extra overrides for every step")
+    parser.add_argument(
+        "--variants", nargs="+", action="extend", help=f"comma- or space-separated (default all): {', '.join(VARIANTS)}"
+    )
+    parser.add_argument("--alphas", default=ALPHAS, help="WiSE-FT weights to score each trained variant at")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE override for every step (repeatable)")
     args = parser.parse_args()
+    variants = _names(",".join(args.variants or VARIANTS), VARIANTS)
+    alphas = [float(a) for a in _names(args.alphas)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
     sets = [arg for s in args.set for arg in ("--set", s)]
+    plm_model = load_config(args.config, args.set).model
     prepared = out / "prepared"
     if not (prepared / "stats.json").exists():
         _run(["prepare-data", "--config", args.config, *sets, "--output", str(prepared)], log)
-    plm_rows, seconds, results = {}, {}, {}
+    plm_rows, seconds, results, overrides = {}, {}, {}, {}
     for pooling in ("auto", "cls"):
         plm = out / f"plm-{pooling}"
         if not (plm / "manifest.json").exists():
@@ -148,22 +195,28 @@ def main() -> None:
         name = "plm" if pooling == "auto" else "plm-cls"
         # Heads and KNN of the PLM pooled as it declares, and (when that is not [CLS]) with [CLS].
         if pooling == "auto" or plm_rows["plm"]["pooling"] != "cls":
-            metrics = _evaluate(args.config, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
+            metrics = _evaluate(args.config, sets, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
             plm_rows[name] = _row(metrics, "finetuned" if name == "plm-cls" else "plm")
             plm_rows[name]["pooling"] = json.loads((plm / "manifest.json").read_text())["pooling"]
-    for variant in args.variants:
+    for variant in variants:
         folder = out / variant
         began = time.perf_counter()
         if not (folder / "encoder" / "metrics.json").exists():
             _run(["finetune-encoder", "--config", args.config, *sets, *_sets(VARIANTS[variant]),
                   "--prepared", str(prepared), "--output", str(folder / "encoder")], log)  # fmt: skip
-        seconds[variant] = json.loads((folder / "encoder" / "metrics.json").read_text())["train_seconds"]
-        if not (folder / "embeddings" / "manifest.json").exists():
-            _run(["extract-embeddings", "--config", args.config, *sets, "--model", str(folder / "encoder" / "model"),
-                  "--prepared", str(prepared), "--output", str(folder / "embeddings")], log)  # fmt: skip
-        results[variant] = _row(
-            _evaluate(args.config, folder, prepared, out / "plm-auto", folder / "embeddings", log), "finetuned"
-        )
+        trained = json.loads((folder / "encoder" / "metrics.json").read_text())
+        for alpha in alphas:
+            # The export at alpha 1 is the variant itself; the others cost an export and an extraction.
+            if alpha == 1:
+                name, where, model = variant, folder, folder / "encoder" / "model"
+            else:
+                name, where = f"{variant}@{alpha:g}", folder / f"alpha-{alpha:g}"
+                model = where / "model"
+                if not model.exists():
+                    interpolate_folder(str(folder / "encoder" / "model"), plm_model, alpha, str(model))
+            results[name] = _embed_and_score(args, sets, where, model, log)
+            seconds[name] = trained["train_seconds"]
+            overrides[name] = {**VARIANTS[variant], **({} if alpha == 1 else {"interpolation": alpha})}
         print(f"{variant}: done in {time.perf_counter() - began:.0f}s", flush=True)
     chosen, evidence = choose(results, plm_rows["plm"])
     table = _table(results, plm_rows, evidence, seconds)
@@ -174,14 +227,14 @@ def main() -> None:
                 "variants": results,
                 "evidence": evidence,
                 "chosen": chosen,
-                "overrides": VARIANTS[chosen],
+                "overrides": overrides[chosen],
                 "train_seconds": seconds,
             },
             indent=2,
         )  # fmt: skip
     )
     print(table)
-    print(f"chosen on validation: {chosen} {json.dumps(VARIANTS[chosen])}")
+    print(f"chosen on validation: {chosen} {json.dumps(overrides[chosen])}")
 
 
 if __name__ == "__main__":

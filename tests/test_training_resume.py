@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest_training import tiny_model, write_prepared
 from gcs_emulator import gcs_bucket, gcs_emulator  # noqa: F401 - fixtures
@@ -151,3 +152,35 @@ def test_resuming_with_another_world_size_is_refused_with_a_clear_message():
     assert checkpoint.check_resumable(state, "other-run", 1, "ckpts") is False
     with pytest.raises(checkpoint.ResumeError, match=r"written by 2 process\(es\), this run has 1"):
         checkpoint.check_resumable(state, "abc", 1, "ckpts")
+
+
+@pytest.mark.parametrize("stage", [0, 2])
+def test_frozen_parameters_resume_under_zero_stages(work, stage, monkeypatch):
+    """Frozen word embeddings and a frozen layer (outside the optimizer) save and load with ZeRO 0 and 2."""
+    import shutil
+
+    from commerce_lm import models
+    from commerce_lm.training import steps
+
+    overrides = [f"finetune.zero_stage={stage}", "finetune.epochs=1", "finetune.freeze_embeddings=true",
+                 "finetune.freeze_layers=1"]  # fmt: skip
+    cfg = section_for("finetune-encoder", load_config(work / "cfg.yaml", overrides))
+    out = work / f"frozen-z{stage}"
+    # The first run keeps its checkpoints, as if killed right after publishing; the rerun resumes.
+    monkeypatch.setattr(steps, "finish", lambda trained: None)
+    first = finetune_encoder.run(cfg, str(work / "prepared"), str(out))
+    first_log = _log(out)
+    shutil.rmtree(out)
+    monkeypatch.undo()
+    resumed = finetune_encoder.run(cfg, str(work / "prepared"), str(out))
+
+    assert [r["step"] for r in _log(out) if r["event"] == "resumed"] == [9]
+    step_losses = [r["loss"] for r in _log(out) if r["event"] == "step"]
+    assert step_losses == pytest.approx([r["loss"] for r in first_log if r["event"] == "step"], abs=1e-5)
+    assert resumed["val_loss"] == pytest.approx(first["val_loss"], abs=1e-5)
+    plm, tuned = models.load_encoder(cfg.model).state_dict(), models.load_encoder(str(out / "model"))
+    for name, value in tuned.state_dict().items():
+        # The pooler is unused by the pooled vector: its change is weight decay alone, per ZeRO stage.
+        if not name.startswith("pooler."):
+            frozen = name == "embeddings.word_embeddings.weight" or name.startswith("encoder.layer.0.")
+            assert torch.equal(value, plm[name]) == frozen, name

@@ -217,6 +217,11 @@ class FinetuneConfig(TrainConfig):
     best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc", "val_probe_macro_f1"] = (
         "val_probe_macro_f1"
     )
+    # How much of the PLM is adapted (commerce_lm.training.adapt): frozen word embeddings, the lowest
+    # N transformer layers frozen, and the exported weights a * fine-tuned + (1 - a) * PLM (WiSE-FT).
+    freeze_embeddings: bool = False
+    freeze_layers: int = Field(default=0, ge=0)
+    interpolation: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("objective")
     @classmethod

@@ -6,6 +6,9 @@ with the shared DeepSpeed trainer (:mod:`commerce_lm.training`) and the objectiv
 masked-LM, staying near the pre-trained vectors), all on the pooled vector that heads and KNN use.
 It exports the best encoder in Hugging Face format with a sentence-transformers pooling config
 (``finetune.pooling``), so extraction, ``AutoModel`` and ``SentenceTransformer`` agree on its vectors.
+``finetune.freeze_embeddings`` and ``finetune.freeze_layers`` keep parts of the PLM as they are, and
+``finetune.interpolation`` exports a mix of the fine-tuned and pre-trained weights (WiSE-FT;
+:mod:`commerce_lm.training.adapt`).
 
 The step reads only its section of the run config (model, seed, domain spec, ``finetune``), never
 the task list, so adding a task never re-runs it.
@@ -24,12 +27,12 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_lm import models, storage
-from commerce_lm.config import FinetuneConfig, FinetuneEncoderSection
+from commerce_lm.config import FinetuneEncoderSection
 from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.modelfiles import st_files
 from commerce_lm.modelfiles.st_files import write_sentence_transformers_files
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
-from commerce_lm.training import dist, objectives, steps
+from commerce_lm.training import adapt, dist, objectives, steps
 from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
 
 STEP = "finetune-encoder"
@@ -82,11 +85,12 @@ def run(
         "objective": dict(settings.objective),
         "pooling": settings.pooling,
         "prompt": prompt,
+        "interpolation": settings.interpolation,
         **trained.result.metrics,
     }
     if trained.info.is_main:
         with storage.staged_dir(out_dir, "finetune-encoder") as stage:
-            _export(stage / MODEL_DIR, trained, settings, source)
+            _export(stage / MODEL_DIR, trained, section, source)
             steps.write_common(stage, section, trained, metrics)
     steps.finish(trained)
     return steps.json_safe(metrics)
@@ -101,6 +105,8 @@ def _model_and_objective(
     model = PooledEncoder(
         models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.objective.get("mlm", 0) > 0
     )
+    # Before the engine is built: the optimizer (and DeepSpeed's state) then never holds them.
+    adapt.freeze(model.encoder, embeddings=settings.freeze_embeddings, layers=settings.freeze_layers)
     context = objectives.Context(
         temperature=settings.temperature,
         pooling=settings.pooling,
@@ -112,17 +118,22 @@ def _model_and_objective(
     return model, objectives.build(dict(settings.objective), context)
 
 
-def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) -> None:
+def _export(folder: Any, trained: Any, section: FinetuneEncoderSection, source: str) -> None:
     """Save the best encoder (without the training heads), its tokenizer, pooling and prompts.
 
-    The prompts are the pre-trained encoder's (``source``), declared again, with the one training
-    used (``finetune.prompt``) as the default: extraction with ``embed.prompt: auto`` then embeds
-    documents as the encoder was trained on them.
+    With ``finetune.interpolation`` below 1 the saved weights are pulled back toward the PLM's
+    (:func:`commerce_lm.training.adapt.interpolate`). The prompts are the pre-trained encoder's
+    (``source``), declared again, with the one training used (``finetune.prompt``) as the default:
+    extraction with ``embed.prompt: auto`` then embeds documents as the encoder was trained on them.
     """
     from transformers import AutoModel
 
+    settings = section.finetune
+    state = encoder_state(trained.result.best_state)
+    if settings.interpolation < 1:
+        state = adapt.interpolate(state, models.load_encoder(section.model).state_dict(), settings.interpolation)
     encoder = AutoModel.from_config(trained.config)
-    encoder.load_state_dict(encoder_state(trained.result.best_state))
+    encoder.load_state_dict(state)
     encoder.float().save_pretrained(folder, safe_serialization=True)
     trained.tokenizer.save_pretrained(folder)
     prompts, _ = st_files.declared_prompts(source)

@@ -57,6 +57,8 @@ class Session:
     info: dist.DistInfo
     store: checkpoint.CheckpointStore
     fingerprint: str
+    # Parameters the optimizer holds, and all of them (frozen ones excluded from the first).
+    parameters: tuple[int, int] = (0, 0)
     state: State = field(default_factory=State)
     records: list[dict[str, Any]] = field(default_factory=list)
     clock: Clock = field(default_factory=Clock)
@@ -75,9 +77,12 @@ class Session:
             world_size=info.world_size,
         )
         total_steps = plan.total_steps(tcfg.epochs, tcfg.max_steps)
+        # Counted before DeepSpeed wraps the model: ZeRO-3 leaves empty partitions behind.
+        sizes = [(p.numel(), p.requires_grad) for p in model.parameters()]
+        parameters = (sum(n for n, trained in sizes if trained), sum(n for n, _ in sizes))
         eng, scheduler, config, precision = engine.initialize(model, tcfg, total_steps, info)
         store = checkpoint.CheckpointStore(root, tcfg.keep_checkpoints, info)
-        session = cls(eng, scheduler, config, precision, plan, total_steps, tcfg, info, store, fingerprint)
+        session = cls(eng, scheduler, config, precision, plan, total_steps, tcfg, info, store, fingerprint, parameters)
         session._resume(root)
         eng.train()
         return session
@@ -194,6 +199,8 @@ class Session:
             "precision": self.precision,
             "zero_stage": self.tcfg.zero_stage,
             "global_batch_size": self.plan.global_batch,
+            "trainable_parameters": self.parameters[0],
+            "parameters": self.parameters[1],
         }
         if self.info.is_main:
             log.info(
