@@ -20,7 +20,7 @@ def _user_folder(root: Path) -> Path:
     (folder / "model" / "config.json").write_text("{}")
     (folder / "listings.csv").write_text(DATA)
     spec = "{data: listings.csv, label: label}"
-    (folder / "run.yaml").write_text(f"model: model\ndomain: {spec}\ntasks: [{{name: t, data: listings.csv, label: label}}]\n")
+    (folder / "run.yaml").write_text(f"model: model\ndomain: {spec}\ntasks: [{{name: t, {spec[1:-1]}}}]\n")
     return folder
 
 
