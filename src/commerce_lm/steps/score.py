@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 from commerce_lm import names, storage
 from commerce_lm.bundle.apply import head_scores, nearest_references
 from commerce_lm.bundle.read import Bundle, open_bundle
-from commerce_lm.config import DatasetSpec, parse_config
+from commerce_lm.config import ConfigError, DatasetSpec, parse_config
 from commerce_lm.data.listings import Listings, read_listings
+from commerce_lm.data.readers import InputError
 from commerce_lm.data.rejected import REJECTED_SCHEMA
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
@@ -84,6 +85,8 @@ def run(
     token_budget: int | None = None,
     shard: int = 0,
     num_shards: int = 1,
+    encoding: str | None = None,
+    max_rejected_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Score one shard of ``input_location`` with the bundle at ``bundle_uri``.
 
@@ -97,23 +100,40 @@ def run(
         token_budget: Padded tokens per batch (default: the bundle's run config's).
         shard: Which shard of the rows to score.
         num_shards: How many shards the rows are cut into.
+        encoding: The CSV/JSONL files' encoding (default: UTF-8, a BOM skipped).
+        max_rejected_fraction: The most rows that may be rejected, as a share of the shard's rows
+            (default: the bundle's run's ``prepare.max_rejected_fraction``); past it nothing is
+            scored and the rejected rows are kept in ``<out_dir>.refused/``.
 
     Returns:
         Counts (input, scored, rejected by reason, embedded, reused) and throughput.
 
     Raises:
+        ConfigError: A shard outside ``0 <= shard < num_shards``, or a fraction outside 0..1.
         BundleError: A bundle whose files or heads do not match its encoder (names both checksums).
-        readers.InputError: An input file that cannot be read (names the file and column).
+        OutputError: An output inside the input, the bundle or its registry, or one that is not
+            an earlier score output.
+        readers.InputError: An input file that cannot be read (names the file and column), or more
+            rejected rows than ``max_rejected_fraction``.
     """
+    if not 0 <= shard < num_shards:
+        raise ConfigError(f"shard {shard} of {num_shards}: expected num_shards >= 1 and 0 <= shard < num_shards")
+    if max_rejected_fraction is not None and not 0 <= max_rejected_fraction <= 1:
+        raise ConfigError(f"max_rejected_fraction {max_rejected_fraction}: expected a share from 0 to 1")
     began = time.perf_counter()
     bundle = open_bundle(bundle_uri)
     trained = parse_config(bundle.run_config(), f"{bundle.uri} run config")
+    # Scores written into a bundle would break its manifest; into the registry, its next publish.
+    inputs = [input_location, bundle_uri, bundle.uri, *filter(None, [trained.publish.location])]
+    storage.check_output(out_dir, STEP, inputs)
     named = trained.domain.model_dump(include={"id", "text", "lang"}) | {k: v for k, v in (columns or {}).items() if v}
-    spec = DatasetSpec(data=input_location, **named)
+    spec = DatasetSpec(data=input_location, encoding=encoding, **named)
     listings = read_listings(input_location, spec, trained.prepare, shard, num_shards)
+    limit = trained.prepare.max_rejected_fraction if max_rejected_fraction is None else max_rejected_fraction
+    _check_rejected_share(listings, limit, input_location, out_dir, part_name(shard, num_shards))
     vectors, counts = _vectors(bundle, listings.texts, store, token_budget or trained.embed.token_budget)
     table = score_table(bundle, listings, vectors)
-    with storage.staged_dir(out_dir, STEP, [input_location]) as stage:
+    with storage.staged_dir(out_dir, STEP, inputs) as stage:
         rejected = pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA)
         for folder, part in ((SCORES_DIR, table), (REJECTED_DIR, rejected)):
             (stage / folder).mkdir()
@@ -123,6 +143,27 @@ def run(
         _check_counts(metrics, out_dir)
         storage.write_json(stage / names.METRICS_JSON, metrics)
     return metrics
+
+
+def _check_rejected_share(listings: Listings, limit: float, location: str, out_dir: str, part: str) -> None:
+    """Refuse to score an input whose rejected share passes ``limit``, keeping its rejected rows.
+
+    Raises:
+        InputError: Naming the input, the counts by reason and where the rejected rows were kept.
+    """
+    rejected = len(listings.rejected)
+    if not listings.input_rows or rejected / listings.input_rows <= limit:
+        return
+    by_reason = dict(sorted(Counter(r["reason"] for r in listings.rejected).items()))
+    # Beside the output, never as it: a later score run of fixed input can still write out_dir.
+    kept = f"{str(out_dir).rstrip('/')}.refused"
+    with storage.staged_dir(kept, f"{STEP} (refused)") as stage:
+        (stage / REJECTED_DIR).mkdir()
+        pq.write_table(pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA), stage / REJECTED_DIR / part)
+    raise InputError(
+        f"{location}: {rejected} of {listings.input_rows} rows rejected, over --max-rejected-fraction={limit}: "
+        f"{by_reason}; the rejected rows are in {kept}"
+    )
 
 
 def _metrics(bundle: Bundle, listings: Listings, counts: dict[str, Any], seconds: float) -> dict[str, Any]:
