@@ -318,3 +318,17 @@ def test_an_input_mostly_rejected_is_refused_keeping_its_rejected_rows(published
     code, _ = _score_cli(capsys, *argv, "--output", str(tmp_path / "out"), "--max-rejected-fraction", "0.6")
     metrics = json.loads((tmp_path / "out" / names.METRICS_JSON).read_text())
     assert code == 0 and _counts(metrics) == (2 * len(good_ids) + 5, len(good_ids), len(good_ids) + 5)
+
+
+def test_a_sharded_input_mostly_rejected_is_refused_when_gathered(published, new_listings, tmp_path):
+    from commerce_lm.data.readers import InputError
+
+    path, good_ids, _, _ = new_listings
+    mostly_bad = tmp_path / "bad.csv"
+    mostly_bad.write_bytes(path.read_bytes() + "".join(f"bad-{i},,,en\n" for i in range(len(good_ids))).encode())
+    parts = [str(tmp_path / f"shard{shard}") for shard in range(2)]
+    for shard, part in enumerate(parts):  # each shard alone says nothing of the whole input's share
+        score.run(published["live"], str(mostly_bad), part, store=str(tmp_path / "s"), shard=shard, num_shards=2)
+    with pytest.raises(InputError, match=r"over --max-rejected-fraction=0.2"):
+        score.gather(parts, str(tmp_path / "all"))
+    assert len(pd.read_parquet(tmp_path / "all.refused" / score.REJECTED_DIR)) == len(good_ids) + 5

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,39 +132,55 @@ def run(
     spec = DatasetSpec(data=input_location, encoding=encoding, **named)
     listings = read_listings(input_location, spec, trained.prepare, shard, num_shards)
     limit = trained.prepare.max_rejected_fraction if max_rejected_fraction is None else max_rejected_fraction
-    _check_rejected_share(listings, limit, input_location, out_dir, part_name(shard, num_shards))
+    rejected = pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA)
+    if num_shards == 1:  # a sharded input's share is checked on the whole of it, when gathered
+        by_reason = Counter(r["reason"] for r in listings.rejected)
+        keep = partial(_write_part, rejected, part_name(shard, num_shards))
+        _check_rejected_share(listings.input_rows, by_reason, limit, input_location, out_dir, keep)
     vectors, counts = _vectors(bundle, listings.texts, store, token_budget or trained.embed.token_budget)
     table = score_table(bundle, listings, vectors)
     with storage.staged_dir(out_dir, STEP, inputs) as stage:
-        rejected = pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA)
         for folder, part in ((SCORES_DIR, table), (REJECTED_DIR, rejected)):
             (stage / folder).mkdir()
-            pq.write_table(part, stage / folder / part_name(shard, num_shards))
+            _write_part(part, part_name(shard, num_shards), stage / folder)
         metrics = _metrics(bundle, listings, counts, time.perf_counter() - began)
-        metrics.update(shard=shard, num_shards=num_shards)
+        metrics.update(shard=shard, num_shards=num_shards, max_rejected_fraction=limit)
         _check_counts(metrics, out_dir)
         storage.write_json(stage / names.METRICS_JSON, metrics)
     return metrics
 
 
-def _check_rejected_share(listings: Listings, limit: float, location: str, out_dir: str, part: str) -> None:
-    """Refuse to score an input whose rejected share passes ``limit``, keeping its rejected rows.
+def _write_part(table: pa.Table, name: str, folder: Path) -> None:
+    pq.write_table(table, folder / name)
+
+
+def _check_rejected_share(
+    input_rows: int, by_reason: dict[str, int], limit: float, what: str, out_dir: str, keep: Callable[[Path], None]
+) -> None:
+    """Refuse an input whose rejected share passes ``limit``, keeping its rejected rows.
+
+    Args:
+        input_rows: The input's rows.
+        by_reason: Its rejected rows by reason.
+        limit: The largest share that may be rejected.
+        what: The input, as the message names it.
+        out_dir: The output that is not written; the rejected rows go to ``<out_dir>.refused/``.
+        keep: Writes the rejected rows' parts into the folder it is given.
 
     Raises:
         InputError: Naming the input, the counts by reason and where the rejected rows were kept.
     """
-    rejected = len(listings.rejected)
-    if not listings.input_rows or rejected / listings.input_rows <= limit:
+    rejected = sum(by_reason.values())
+    if not input_rows or rejected / input_rows <= limit:
         return
-    by_reason = dict(sorted(Counter(r["reason"] for r in listings.rejected).items()))
     # Beside the output, never as it: a later score run of fixed input can still write out_dir.
     kept = f"{str(out_dir).rstrip('/')}.refused"
     with storage.staged_dir(kept, f"{STEP} (refused)") as stage:
         (stage / REJECTED_DIR).mkdir()
-        pq.write_table(pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA), stage / REJECTED_DIR / part)
+        keep(stage / REJECTED_DIR)
     raise InputError(
-        f"{location}: {rejected} of {listings.input_rows} rows rejected, over --max-rejected-fraction={limit}: "
-        f"{by_reason}; the rejected rows are in {kept}"
+        f"{what}: {rejected} of {input_rows} rows rejected, over --max-rejected-fraction={limit}: "
+        f"{dict(sorted(by_reason.items()))}; the rejected rows are in {kept}"
     )
 
 
@@ -191,8 +209,11 @@ def _check_counts(metrics: dict[str, Any], where: str) -> None:
 def gather(part_dirs: list[str], out_dir: str) -> dict[str, Any]:
     """Merge score shards into one output folder, checking that every row is counted once.
 
+    The reject gate of a sharded input applies here, to the whole input, at the shards' limit.
+
     Raises:
         ValueError: Shards of different bundles, missing or repeated shards, or an id scored twice.
+        InputError: More rows rejected than the shards' ``max_rejected_fraction`` allows.
     """
     shards = [(storage.read_json(storage.join(d, names.METRICS_JSON)), d) for d in part_dirs]
     shards.sort(key=lambda item: item[0]["shard"])
@@ -206,19 +227,31 @@ def gather(part_dirs: list[str], out_dir: str) -> dict[str, Any]:
     for m, _ in shards:
         reasons.update(m["rejected_by_reason"])
     metrics.update(bundle=shards[0][0]["bundle"], shards=len(shards), rejected_by_reason=dict(sorted(reasons.items())))
+    dirs = [d for _, d in shards]
+    limits = [m["max_rejected_fraction"] for m, _ in shards if m.get("max_rejected_fraction") is not None]
+    if limits:  # shards written before the gate carry no limit
+        what = f"{dirs[0]} and the other score shards" if len(dirs) > 1 else dirs[0]
+        keep = partial(_copy_parts, dirs, REJECTED_DIR)
+        _check_rejected_share(metrics["input_rows"], reasons, min(limits), what, out_dir, keep)
     # The gathered folder is a score output like a shard's: either may replace the other.
     with storage.staged_dir(out_dir, STEP, part_dirs) as stage:
-        ids: list[str] = []
+        copies = {}
         for folder in (SCORES_DIR, REJECTED_DIR):
             (stage / folder).mkdir()
-            for _, d in shards:
-                for source in storage.list_files(storage.join(d, folder)):
-                    target = stage / folder / Path(source).name
-                    target.write_bytes(storage.read_bytes(source))
-                    if folder == SCORES_DIR:
-                        ids.extend(pq.read_table(target, columns=["id"]).column("id").to_pylist())
+            copies[folder] = _copy_parts(dirs, folder, stage / folder)
+        ids = [i for path in copies[SCORES_DIR] for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
         if len(ids) != len(set(ids)):
             raise ValueError("gather scores: an id was scored in two shards")
         _check_counts(metrics, out_dir)
         storage.write_json(stage / names.METRICS_JSON, metrics)
     return metrics
+
+
+def _copy_parts(part_dirs: list[str], folder: str, target: Path) -> list[Path]:
+    """Copy the parts in ``folder`` of every shard into ``target``; returns the copies."""
+    copied = []
+    for part_dir in part_dirs:
+        for source in storage.list_files(storage.join(part_dir, folder)):
+            copied.append(target / Path(source).name)
+            copied[-1].write_bytes(storage.read_bytes(source))
+    return copied
