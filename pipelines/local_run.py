@@ -14,21 +14,30 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
+import warnings
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from commerce_lm import names, storage
+from commerce_lm.cli import UserError, user_errors
 from commerce_lm.config import ConfigError, RunConfig
 from commerce_lm.storage.guard import marker_record
 
 REPORT_FILES = (names.METRICS_JSON, names.REPORT_MD, names.REPORT_HTML)
 RUN_CONFIG = "run_config.json"
 STEP = "run"  # the name in the _COMPLETE marker of a run folder
-# kfp.local logs "Task <name> cache hit (key=...)" through the root logger, at INFO.
+# kfp.local logs "Task <name> cache hit (key=...)" and "Executing task <name>"; a failed run raises
+# "Pipeline <name> finished with status FAILURE. Inner task failed: <task> inside <its DAGs>" (a
+# lone task: "Task <name> finished with status FAILURE"); names and statuses are in colour.
 _CACHE_HIT = re.compile(r"Task (\S+) cache hit")
+_EXECUTING = re.compile(r"Executing task (\S+)")
+_FAILED = re.compile(r"Inner task failed: '([^']+)'|Task '([^']+)' finished with status FAILURE")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def default_cache_dir() -> Path:
@@ -89,30 +98,103 @@ def claim_run_dir(
     storage.write_json(marker, {"fingerprint": fingerprint, "config": cfg_json})
 
 
-class _CacheHits(logging.Handler):
-    """Collects the names of the tasks kfp.local served from its cache."""
+def _plain(text: str) -> str:
+    """``text`` without the terminal colour codes kfp.local puts around task names and statuses."""
+    return _ANSI.sub("", text)
 
-    def __init__(self) -> None:
+
+class _TaskLog(logging.Handler):
+    """What kfp.local says while the pipeline runs: the cache hits, and each task's streamed log.
+
+    kfp.local runs tasks in threads; from its thread, each task's "Executing task <name>" line (its
+    own logger writes to ``sys.stdout``) and then the task's output (stdout and stderr, merged) are
+    printed. Each printed line is passed through and also kept under its thread's task, so that a
+    failed task's own error can be found even while other tasks print. Cache hits come through the
+    root logger.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
         super().__init__(logging.INFO)
-        self.tasks: list[str] = []
+        self.stream = stream
+        self.cache_hits: list[str] = []
+        self.logs: dict[str, list[str]] = defaultdict(list)  # task -> its printed lines
+        self._task: dict[int, str] = {}  # thread -> the task it runs
+        self._partial: dict[int, str] = defaultdict(str)
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = _CACHE_HIT.search(record.getMessage())
-        if match:
-            self.tasks.append(re.sub(r"\x1b\[[0-9;]*m", "", match.group(1)).strip("'"))
+        message = _plain(record.getMessage())
+        if match := _CACHE_HIT.search(message):
+            self.cache_hits.append(match.group(1).strip("'"))
+
+    def write(self, text: str) -> int:
+        """Pass printed text through to the terminal, keeping its lines under the thread's task."""
+        self.stream.write(text)
+        thread = threading.get_ident()
+        *done, self._partial[thread] = (self._partial[thread] + text).split("\n")
+        for line in map(_plain, done):
+            if match := _EXECUTING.search(line):
+                self._task[thread] = match.group(1).strip("'")
+            self.logs[self._task.get(thread, "")].append(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the terminal."""
+        self.stream.flush()
+
+    def failure(self, error: RuntimeError, pipeline_root: Path) -> Exception:
+        """kfp.local's "... finished with status FAILURE" as one line naming the failed task and its reason.
+
+        The task's log is written to ``<its folder>/step.log``. A reason that is one of the user
+        errors the CLI knows (a config, the data, a model...) becomes a :class:`UserError`.
+        """
+        message = _plain(str(error))
+        match = _FAILED.search(message)
+        if match is None:
+            return RuntimeError(message)
+        task = match.group(1) or match.group(2)  # the first task that failed, before the DAGs around it
+        runs = sorted(pipeline_root.glob("*/"), key=lambda p: p.stat().st_mtime)
+        run = runs[-1] if runs else pipeline_root
+        # A task inside a loop has its folder inside the loop iteration's.
+        log = next((p for p in run.rglob(task) if p.is_dir()), run / task) / "step.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("\n".join(self.logs.get(task, [])) + "\n", encoding="utf-8")
+        kind, _, detail = (_error_line(self.logs.get(task, [])) or "").partition(": ")
+        kind = kind.rsplit(".", 1)[-1]  # the exception's name without its module
+        text = f"step {task} failed: {f'{kind}: {detail}' if kind else 'see its log'} (its log: {log})"
+        return UserError(text) if kind in {cls.__name__ for cls in user_errors()} else RuntimeError(text)
+
+
+def _error_line(lines: list[str]) -> str | None:
+    """The exception a log's last traceback ends with (``module.Type: message``, on one line), or None."""
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Traceback (most recent call last):"]
+    if not starts:
+        return None
+    indent = len(lines[starts[-1]]) - len(lines[starts[-1]].lstrip())
+    found: list[str] = []
+    for line in lines[starts[-1] + 1 :]:
+        depth = len(line) - len(line.lstrip())
+        if not line.strip():
+            if found:
+                break
+        elif depth == indent:  # the exception itself; the frames above are indented deeper
+            found = [line.strip()]
+        elif found:  # a message of several lines continues, indented deeper
+            found.append(line.strip())
+    return " ".join(found) or None
 
 
 @contextmanager
-def _cache_hits() -> Iterator[_CacheHits]:
-    """Record cache hits while the pipeline runs (the root logger passes INFO only meanwhile)."""
-    root, hits = logging.getLogger(), _CacheHits()
+def _task_log() -> Iterator[_TaskLog]:
+    """Watch kfp.local while the pipeline runs (the root logger passes INFO only meanwhile)."""
+    root, log = logging.getLogger(), _TaskLog(sys.stdout)
     level = root.level
-    root.addHandler(hits)
+    root.addHandler(log)
     root.setLevel(min(level, logging.INFO))
     try:
-        yield hits
+        with redirect_stdout(log):
+            yield log
     finally:
-        root.removeHandler(hits)
+        root.removeHandler(log)
         root.setLevel(level)
 
 
@@ -130,6 +212,10 @@ def run_local(
 
     Returns:
         ``seconds`` (wall time of the pipeline) and ``cache_hits`` (the tasks served from the cache).
+
+    Raises:
+        UserError: A step failed on what the user gave: names the step, its own error and its log.
+        RuntimeError: A step failed otherwise (the same line).
     """
     from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
     from kfp import local
@@ -145,9 +231,14 @@ def run_local(
         cache_root=str(cache_dir) if cache_dir is not None else None,
     )
     started = time.time()
-    with _cache_hits() as hits:
-        # The pipeline returns its report; from a cache hit it lies in an earlier run's folder.
-        report = Path(build_pipeline(cluster=False)(**pipeline_arguments(cfg)).output.path)
+    with _task_log() as log, warnings.catch_warnings():
+        # Our images hold this environment's packages, which is why the SubprocessRunner may run them.
+        warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom", RuntimeWarning)
+        try:
+            # The pipeline returns its report; from a cache hit it lies in an earlier run's folder.
+            report = Path(build_pipeline(cluster=False)(**pipeline_arguments(cfg)).output.path)
+        except RuntimeError as error:
+            raise log.failure(error, out / "kfp-root") from None
     for name in REPORT_FILES:
         shutil.copy(report / name, out / name)
-    return {"seconds": time.time() - started, "cache_hits": sorted(hits.tasks)}
+    return {"seconds": time.time() - started, "cache_hits": sorted(log.cache_hits)}

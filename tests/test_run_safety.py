@@ -1,6 +1,9 @@
 """``commerce-lm run`` follows every step's output rule: it replaces only a folder an earlier run made."""
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,38 @@ def test_an_earlier_runs_folder_is_replaced_only_with_overwrite(tmp_path):
     (out / names.COMPLETE_MARKER).unlink()  # no longer a run's folder: never replaced again
     with pytest.raises(OutputError):
         local_run.claim_run_dir(out, "{}", "third", True, [], cache)
+
+
+def test_a_step_that_fails_on_the_users_data_is_one_line_naming_the_step_and_its_reason(tmp_path):
+    folder = _user_folder(tmp_path)
+    data = "id,text,label,flag\n" + "".join(f"r{i},listing text number {i},{i % 2},\n" for i in range(40))
+    (folder / "listings.csv").write_text(data)
+    spec = "data: listings.csv, label: flag"  # all null: every part of prepare-data stops, nothing else runs
+    (folder / "run.yaml").write_text(f"model: model\ndomain: {{{spec}}}\ntasks: [{{name: t, {spec}}}]\n")
+    command = [sys.executable, "-m", "commerce_lm.cli", "run", "--config", str(folder / "run.yaml")]
+    command += ["--output", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert "\x1b" not in line and "unexpected" not in line
+    match = re.search(r"step (\S+) failed: DataError: .*null_label.* \(its log: (.+)\)$", line)
+    assert match and match.group(1).startswith("prepare-data"), line
+    log = Path(match.group(2))
+    assert log.is_relative_to(tmp_path / "run" / "kfp-root") and "Traceback" in log.read_text()
+
+
+def test_the_reason_of_a_failed_step_is_the_last_exception_of_its_log():
+    lines = [
+        "    Traceback (most recent call last):",
+        '      File "x.py", line 1, in <module>',
+        "    KeyError: 'a'",
+        "    ",
+        "    During handling of the above exception, another exception occurred:",
+        "    Traceback (most recent call last):",
+        '      File "y.py", line 2, in <module>',
+        "        raise DataError(...)",
+        "    commerce_lm.steps.prepare_data.DataError: 40 of 40 rows rejected",
+        "",
+    ]
+    assert local_run._error_line(lines) == "commerce_lm.steps.prepare_data.DataError: 40 of 40 rows rejected"
+    assert local_run._error_line(["no traceback here"]) is None
