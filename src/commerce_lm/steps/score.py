@@ -103,9 +103,9 @@ def run(
         shard: Which shard of the rows to score.
         num_shards: How many shards the rows are cut into.
         encoding: The CSV/JSONL files' encoding (default: UTF-8, a BOM skipped).
-        max_rejected_fraction: The most rows that may be rejected, as a share of the shard's rows
-            (default: the bundle's run's ``prepare.max_rejected_fraction``); past it nothing is
-            scored and the rejected rows are kept in ``<out_dir>.refused/``.
+        max_rejected_fraction: The largest share of the input's rows that may be rejected (default:
+            the bundle's run's ``prepare.max_rejected_fraction``); past it nothing is scored and the
+            rejected rows are kept in ``<out_dir>.refused/``. Shards are checked by :func:`gather`.
 
     Returns:
         Counts (input, scored, rejected by reason, embedded, reused) and throughput.
