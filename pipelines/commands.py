@@ -49,7 +49,9 @@ def _run_local(args: argparse.Namespace) -> int:
 
     out = Path(args.output).resolve()
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir()).resolve()
-    result = run_local(load_run_config(args), out, cache_dir=cache_dir, overwrite=args.overwrite)
+    result = run_local(
+        load_run_config(args), out, cache_dir=cache_dir, overwrite=args.overwrite, config_file=args.config
+    )
     print(f"pipeline finished in {result['seconds']:.0f} s")
     if cache_dir is not None:
         hits = ", ".join(result["cache_hits"]) or "none"
@@ -71,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the whole DAG locally with kfp.local (SubprocessRunner)")
     add_config_args(run)
     run.add_argument("--output", required=True, help="run folder: report files and the local pipeline root")
-    run.add_argument("--overwrite", action="store_true", help="reuse a run folder made with another config")
+    run.add_argument("--overwrite", action="store_true", help="replace an earlier run folder made with another config")
     run.add_argument("--cache-dir", help=f"step cache shared across run folders (default: {default_cache_dir()})")
     run.add_argument("--no-cache", action="store_true", help="run every step, reading and writing no cache")
     run.set_defaults(func=_run_local)

@@ -1,8 +1,9 @@
-"""The bundle registry on GCS (publishing whole, the live pointer's generation) and the gate's rules."""
+"""The bundle registry (publishing whole; the live pointer: its generation, relative to the registry), the gate."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,32 @@ def test_the_gate_blocks_a_dropped_task_and_ignores_undefined_ones():
     assert allowed.tasks["d"]["verdict"] == "new task"
     worse = gate.decide({"a": 0.78, "b": 0.9}, live, live_uri="L", metric="pr_auc", tolerance=0.01)
     assert not worse.publish and "a 0.7800 < 0.8000" in worse.reason
+
+
+def test_a_registry_copied_elsewhere_still_finds_its_live_bundle(tmp_path):
+    location = tmp_path / "bundles"
+    uri = registry.publish(_bundle(tmp_path / "a", "{}"), str(location), "run-abc")
+    registry.set_live(str(location), "run-abc", uri, "first", None)
+    assert json.loads((location / registry.LIVE_JSON).read_text())["uri"] == "run-abc"  # relative to the registry
+    shutil.move(location, tmp_path / "copied")
+    assert registry.live(str(tmp_path / "copied"))["uri"] == str(tmp_path / "copied" / "run-abc")
+
+
+def test_an_older_absolute_pointer_is_read_while_it_exists_then_as_the_bundle_of_its_id(tmp_path):
+    location = tmp_path / "bundles"
+    uri = registry.publish(_bundle(tmp_path / "a", "{}"), str(location), "run-abc")
+    (location / registry.LIVE_JSON).write_text(json.dumps({"bundle": "run-abc", "uri": uri}))
+    assert registry.live(str(location))["uri"] == uri
+    shutil.move(location, tmp_path / "copied")
+    assert registry.live(str(tmp_path / "copied"))["uri"] == str(tmp_path / "copied" / "run-abc")
+
+
+def test_a_live_pointer_to_a_missing_bundle_is_one_clear_error(tmp_path, capsys):
+    from commerce_lm import cli
+
+    location = tmp_path / "bundles"
+    location.mkdir()
+    (location / registry.LIVE_JSON).write_text(json.dumps({"bundle": "run-abc", "uri": "/gone/bundles/run-abc"}))
+    code = cli.main(["score", "--bundle", str(location), "--input", str(tmp_path), "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "its live bundle run-abc is not at /gone/bundles/run-abc" in err and "Errno" not in err

@@ -264,3 +264,71 @@ def test_head_scores_are_the_logistic_regressions_probabilities():
     np.testing.assert_allclose(head_scores(head, x), model.predict_proba(x)[:, 1], rtol=1e-9)
     extreme = head_scores({**head, "bias": 1e4}, x[:2]), head_scores({**head, "bias": -1e4}, x[:2])
     assert np.isfinite(extreme).all() and (extreme[0] == 1).all() and (extreme[1] == 0).all()
+
+
+def _score_cli(capsys, *argv: str) -> tuple[int, str]:
+    from commerce_lm import cli
+
+    code = cli.main(["score", *argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("shard", "num_shards"), [("3", "2"), ("0", "0"), ("-1", "2")])
+def test_a_shard_outside_the_shards_is_a_one_line_argument_error(capsys, tmp_path, shard, num_shards):
+    argv = ["--bundle", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "out")]
+    code, err = _score_cli(capsys, *argv, "--shard", shard, "--num-shards", num_shards)
+    assert code == 2 and f"shard {shard} of {num_shards}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_scores_are_never_written_into_the_bundle_or_its_registry(published, registry_cfg, new_listings, capsys):
+    registry_dir, bundle = Path(registry_cfg.publish.location), published["live"]
+    for given, out in (
+        (bundle, Path(bundle) / "scores"),
+        (str(registry_dir), registry_dir / "scores"),
+        (bundle, registry_dir / "scores"),
+    ):
+        code, err = _score_cli(capsys, "--bundle", given, "--input", str(new_listings[0]), "--output", str(out))
+        assert code == 2 and "refusing to write an output inside" in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
+    open_bundle(str(registry_dir))  # still whole: its files match its manifest
+
+
+def test_score_reads_another_encoding_only_when_told(published, new_listings, tmp_path, capsys):
+    path, good_ids, _, _ = new_listings
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_text(pd.read_csv(path, encoding_errors="replace").to_csv(index=False), encoding="utf-16")
+    argv = ["--bundle", published["live"], "--input", str(utf16), "--store", str(tmp_path / "s")]
+    code, err = _score_cli(capsys, *argv, "--output", str(tmp_path / "refused"))
+    assert code == 2 and "UTF-16" in err and "score: --encoding" in err and not (tmp_path / "refused").exists()
+    code, _ = _score_cli(capsys, *argv, "--output", str(tmp_path / "out"), "--encoding", "utf-16")
+    assert code == 0 and set(good_ids) <= set(pd.read_parquet(tmp_path / "out" / score.SCORES_DIR)["id"])
+
+
+def test_an_input_mostly_rejected_is_refused_keeping_its_rejected_rows(published, new_listings, tmp_path, capsys):
+    path, good_ids, _, _ = new_listings
+    mostly_bad = tmp_path / "bad.csv"
+    rows = "".join(f"bad-{i},,,en\n" for i in range(len(good_ids)))  # empty text: rejected
+    mostly_bad.write_bytes(path.read_bytes() + rows.encode())
+    argv = ["--bundle", published["live"], "--input", str(mostly_bad), "--store", str(tmp_path / "s")]
+    code, err = _score_cli(capsys, *argv, "--output", str(tmp_path / "out"))
+    assert code == 2 and "over --max-rejected-fraction=0.2" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    kept = pd.read_parquet(tmp_path / "out.refused" / score.REJECTED_DIR)
+    assert len(kept) == len(good_ids) + 5 and (kept["reason"] == "empty_text").sum() == len(good_ids) + 1
+    code, _ = _score_cli(capsys, *argv, "--output", str(tmp_path / "out"), "--max-rejected-fraction", "0.6")
+    metrics = json.loads((tmp_path / "out" / names.METRICS_JSON).read_text())
+    assert code == 0 and _counts(metrics) == (2 * len(good_ids) + 5, len(good_ids), len(good_ids) + 5)
+
+
+def test_a_sharded_input_mostly_rejected_is_refused_when_gathered(published, new_listings, tmp_path):
+    from commerce_lm.data.readers import InputError
+
+    path, good_ids, _, _ = new_listings
+    mostly_bad = tmp_path / "bad.csv"
+    mostly_bad.write_bytes(path.read_bytes() + "".join(f"bad-{i},,,en\n" for i in range(len(good_ids))).encode())
+    parts = [str(tmp_path / f"shard{shard}") for shard in range(2)]
+    for shard, part in enumerate(parts):  # each shard alone says nothing of the whole input's share
+        score.run(published["live"], str(mostly_bad), part, store=str(tmp_path / "s"), shard=shard, num_shards=2)
+    with pytest.raises(InputError, match=r"over --max-rejected-fraction=0.2"):
+        score.gather(parts, str(tmp_path / "all"))
+    assert len(pd.read_parquet(tmp_path / "all.refused" / score.REJECTED_DIR)) == len(good_ids) + 5

@@ -38,6 +38,7 @@ from kfp.dsl import (  # noqa: E402
 )
 
 from commerce_lm import names  # noqa: E402
+from commerce_lm.bundle import registry  # noqa: E402
 from commerce_lm.config import section_for  # noqa: E402
 
 VERSION = "test"  # the code version only keys KFP's cache; the functions ignore it
@@ -191,7 +192,7 @@ def test_evaluate_knn(chain: Chain) -> None:
 def test_publish_bundle(chain: Chain) -> None:
     bundle = chain.bundle()
     assert bundle.metadata["published"], bundle.metadata["reason"]  # the first bundle of an empty registry
-    live = json.loads((Path(chain.cfg.publish.location) / "LIVE.json").read_text())
+    live = registry.live(chain.cfg.publish.location)
     assert bundle.metadata["live"] == live["uri"] and bundle.metadata["bundle"] == live["bundle"]
 
 

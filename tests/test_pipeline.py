@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from commerce_lm import names
+from commerce_lm.bundle import registry as bundle_registry
 
 STEPS = {
     "prepare-data",
@@ -112,7 +113,7 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     assert "| prohibited / PLM frozen + head" in (out / names.REPORT_MD).read_text()
     # The run published its bundle to the config's registry, made it live, and the report says so.
     registry = tiny_run_dir / "bundles"
-    live = json.loads((registry / "LIVE.json").read_text())
+    live = bundle_registry.live(str(registry))
     assert metrics["bundle"]["published"] and metrics["bundle"]["live"] == live["uri"]
     assert f"Bundle {live['bundle']} is live at {live['uri']}" in (out / names.REPORT_MD).read_text()
     _score_pipeline_runs_locally(tmp_path, registry, tiny_run_dir / "listings.parquet")

@@ -120,6 +120,29 @@ def test_a_segment_of_another_encoder_is_refused_naming_both(tmp_path):
         store.lookup(other, np.unique(digests))
 
 
+def test_a_segment_with_a_flipped_byte_is_named_moved_aside_and_its_texts_embedded_again(tmp_path, caplog):
+    store = VectorStore(str(tmp_path))
+    digests = np.unique(text_digests(_texts(6, seed=8)))
+    vectors = np.random.default_rng(0).standard_normal((len(digests), 8)).astype(np.float32)
+    with store.writer(KEY, 8) as writer:
+        writer.add(digests, vectors)
+    (segment,) = store.segments(KEY)
+    raw = bytearray(Path(segment).read_bytes())
+    at = raw.index(vectors[2].tobytes())  # the third vector's bytes, as written
+    raw[at + 1] ^= 0x10
+    Path(segment).write_bytes(bytes(raw))
+    assert pq.read_table(segment).num_rows == len(digests)  # still a readable Parquet file
+    found, _ = store.lookup(KEY, digests)
+    assert not found.any()  # nothing of it is served: every text counts as missing, to embed again
+    assert segment in caplog.text and "corrupt" in caplog.text
+    assert store.segments(KEY) == [] and Path(segment + vector_store.CORRUPT_SUFFIX).read_bytes() == bytes(raw)
+    with store.writer(KEY, 8) as writer:  # embedded again: served whole from the new segment
+        writer.add(digests, vectors)
+    found, again = store.lookup(KEY, digests)
+    assert found.all()
+    np.testing.assert_array_equal(again, vectors)
+
+
 _WRITER = """
 import sys
 from commerce_lm.embedding import vector_store

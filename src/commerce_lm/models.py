@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from commerce_lm import storage
@@ -107,20 +107,70 @@ def load_classifier(location: str, num_labels: int):  # noqa: ANN201
         )
 
 
-def model_checksum(location: str) -> str:
-    """A checksum of a model's weights and config, to tell encoders apart.
+# Every file whose content changes a vector: weights, config, tokenizer (fast, sentencepiece, vocab
+# and merges), and the sentence-transformers files that declare the pooling and the prompts. Not the
+# model card or sentence_bert_config.json (max length is a key of its own in the vector store).
+VECTOR_FILES = (
+    "*.safetensors", "config.json", "generation_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "*.model", "vocab.*", "merges.txt",
+    "modules.json", "1_Pooling/config.json", "config_sentence_transformers.json",
+)  # fmt: skip
 
-    For a local folder it hashes every ``*.safetensors`` and ``config.json`` file; for a hub id
-    (nothing local to hash) it hashes the id.
+
+def model_checksum(location: str) -> str:
+    """A checksum of everything that changes a model's vectors, to tell encoders apart.
+
+    For a local (or downloaded ``gs://``) folder it hashes the :data:`VECTOR_FILES` it holds, names
+    and contents. For a hub id it hashes the id with the commit it resolves to now (asked of the hub
+    when online; offline, the snapshot the local Hugging Face cache resolves it to): a commit fixes
+    every file of the repository, so an upstream update gives another checksum.
+
+    Raises:
+        ModelError: A folder without safetensors weights, or a hub id that resolves to no commit.
     """
     path = Path(resolve_model(location))
+    if not path.is_dir():
+        return _digest([f"hub:{location}@{_hub_revision(location)}".encode()])
+    files = sorted({file for pattern in VECTOR_FILES for file in path.glob(pattern) if file.is_file()})
+    if not any(file.suffix == ".safetensors" for file in files):
+        raise ModelError(f"{location}: no *.safetensors weights in the model folder")
+    return _digest(part for file in files for part in (file.relative_to(path).as_posix().encode(), file))
+
+
+def _digest(parts: Iterable[bytes | Path]) -> str:
+    """The first 16 hex digits of the SHA-256 of some bytes and the contents of some files, in order."""
     digest = hashlib.sha256()
-    files = sorted([*path.glob("*.safetensors"), *path.glob("config.json")]) if path.is_dir() else []
-    if not files:
-        digest.update(f"hub:{location}".encode())
-    for file in files:
-        digest.update(file.name.encode())
-        with open(file, "rb") as handle:
+    for part in parts:
+        if isinstance(part, bytes):
+            digest.update(part)
+            continue
+        with open(part, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def _hub_revision(repo_id: str) -> str:
+    """The commit a hub id resolves to: the hub's answer online, else the local cache's snapshot.
+
+    Raises:
+        ModelError: Neither the hub nor the local cache knows it.
+    """
+    from huggingface_hub import HfApi, constants, errors, try_to_load_from_cache
+
+    unknown = f"{repo_id}: neither a model folder nor a model on the Hugging Face hub"
+    try:
+        if not constants.HF_HUB_OFFLINE:
+            try:
+                return HfApi().model_info(repo_id, timeout=30).sha
+            except errors.RepositoryNotFoundError:
+                raise ModelError(unknown) from None
+            except Exception:  # no network, no hub, a gated repo: the local cache may still resolve it
+                pass
+        cached = try_to_load_from_cache(repo_id, "config.json")
+    except errors.HFValidationError:  # a path that does not exist, or no repository name at all
+        raise ModelError(unknown) from None
+    if not isinstance(cached, str):
+        raise ModelError(f"{unknown} (offline: none in the local Hugging Face cache); download it or give a folder")
+    return Path(cached).parent.name  # the cache's snapshots/<commit>/ folder

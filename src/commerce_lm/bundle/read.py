@@ -86,6 +86,11 @@ def open_bundle(uri: str) -> Bundle:
         live = registry.live(uri)
         if live is None:
             raise BundleError(f"{uri}: neither a bundle ({layout.MANIFEST_JSON}) nor a registry with a live bundle")
+        if not storage.exists(storage.join(live["uri"], layout.MANIFEST_JSON)):
+            raise BundleError(
+                f"{storage.join(uri, registry.LIVE_JSON)}: its live bundle {live['bundle']} is not at {live['uri']} "
+                "(moved or deleted); restore it or publish a bundle again"
+            )
         uri = live["uri"]
     root = Path(models.resolve_model(uri))  # gs:// bundles are immutable: downloaded once, then cached
     manifest = json.loads((root / layout.MANIFEST_JSON).read_text())

@@ -15,7 +15,11 @@ from commerce_lm import config as config_module
 from commerce_lm.cli import commands
 from commerce_lm.cli.config_args import add_config_args, load_run_config, load_section
 
-__all__ = ["add_config_args", "build_parser", "load_run_config", "load_section", "main"]
+__all__ = ["UserError", "add_config_args", "build_parser", "load_run_config", "load_section", "main", "user_errors"]
+
+
+class UserError(Exception):
+    """A user error a command found itself, e.g. ``run`` reporting a step's own user error; one line, exit 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
     """Errors in what the user gave (paths, credentials, configs, data, models): one line, exit 2."""
     from commerce_lm import storage
     from commerce_lm.bundle.layout import BundleError
@@ -46,6 +50,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ModelError,
         BundleError,
         StoreError,
+        UserError,
         FileNotFoundError,
         PermissionError,
     )
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as error:
+    except user_errors() as error:
         print(f"commerce-lm {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except Exception as error:

@@ -148,6 +148,7 @@ def _score(args: argparse.Namespace) -> int:
         score.run(
             args.bundle, args.input, args.output, store=args.store, columns=columns,
             token_budget=args.token_budget, shard=args.shard, num_shards=args.num_shards,
+            encoding=args.encoding, max_rejected_fraction=args.max_rejected_fraction,
         )
     )  # fmt: skip
 
@@ -168,6 +169,11 @@ def _add_score_commands(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--text-column", action="append", help="text column, repeatable (default: as trained)")
     score.add_argument("--lang-column", help="language column (default: as trained)")
     score.add_argument("--token-budget", type=int, help="padded tokens per batch (default: as trained)")
+    score.add_argument("--encoding", help="CSV/JSONL encoding, e.g. utf-16 (default: UTF-8, a BOM skipped)")
+    score.add_argument(
+        "--max-rejected-fraction", type=float,
+        help="refuse the input when more of its rows are rejected (default: the bundle's run's, 0.2 unless set)",
+    )  # fmt: skip
     score.add_argument("--shard", type=int, default=0)
     score.add_argument("--num-shards", type=int, default=1)
     score.set_defaults(func=_score)

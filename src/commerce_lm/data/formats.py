@@ -35,6 +35,8 @@ FOREIGN_BOMS = {
     codecs.BOM_UTF16_BE: "UTF-16",
 }
 Record = dict[str, Any]
+# Where a user names another encoding: prepare-data reads it from the config, score from its flag.
+ENCODING_HINT = "name its encoding (prepare-data: encoding: in the config's dataset; score: --encoding)"
 
 
 class FormatError(ValueError):
@@ -53,9 +55,9 @@ def check_encoding(local: Path, encoding: str | None) -> str:
         head = handle.read(65536)
     for bom, name in FOREIGN_BOMS.items():
         if head.startswith(bom):
-            raise FormatError(f"encoded as {name} (byte-order mark), not UTF-8; set encoding: in the dataset spec")
+            raise FormatError(f"encoded as {name} (byte-order mark), not UTF-8; {ENCODING_HINT}")
     if b"\x00" in head:
-        raise FormatError("not UTF-8 text (it holds NUL bytes, as UTF-16 does); set encoding: in the dataset spec")
+        raise FormatError(f"not UTF-8 text (it holds NUL bytes, as UTF-16 does); {ENCODING_HINT}")
     return "utf-8-sig"
 
 

@@ -10,12 +10,18 @@ with ``if_generation_match=0``, which GCS makes visible only once whole). So con
 (sharded extraction) never corrupt the store, and a killed writer leaves at most a hidden temporary
 file that readers never list. Two writers may store the same text: readers take either copy, as
 both came from the same encoder, pooling and max length.
+
+Each segment's metadata carries a SHA-256 of its digests and vectors, checked whenever its vectors
+are read: a segment whose bytes changed after it was written (a flipped bit, a bad copy) is named
+in a warning, moved aside as ``<name>.corrupt`` (kept for inspection, never listed again) and its
+texts count as missing, so they are embedded again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -37,6 +43,10 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 # Hidden temporary files older than this come from killed writers; any writer may delete them.
 STALE_SECONDS = 3600
 DIGEST_DTYPE = "S32"  # hex of 128 bits of SHA-256: no collision at any corpus size we will see
+CONTENT_KEY = b"content_sha256"  # segment metadata: the checksum of its digests and vectors
+CORRUPT_SUFFIX = ".corrupt"  # a segment moved aside: no longer ends in .parquet, so never listed
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(ValueError):
@@ -84,10 +94,18 @@ def text_digests(texts: Iterable[str]) -> np.ndarray:
     ).reshape(-1)
 
 
+def content_checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
+    """The SHA-256 of a segment's digests (``S32``) and ``float32`` vectors, as stored in its metadata."""
+    digest = hashlib.sha256(np.ascontiguousarray(digests, dtype=DIGEST_DTYPE).tobytes())
+    digest.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def _segment_table(digests: np.ndarray, vectors: np.ndarray, key: StoreKey) -> pa.Table:
     n, dim = vectors.shape
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
-    schema = pa.schema([("digest", pa.string()), ("vector", pa.list_(pa.float32(), dim))], metadata=key.metadata(dim))
+    metadata = {**key.metadata(dim), CONTENT_KEY: content_checksum(digests, vectors).encode()}
+    schema = pa.schema([("digest", pa.string()), ("vector", pa.list_(pa.float32(), dim))], metadata=metadata)
     column = pa.FixedSizeListArray.from_arrays(flat, dim)
     return pa.Table.from_arrays([pa.array(digests.astype(str), pa.string()), column], schema=schema)
 
@@ -114,7 +132,7 @@ class VectorStore:
         """A local path of a segment; ``gs://`` segments are cached, as they never change."""
         if not storage.is_gcs(segment):
             return Path(segment)
-        target = models.cache_root() / "store-segments" / f"{hashlib.sha256(segment.encode()).hexdigest()[:24]}.parquet"
+        target = _cached(segment)
         if not target.exists():
             gcs.download(segment, target)  # to a temporary name, then renamed: never half a file
         return target
@@ -153,6 +171,8 @@ class VectorStore:
             ``(found, vectors)``: a mask over ``wanted`` and ``float32 [len(wanted), dim]`` vectors
             (rows not found are zero); ``vectors`` is None when nothing was found.
 
+        A segment whose content fails its checksum is moved aside and its texts count as not found.
+
         Raises:
             StoreError: A segment of another key, or an unreadable one, naming the file.
         """
@@ -162,23 +182,58 @@ class VectorStore:
             if found.all():
                 break
             handle = self._open(segment, key)
-            digests = _digests(handle.read(columns=["digest"]).column("digest"))
+            try:
+                digests = _digests(handle.read(columns=["digest"]).column("digest"))
+            except (OSError, pa.ArrowException):  # pages that no longer decode: corrupt, like a bad checksum
+                self._move_aside(segment)
+                continue
             pos = np.minimum(np.searchsorted(wanted, digests), max(len(wanted) - 1, 0))
             hit = (wanted[pos] == digests) & ~found[pos] if len(wanted) else np.zeros(len(digests), bool)
             if not hit.any():
                 continue
+            stored = self._verified_vectors(segment, handle, digests)
+            if stored is None:
+                continue
             targets, first = np.unique(pos[hit], return_index=True)
             rows = np.flatnonzero(hit)[first]
-            stored = _vectors(handle.read(columns=["vector"]).column("vector"))
             if vectors is None:
                 vectors = np.zeros((len(wanted), stored.shape[1]), dtype=np.float32)
             vectors[targets] = stored[rows]
             found[targets] = True
         return found, vectors
 
+    def _verified_vectors(self, segment: str, handle: pq.ParquetFile, digests: np.ndarray) -> np.ndarray | None:
+        """A segment's vectors, or None when its content no longer matches its checksum (moved aside).
+
+        Segments written before checksums were stored carry none and are read as they are.
+        """
+        try:
+            stored = _vectors(handle.read(columns=["vector"]).column("vector"))
+        except (OSError, pa.ArrowException):
+            stored = None
+        expected = (handle.schema_arrow.metadata or {}).get(CONTENT_KEY)
+        if stored is not None and (expected is None or content_checksum(digests, stored) == expected.decode()):
+            return stored
+        self._move_aside(segment)
+        return None
+
+    def _move_aside(self, segment: str) -> None:
+        """Name a corrupt segment in a warning and move it aside, so that its texts are embedded again."""
+        aside = f"{segment}{CORRUPT_SUFFIX}"
+        log.warning("%s: corrupt store segment (content does not match its checksum); moved to %s", segment, aside)
+        storage.write_bytes(aside, storage.read_bytes(segment), overwrite=True)
+        storage.remove(segment)
+        if storage.is_gcs(segment):
+            _cached(segment).unlink(missing_ok=True)  # the cached copy may be the corrupt one
+
     def writer(self, key: StoreKey, dim: int) -> SegmentWriter:
         """A writer adding segments of ``key``; use it as a context manager."""
         return SegmentWriter(self._folder(key), key, dim)
+
+
+def _cached(segment: str) -> Path:
+    """Where a ``gs://`` segment is cached locally."""
+    return models.cache_root() / "store-segments" / f"{hashlib.sha256(segment.encode()).hexdigest()[:24]}.parquet"
 
 
 def _published(path: str) -> bool:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ import pyarrow.parquet as pq
 from commerce_lm import names, storage
 from commerce_lm.bundle.apply import head_scores, nearest_references
 from commerce_lm.bundle.read import Bundle, open_bundle
-from commerce_lm.config import DatasetSpec, parse_config
+from commerce_lm.config import ConfigError, DatasetSpec, parse_config
 from commerce_lm.data.listings import Listings, read_listings
+from commerce_lm.data.readers import InputError
 from commerce_lm.data.rejected import REJECTED_SCHEMA
 from commerce_lm.embedding import cached
 from commerce_lm.embedding.encoder import Embedder
@@ -84,6 +87,8 @@ def run(
     token_budget: int | None = None,
     shard: int = 0,
     num_shards: int = 1,
+    encoding: str | None = None,
+    max_rejected_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Score one shard of ``input_location`` with the bundle at ``bundle_uri``.
 
@@ -97,32 +102,86 @@ def run(
         token_budget: Padded tokens per batch (default: the bundle's run config's).
         shard: Which shard of the rows to score.
         num_shards: How many shards the rows are cut into.
+        encoding: The CSV/JSONL files' encoding (default: UTF-8, a BOM skipped).
+        max_rejected_fraction: The largest share of the input's rows that may be rejected (default:
+            the bundle's run's ``prepare.max_rejected_fraction``); past it nothing is scored and the
+            rejected rows are kept in ``<out_dir>.refused/``. Shards are checked by :func:`gather`.
 
     Returns:
         Counts (input, scored, rejected by reason, embedded, reused) and throughput.
 
     Raises:
+        ConfigError: A shard outside ``0 <= shard < num_shards``, or a fraction outside 0..1.
         BundleError: A bundle whose files or heads do not match its encoder (names both checksums).
-        readers.InputError: An input file that cannot be read (names the file and column).
+        OutputError: An output inside the input, the bundle or its registry, or one that is not
+            an earlier score output.
+        readers.InputError: An input file that cannot be read (names the file and column), or more
+            rejected rows than ``max_rejected_fraction``.
     """
+    if not 0 <= shard < num_shards:
+        raise ConfigError(f"shard {shard} of {num_shards}: expected num_shards >= 1 and 0 <= shard < num_shards")
+    if max_rejected_fraction is not None and not 0 <= max_rejected_fraction <= 1:
+        raise ConfigError(f"max_rejected_fraction {max_rejected_fraction}: expected a share from 0 to 1")
     began = time.perf_counter()
     bundle = open_bundle(bundle_uri)
     trained = parse_config(bundle.run_config(), f"{bundle.uri} run config")
+    # Scores written into a bundle would break its manifest; into the registry, its next publish.
+    inputs = [input_location, bundle_uri, bundle.uri, *filter(None, [trained.publish.location])]
+    storage.check_output(out_dir, STEP, inputs)
     named = trained.domain.model_dump(include={"id", "text", "lang"}) | {k: v for k, v in (columns or {}).items() if v}
-    spec = DatasetSpec(data=input_location, **named)
+    spec = DatasetSpec(data=input_location, encoding=encoding, **named)
     listings = read_listings(input_location, spec, trained.prepare, shard, num_shards)
+    limit = trained.prepare.max_rejected_fraction if max_rejected_fraction is None else max_rejected_fraction
+    rejected = pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA)
+    if num_shards == 1:  # a sharded input's share is checked on the whole of it, when gathered
+        by_reason = Counter(r["reason"] for r in listings.rejected)
+        keep = partial(_write_part, rejected, part_name(shard, num_shards))
+        _check_rejected_share(listings.input_rows, by_reason, limit, input_location, out_dir, keep)
     vectors, counts = _vectors(bundle, listings.texts, store, token_budget or trained.embed.token_budget)
     table = score_table(bundle, listings, vectors)
-    with storage.staged_dir(out_dir, STEP, [input_location]) as stage:
-        rejected = pa.Table.from_pylist(listings.rejected, REJECTED_SCHEMA)
+    with storage.staged_dir(out_dir, STEP, inputs) as stage:
         for folder, part in ((SCORES_DIR, table), (REJECTED_DIR, rejected)):
             (stage / folder).mkdir()
-            pq.write_table(part, stage / folder / part_name(shard, num_shards))
+            _write_part(part, part_name(shard, num_shards), stage / folder)
         metrics = _metrics(bundle, listings, counts, time.perf_counter() - began)
-        metrics.update(shard=shard, num_shards=num_shards)
+        metrics.update(shard=shard, num_shards=num_shards, max_rejected_fraction=limit)
         _check_counts(metrics, out_dir)
         storage.write_json(stage / names.METRICS_JSON, metrics)
     return metrics
+
+
+def _write_part(table: pa.Table, name: str, folder: Path) -> None:
+    pq.write_table(table, folder / name)
+
+
+def _check_rejected_share(
+    input_rows: int, by_reason: dict[str, int], limit: float, what: str, out_dir: str, keep: Callable[[Path], None]
+) -> None:
+    """Refuse an input whose rejected share passes ``limit``, keeping its rejected rows.
+
+    Args:
+        input_rows: The input's rows.
+        by_reason: Its rejected rows by reason.
+        limit: The largest share that may be rejected.
+        what: The input, as the message names it.
+        out_dir: The output that is not written; the rejected rows go to ``<out_dir>.refused/``.
+        keep: Writes the rejected rows' parts into the folder it is given.
+
+    Raises:
+        InputError: Naming the input, the counts by reason and where the rejected rows were kept.
+    """
+    rejected = sum(by_reason.values())
+    if not input_rows or rejected / input_rows <= limit:
+        return
+    # Beside the output, never as it: a later score run of fixed input can still write out_dir.
+    kept = f"{str(out_dir).rstrip('/')}.refused"
+    with storage.staged_dir(kept, f"{STEP} (refused)") as stage:
+        (stage / REJECTED_DIR).mkdir()
+        keep(stage / REJECTED_DIR)
+    raise InputError(
+        f"{what}: {rejected} of {input_rows} rows rejected, over --max-rejected-fraction={limit}: "
+        f"{dict(sorted(by_reason.items()))}; the rejected rows are in {kept}"
+    )
 
 
 def _metrics(bundle: Bundle, listings: Listings, counts: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -150,8 +209,11 @@ def _check_counts(metrics: dict[str, Any], where: str) -> None:
 def gather(part_dirs: list[str], out_dir: str) -> dict[str, Any]:
     """Merge score shards into one output folder, checking that every row is counted once.
 
+    The reject gate of a sharded input applies here, to the whole input, at the shards' limit.
+
     Raises:
         ValueError: Shards of different bundles, missing or repeated shards, or an id scored twice.
+        InputError: More rows rejected than the shards' ``max_rejected_fraction`` allows.
     """
     shards = [(storage.read_json(storage.join(d, names.METRICS_JSON)), d) for d in part_dirs]
     shards.sort(key=lambda item: item[0]["shard"])
@@ -165,19 +227,31 @@ def gather(part_dirs: list[str], out_dir: str) -> dict[str, Any]:
     for m, _ in shards:
         reasons.update(m["rejected_by_reason"])
     metrics.update(bundle=shards[0][0]["bundle"], shards=len(shards), rejected_by_reason=dict(sorted(reasons.items())))
+    dirs = [d for _, d in shards]
+    limits = [m["max_rejected_fraction"] for m, _ in shards if m.get("max_rejected_fraction") is not None]
+    if limits:  # shards written before the gate carry no limit
+        what = f"{dirs[0]} and the other score shards" if len(dirs) > 1 else dirs[0]
+        keep = partial(_copy_parts, dirs, REJECTED_DIR)
+        _check_rejected_share(metrics["input_rows"], reasons, min(limits), what, out_dir, keep)
     # The gathered folder is a score output like a shard's: either may replace the other.
     with storage.staged_dir(out_dir, STEP, part_dirs) as stage:
-        ids: list[str] = []
+        copies = {}
         for folder in (SCORES_DIR, REJECTED_DIR):
             (stage / folder).mkdir()
-            for _, d in shards:
-                for source in storage.list_files(storage.join(d, folder)):
-                    target = stage / folder / Path(source).name
-                    target.write_bytes(storage.read_bytes(source))
-                    if folder == SCORES_DIR:
-                        ids.extend(pq.read_table(target, columns=["id"]).column("id").to_pylist())
+            copies[folder] = _copy_parts(dirs, folder, stage / folder)
+        ids = [i for path in copies[SCORES_DIR] for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
         if len(ids) != len(set(ids)):
             raise ValueError("gather scores: an id was scored in two shards")
         _check_counts(metrics, out_dir)
         storage.write_json(stage / names.METRICS_JSON, metrics)
     return metrics
+
+
+def _copy_parts(part_dirs: list[str], folder: str, target: Path) -> list[Path]:
+    """Copy the parts in ``folder`` of every shard into ``target``; returns the copies."""
+    copied = []
+    for part_dir in part_dirs:
+        for source in storage.list_files(storage.join(part_dir, folder)):
+            copied.append(target / Path(source).name)
+            copied[-1].write_bytes(storage.read_bytes(source))
+    return copied
