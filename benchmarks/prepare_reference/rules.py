@@ -21,7 +21,7 @@ def learn(ds: Dataset, row: Row) -> None:
     if row.split:
         ds.file_splits.add(row.split)
     if ds.kind in ("domain", "task"):
-        key = splits.hash64(row.text)
+        key = splits.hash64(splits.key_form(row.text))
         if ds.labels_by_text.setdefault(key, row.target) != row.target:
             ds.labels_by_text[key] = CONFLICT
         ds.label_counts[row.target] = ds.label_counts.get(row.target, 0) + 1
@@ -42,7 +42,7 @@ class Deduplicator:
 
     def check(self, row: Row) -> tuple[int, int]:
         """Reject ``row`` when it is a duplicate or conflict; returns its (id, text) digests."""
-        key, id_key = splits.hash64(row.text), splits.hash64(row.id)
+        key, id_key = splits.hash64(splits.key_form(row.text)), splits.hash64(row.id)
         reason = self._reason(key, id_key)
         if reason:
             row.reject(reason, self.ds.spec.id if "id" in reason else self.ds.spec.text[0])

@@ -58,7 +58,7 @@ class DatasetSpec(_Strict):
 
     data: str
     id: str = "id"
-    text: list[str] = Field(default_factory=lambda: ["text"])
+    text: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
     lang: str | None = "lang"
     split: str | None = "split"
     sample: int | None = Field(default=None, gt=0)
@@ -121,6 +121,16 @@ class PrepareConfig(_Strict):
     # default keeps the step near half a gigabyte for any corpus; a larger pod may give more for speed.
     # Below 128 MB DuckDB runs out of memory on two threads instead of spilling.
     memory_mb: int = Field(default=128, ge=128)
+
+    @model_validator(mode="after")
+    def _room_for_training(self) -> PrepareConfig:
+        # Hash-split rows train only above validation + test: at 1 no row would be left to train on.
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"validation_fraction ({self.validation_fraction}) + test_fraction ({self.test_fraction}) must be"
+                " below 1, or no row is left for training"
+            )
+        return self
 
 
 class TrainConfig(_Strict):

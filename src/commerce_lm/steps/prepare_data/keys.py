@@ -2,9 +2,9 @@
 
 Rows are compared by 128-bit digests of their id and text (the first half of their SHA-256), so
 nothing the size of a text is held for the whole dataset. The split hashes are today's, spelled in
-SQL: :func:`commerce_lm.data.splits.text_key` is the first 24 hex digits of the text's SHA-256, and
-:func:`commerce_lm.data.splits.unit_hash` the first 8 bytes of the salted key's SHA-256 over 2**64
-(an exact power of two, so the division rounds as Python's does).
+SQL: :func:`commerce_lm.data.splits.text_key` is the first 24 hex digits of the SHA-256 of the text
+without zero-width marks, and :func:`commerce_lm.data.splits.unit_hash` the first 8 bytes of the
+salted key's SHA-256 over 2**64 (an exact power of two, so the division rounds as Python's does).
 """
 
 from __future__ import annotations
@@ -49,10 +49,13 @@ def _query(db: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> pa.Table
 
 
 def text_keys(db: duckdb.DuckDBPyConnection, text: pa.Array) -> pa.Table:
-    """Per text: its digest (``tk_hi``, ``tk_lo``); split hashes of its text key (``tu``), of ``val:`` + it (``tv``)."""
+    """Per text: its digest (``tk_hi``, ``tk_lo``); split hashes of its text key (``tu``), of ``val:`` + it (``tv``).
+
+    All of them are of the text's :func:`commerce_lm.data.splits.key_form`.
+    """
     return _query(
         db,
-        pa.table({"text": text}),
+        pa.table({"text": pc.replace_substring_regex(text, f"[{splits.KEY_IGNORED}]", "")}),
         "SELECT hi(h) AS tk_hi, lo(h) AS tk_lo, unit(h[1:24]) AS tu, unit('val:' || h[1:24]) AS tv"
         " FROM (SELECT sha256(text) AS h FROM batch)",
     )
