@@ -302,7 +302,10 @@ def test_split_hashes_in_duckdb_are_todays(tmp_path):
     ]
     rows = keys.row_keys(db, Dataset("t", "task", spec), parsed, shared, 3, 7).to_pydict()
     assert rows["ik_hi"] == found["tk_hi"]
-    assert keys.group_keys(db, pa.nulls(2, pa.string())).to_pydict() == {"gu": [None, None], "gv": [None, None]}
+    assert keys.group_keys(db, pa.nulls(2, pa.string())).to_pydict() == dict.fromkeys(
+        ["gk_hi", "gk_lo", "gu", "gv"], [None, None]
+    )
+    assert rows["gk_hi"][1] == int.from_bytes(hashlib.sha256(b"g:1").digest()[:8], "big")
     assert rows["su"] == [splits.unit_hash(f"sample:7:{t}") for t in texts]
     assert rows["gu"] == [None, splits.unit_hash("g:1"), *(splits.unit_hash(t) for t in texts[2:])]
     assert rows["gv"][1] == splits.unit_hash("val:g:1")

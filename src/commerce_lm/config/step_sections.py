@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from commerce_lm.config.sections import (
+    DatasetSpec,
     DomainSpec,
     EmbedConfig,
     FinetuneConfig,
@@ -32,13 +33,44 @@ class StepSection(_Canonical):
 
 
 class PrepareSection(StepSection):
-    """``prepare-data``: the datasets to prepare (any subset: see :func:`prepare_part`)."""
+    """``prepare-data``: the datasets to prepare (any subset: see :func:`prepare_part`).
+
+    Attributes:
+        split_groups: How every dataset of the whole run ties rows together for the split (see
+            :func:`split_groups`), so that each part splits a text as the others do. Unset, those
+            of this section's own datasets.
+    """
 
     seed: int
     prepare: PrepareConfig
     domain: DomainSpec | None = None
     tasks: list[TaskSpec] = Field(default_factory=list)
     similarity: list[SimilaritySpec] = Field(default_factory=list)
+    split_groups: list[DatasetSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _own_split_groups(self) -> PrepareSection:
+        if not self.split_groups:
+            self.split_groups = split_groups([self.domain, *self.tasks, *self.similarity])
+        return self
+
+
+def split_groups(specs: list[DatasetSpec | None]) -> list[DatasetSpec]:
+    """What decides the corpus-wide split in each dataset: its files, id, text, split and group columns.
+
+    A similarity set's group comes first among its group columns. Labels, names and ``sample`` are
+    left out and equal views count once, in a fixed order: a task that reads the same files with the
+    same groups as another changes no part's section (nor its cache key).
+    """
+    views = {}
+    for spec in filter(None, specs):
+        group_by = [spec.group, *spec.group_by] if isinstance(spec, SimilaritySpec) else list(spec.group_by)
+        split = {"split": spec.split} if spec.named("split") else {}
+        view = DatasetSpec(
+            data=spec.data, id=spec.id, text=spec.text, lang=None, group_by=group_by, encoding=spec.encoding, **split
+        )
+        views[view.model_dump_json()] = view
+    return [views[key] for key in sorted(views)]
 
 
 class TrainingSection(StepSection):
@@ -152,7 +184,8 @@ def prepare_part(section: PrepareSection, part: str) -> PrepareSection:
     Raises:
         ValueError: For an unknown part or task name.
     """
-    common = {"seed": section.seed, "prepare": section.prepare}
+    # Every part splits as the whole run does: it carries the whole run's split groups.
+    common = {"seed": section.seed, "prepare": section.prepare, "split_groups": section.split_groups}
     if part == "all":
         return section
     if part == "domain":

@@ -39,6 +39,16 @@ def connect(scratch: Path, memory_mb: int, threads: int) -> duckdb.DuckDBPyConne
     return db
 
 
+def do(db: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a statement to its end (DuckDB keeps a statement's result until it is read)."""
+    db.execute(sql).fetchall()
+
+
+def literal(path: Path) -> str:
+    """``path`` as an SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _query(db: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> pa.Table:
     """``sql`` over ``table`` (named ``batch``), its rows in the table's order.
 
@@ -69,10 +79,18 @@ def id_keys(db: duckdb.DuckDBPyConnection, ids: pa.Array) -> pa.Table:
 
 
 def group_keys(db: duckdb.DuckDBPyConnection, groups: pa.Array) -> pa.Table:
-    """Per group key: the split hashes of it (``gu``) and of ``val:`` + it (``gv``); null without one."""
+    """Per group key: its digest (``gk_hi``, ``gk_lo``), the split hashes of it (``gu``) and of ``val:`` + it (``gv``).
+
+    All null for a row without a group.
+    """
     if groups.null_count == len(groups):  # nothing to hash
-        return pa.table({name: pa.nulls(len(groups), pa.float64()) for name in ("gu", "gv")})
-    return _query(db, pa.table({"g": groups}), "SELECT unit(g) AS gu, unit('val:' || g) AS gv FROM batch")
+        digest = {name: pa.nulls(len(groups), pa.uint64()) for name in ("gk_hi", "gk_lo")}
+        return pa.table({**digest, **{name: pa.nulls(len(groups), pa.float64()) for name in ("gu", "gv")}})
+    return _query(
+        db,
+        pa.table({"g": groups}),
+        "SELECT hi(sha256(g)) AS gk_hi, lo(sha256(g)) AS gk_lo, unit(g) AS gu, unit('val:' || g) AS gv FROM batch",
+    )
 
 
 def row_keys(
