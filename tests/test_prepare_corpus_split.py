@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from prepare_helpers import assert_same_as_reference
 
 from commerce_lm import config, names
 from commerce_lm.steps.prepare_data import step
@@ -108,3 +109,23 @@ def test_a_text_without_a_split_takes_the_one_another_file_gives_it(tmp_path):
     tables = _split_files(tmp_path, [None] * 40, task_splits)
     domain, task = tables["domain"][0], tables["task-t"][0]
     assert domain["split"].tolist() == task["split"].tolist() == task_splits
+
+
+def test_joined_groups_given_and_conflicting_splits_are_the_per_row_peers(tmp_path, listings):
+    """The DuckDB step and the per-row peer (a union-find) join groups and give splits alike."""
+    frame = pd.read_parquet(listings)
+    frame["split_a"] = [("train", "test", None, "test")[i % 4] if i < 90 else None for i in range(len(frame))]
+    given = frame.head(120).copy()  # the task's file gives splits; rows 0..89 disagree with the domain's now and then
+    given["split"] = [("train", "test", "validation", "train", "test", "train")[i % 6] for i in range(len(given))]
+    frame.to_parquet(tmp_path / "a.parquet", row_group_size=50)
+    given.to_csv(tmp_path / "b.csv", index=False)
+    raw = {
+        "model": "m",
+        "domain": {"data": str(tmp_path / "a.parquet"), "label": "label", "split": "split_a", "group_by": ["seller"]},
+        "tasks": [{"name": "t", "data": str(tmp_path / "b.csv"), "label": "flag", "group_by": ["relist"]}],
+        "similarity": [{"name": "s", "data": str(tmp_path / "a.parquet"), "group": "relist", "group_by": ["seller"]}],
+        "prepare": {"max_rejected_fraction": 1.0, "batch_rows": 97},
+    }
+    stats = assert_same_as_reference(config.parse_config(raw), tmp_path)
+    assert stats["domain"]["rejected_by_reason"]["conflicting_splits"] > 10
+    assert stats["task-t"]["rejected_by_reason"] == stats["domain"]["rejected_by_reason"]
