@@ -108,6 +108,24 @@ class SimilaritySpec(DatasetSpec):
     group: str
 
 
+def split_groups(specs: list[DatasetSpec | None]) -> list[DatasetSpec]:
+    """What decides the corpus-wide split in each dataset: its files, id, text, split and group columns.
+
+    A similarity set's group comes first among its group columns. Labels, names and ``sample`` are
+    left out and equal views count once, in a fixed order: a task that reads the same files with the
+    same groups as another changes no part's section (nor its cache key).
+    """
+    views = {}
+    for spec in filter(None, specs):
+        group_by = [spec.group, *spec.group_by] if isinstance(spec, SimilaritySpec) else list(spec.group_by)
+        split = {"split": spec.split} if spec.named("split") else {}
+        view = DatasetSpec(
+            data=spec.data, id=spec.id, text=spec.text, lang=None, group_by=group_by, encoding=spec.encoding, **split
+        )
+        views[view.model_dump_json()] = view
+    return [views[key] for key in sorted(views)]
+
+
 class PrepareConfig(_Strict):
     """Settings of ``prepare-data``."""
 
@@ -296,6 +314,11 @@ class RunConfig(_Canonical):
     report: ReportConfig = Field(default_factory=ReportConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    @property
+    def split_groups(self) -> list[DatasetSpec]:
+        """How the run's datasets tie rows together for the split (:func:`split_groups`)."""
+        return split_groups([self.domain, *self.tasks, *self.similarity])
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:

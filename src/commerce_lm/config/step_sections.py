@@ -25,6 +25,7 @@ from commerce_lm.config.sections import (
     TaskSpec,
     TrainConfig,
     _Canonical,
+    split_groups,
 )
 
 
@@ -53,24 +54,6 @@ class PrepareSection(StepSection):
         if not self.split_groups:
             self.split_groups = split_groups([self.domain, *self.tasks, *self.similarity])
         return self
-
-
-def split_groups(specs: list[DatasetSpec | None]) -> list[DatasetSpec]:
-    """What decides the corpus-wide split in each dataset: its files, id, text, split and group columns.
-
-    A similarity set's group comes first among its group columns. Labels, names and ``sample`` are
-    left out and equal views count once, in a fixed order: a task that reads the same files with the
-    same groups as another changes no part's section (nor its cache key).
-    """
-    views = {}
-    for spec in filter(None, specs):
-        group_by = [spec.group, *spec.group_by] if isinstance(spec, SimilaritySpec) else list(spec.group_by)
-        split = {"split": spec.split} if spec.named("split") else {}
-        view = DatasetSpec(
-            data=spec.data, id=spec.id, text=spec.text, lang=None, group_by=group_by, encoding=spec.encoding, **split
-        )
-        views[view.model_dump_json()] = view
-    return [views[key] for key in sorted(views)]
 
 
 class TrainingSection(StepSection):
