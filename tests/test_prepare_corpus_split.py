@@ -1,11 +1,12 @@
 """One split for the whole corpus (issue 23): a text has one split in every dataset that holds it."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from prepare_helpers import assert_same_as_reference
 
 from commerce_lm import config, names
-from commerce_lm.steps.prepare_data import step
+from commerce_lm.steps.prepare_data import groups, step
 
 
 def _section(data, domain=None, task=None, tasks=()):
@@ -114,6 +115,8 @@ def test_a_text_without_a_split_takes_the_one_another_file_gives_it(tmp_path):
 def test_joined_groups_given_and_conflicting_splits_are_the_per_row_peers(tmp_path, listings):
     """The DuckDB step and the per-row peer (a union-find) join groups and give splits alike."""
     frame = pd.read_parquet(listings)
+    # The first 48 listings chain: each re-listing ties two sellers, one after another.
+    frame.loc[:47, "relist"] = [f"c{(i + 2) // 4}" for i in range(48)]
     frame["split_a"] = [("train", "test", None, "test")[i % 4] if i < 90 else None for i in range(len(frame))]
     given = frame.head(120).copy()  # the task's file gives splits; rows 0..89 disagree with the domain's now and then
     given["split"] = [("train", "test", "validation", "train", "test", "train")[i % 6] for i in range(len(given))]
@@ -129,3 +132,27 @@ def test_joined_groups_given_and_conflicting_splits_are_the_per_row_peers(tmp_pa
     stats = assert_same_as_reference(config.parse_config(raw), tmp_path)
     assert stats["domain"]["rejected_by_reason"]["conflicting_splits"] > 10
     assert stats["task-t"]["rejected_by_reason"] == stats["domain"]["rejected_by_reason"]
+
+
+def _union_find_roots(a, b, n):
+    parent = list(range(n))
+
+    def root(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        low, high = sorted((root(x), root(y)))
+        parent[high] = low
+    return [root(x) for x in range(n)]
+
+
+def test_the_components_of_joined_groups_are_a_union_finds():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, m = int(rng.integers(1, 40)), int(rng.integers(0, 60))
+        a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+        assert groups.roots(a, b, n).tolist() == _union_find_roots(a, b, n)
+    chain = np.arange(99_999)  # 100k groups in a chain, joined from the far end: a few rounds, not 100k
+    assert set(groups.roots(chain[::-1].copy(), chain[::-1] + 1, 100_000).tolist()) == {0}
