@@ -1,9 +1,18 @@
-"""Run every pass of prepare-data on one file, without the trainability gate, and read it back."""
+"""Run the passes of prepare-data on one file (no trainability gate) and read them back; compare with the peer."""
+
+import json
+import sys
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from commerce_lm import config, names
+from commerce_lm.steps import prepare_data
 from commerce_lm.steps.prepare_data import step
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import prepare_reference  # noqa: E402  (the peer lives beside the benchmark that measures it)
 
 
 def prepare_tables(folder, data, *, domain=None, task=None, similarity=None, **prepare):
@@ -26,3 +35,29 @@ def prepare_tables(folder, data, *, domain=None, task=None, similarity=None, **p
         out[ds.name] = (pd.read_parquet(step.table_path(folder, ds)), rejected, stats)
     out["labels"] = labels
     return out
+
+
+def reference_tables(folder: Path) -> dict[str, object]:
+    """Every table and JSON file a prepared folder holds, by path."""
+    found: dict[str, object] = {}
+    for path in sorted(folder.rglob("*.parquet")):
+        found[str(path.relative_to(folder))] = pq.read_table(path).to_pandas()
+    for name in (names.STATS_JSON, names.LABELS_JSON):
+        if (folder / name).exists():  # a part without the domain has no labels
+            found[name] = json.loads((folder / name).read_text())
+    return found
+
+
+def assert_same_as_reference(cfg: config.RunConfig | config.PrepareSection, tmp_path: Path) -> dict:
+    """Prepare ``cfg`` with the step and with the per-row peer; every table must be equal. Returns the stats."""
+    section = cfg if isinstance(cfg, config.PrepareSection) else config.section_for("prepare-data", cfg)
+    prepare_data.run(section, str(tmp_path / "new"))
+    prepare_reference.run(section, tmp_path / "reference")
+    new, reference = reference_tables(tmp_path / "new"), reference_tables(tmp_path / "reference")
+    assert sorted(new) == sorted(reference)
+    for name, expected in reference.items():
+        if isinstance(expected, pd.DataFrame):
+            pd.testing.assert_frame_equal(new[name], expected, obj=name)
+        else:
+            assert new[name] == expected, name
+    return reference[names.STATS_JSON]

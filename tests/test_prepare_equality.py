@@ -5,8 +5,6 @@ the same input; every table they write (accepted rows per dataset, the corpus, t
 with their reason, column and input) and ``stats.json`` / ``labels.json`` must be identical.
 """
 
-import json
-import sys
 import unicodedata
 from pathlib import Path
 
@@ -17,39 +15,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from prepare_helpers import assert_same_as_reference, prepare_reference, reference_tables
 
-from commerce_lm import config, names
+from commerce_lm import config
 from commerce_lm.demo import corpus as demo_corpus
 from commerce_lm.steps import prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
-sys.path.insert(0, str(REPO / "benchmarks"))
-import prepare_reference  # noqa: E402  (the peer lives beside the benchmark that measures it)
-
-
-def _tables(folder: Path) -> dict[str, object]:
-    found: dict[str, object] = {}
-    for path in sorted(folder.rglob("*.parquet")):
-        found[str(path.relative_to(folder))] = pq.read_table(path).to_pandas()
-    for name in (names.STATS_JSON, names.LABELS_JSON):
-        if (folder / name).exists():  # a part without the domain has no labels
-            found[name] = json.loads((folder / name).read_text())
-    return found
-
-
-def _assert_same(cfg: config.RunConfig | config.PrepareSection, tmp_path: Path) -> dict:
-    section = cfg if isinstance(cfg, config.PrepareSection) else config.section_for("prepare-data", cfg)
-    prepare_data.run(section, str(tmp_path / "new"))
-    prepare_reference.run(section, tmp_path / "reference")
-    new, reference = _tables(tmp_path / "new"), _tables(tmp_path / "reference")
-    assert sorted(new) == sorted(reference)
-    for name, expected in reference.items():
-        if isinstance(expected, pd.DataFrame):
-            pd.testing.assert_frame_equal(new[name], expected, obj=name)
-        else:
-            assert new[name] == expected, name
-    return reference[names.STATS_JSON]
 
 
 def _demo_cfg(data: str) -> config.RunConfig:
@@ -65,7 +38,7 @@ def test_demo_corpus_is_prepared_exactly_as_today(tmp_path, monkeypatch):
 
     monkeypatch.setattr(frame, "SLICE", 500)  # texts normalised in slices on threads, as a large file's are
     data = demo_corpus.write(str(tmp_path / "listings.parquet"), n_items=1500)
-    stats = _assert_same(_demo_cfg(data), tmp_path)
+    stats = assert_same_as_reference(_demo_cfg(data), tmp_path)
     assert stats["domain"]["accepted_rows"] > 1000
 
 
@@ -85,7 +58,7 @@ def test_files_read_in_small_batches_with_duplicates_across_them_are_prepared_ex
     cfg.similarity[0].text = ["title"]  # the same ids with other texts than the tasks': conflicts across datasets
     cfg.prepare.batch_rows = 97
     cfg.prepare.max_rejected_fraction = 1.0
-    stats = _assert_same(cfg, tmp_path)
+    stats = assert_same_as_reference(cfg, tmp_path)
     reasons = {reason for s in stats.values() for reason in s["rejected_by_reason"]}
     assert {"duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets"} <= reasons
 
@@ -96,7 +69,7 @@ def test_demo_corpus_as_csv_and_sampled_is_prepared_exactly_as_today(tmp_path):
     frame.to_csv(tmp_path / "listings.csv", index=False)
     cfg = _demo_cfg(str(tmp_path / "listings.csv"))
     cfg.tasks[0].sample = 300
-    _assert_same(cfg, tmp_path)
+    assert_same_as_reference(cfg, tmp_path)
 
 
 def test_a_part_read_from_a_csv_with_a_broken_quote_is_prepared_exactly_as_today(tmp_path):
@@ -107,7 +80,7 @@ def test_a_part_read_from_a_csv_with_a_broken_quote_is_prepared_exactly_as_today
     lines[40] = lines[40].replace(",", ',"', 1)
     (tmp_path / "listings.csv").write_text("".join(lines))
     section = config.section_for("prepare-data", _demo_cfg(str(tmp_path / "listings.csv")))
-    stats = _assert_same(config.prepare_part(section, "datasets"), tmp_path)
+    stats = assert_same_as_reference(config.prepare_part(section, "datasets"), tmp_path)
     assert "domain" not in stats
     assert all(s["rejected_by_reason"].get("malformed_row", 0) >= 1 for s in stats.values())
 
@@ -227,7 +200,7 @@ def test_awkward_parquet_values_are_prepared_exactly_as_today(tmp_path):
     new_dir = tmp_path / "new"
     prepare_data.prepare(section, new_dir)
     prepare_reference.run(section, tmp_path / "reference")
-    new, reference = _tables(new_dir), _tables(tmp_path / "reference")
+    new, reference = reference_tables(new_dir), reference_tables(tmp_path / "reference")
     assert sorted(new) == sorted(reference)
     for name, expected in reference.items():
         if isinstance(expected, pd.DataFrame):
@@ -249,7 +222,7 @@ def test_real_reviews_are_prepared_exactly_as_today(tmp_path):
         "similarity": [{"name": "subset", "data": amcd, "group": "subset"}],
         "prepare": {"max_rejected_fraction": 1.0},
     }
-    stats = _assert_same(config.parse_config(raw), tmp_path)
+    stats = assert_same_as_reference(config.parse_config(raw), tmp_path)
     assert stats["domain"]["accepted_rows"] > 100_000
 
 
@@ -302,7 +275,10 @@ def test_split_hashes_in_duckdb_are_todays(tmp_path):
     ]
     rows = keys.row_keys(db, Dataset("t", "task", spec), parsed, shared, 3, 7).to_pydict()
     assert rows["ik_hi"] == found["tk_hi"]
-    assert keys.group_keys(db, pa.nulls(2, pa.string())).to_pydict() == {"gu": [None, None], "gv": [None, None]}
+    assert keys.group_keys(db, pa.nulls(2, pa.string())).to_pydict() == dict.fromkeys(
+        ["gk_hi", "gk_lo", "gu", "gv"], [None, None]
+    )
+    assert rows["gk_hi"][1] == int.from_bytes(hashlib.sha256(b"g:1").digest()[:8], "big")
     assert rows["su"] == [splits.unit_hash(f"sample:7:{t}") for t in texts]
     assert rows["gu"] == [None, splits.unit_hash("g:1"), *(splits.unit_hash(t) for t in texts[2:])]
     assert rows["gv"][1] == splits.unit_hash("val:g:1")

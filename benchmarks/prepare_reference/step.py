@@ -36,6 +36,11 @@ class Preparer:
         self.corpus_keys: dict[int, int] = {}  # id digest -> text digest of every corpus document
         self.corpus_writer = Writer(stage / names.CORPUS_TABLE, CORPUS_SCHEMA)
         self.domain_labels: list[str] = []
+        self.corpus_splits = rules.CorpusSplits()
+        for view, ds in enumerate(library_step.views(cfg)):
+            for _, _, row in self._rows(ds):
+                if row.reason is None:
+                    self.corpus_splits.add(view, row)
 
     def _rows(self, ds: Dataset) -> Iterator[tuple[str, dict[str, Any], Row]]:
         named, optional = ds.columns()
@@ -55,7 +60,7 @@ class Preparer:
 
     def _decided(self, ds: Dataset) -> Iterator[tuple[str, dict[str, Any], Row, tuple[int, int]]]:
         """Every row with the duplicate and conflict rules applied, in file order."""
-        dedup = rules.Deduplicator(ds, self.corpus_keys)
+        dedup = rules.Deduplicator(ds, self.corpus_keys, self.corpus_splits)
         for path, record, row in self._rows(ds):
             keys = dedup.check(row) if row.reason is None else (0, 0)
             yield path, record, row, keys
@@ -82,7 +87,7 @@ class Preparer:
             elif cutoff is not None and (rules.sample_key(self.cfg.seed, row.id), row.id) > cutoff:
                 sampled_out += 1
             else:
-                row.split = rules.assign(ds, row, self.cfg.prepare)
+                row.split = rules.assign(ds, row, self.cfg.prepare, self.corpus_splits)
                 by_split[row.split] += 1
                 self._accept(ds, row, accepted, id_key, key)
         accepted.close()

@@ -58,7 +58,7 @@ class DatasetSpec(_Strict):
 
     data: str
     id: str = "id"
-    text: list[str] = Field(default_factory=lambda: ["text"])
+    text: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
     lang: str | None = "lang"
     split: str | None = "split"
     sample: int | None = Field(default=None, gt=0)
@@ -108,6 +108,24 @@ class SimilaritySpec(DatasetSpec):
     group: str
 
 
+def split_groups(specs: list[DatasetSpec | None]) -> list[DatasetSpec]:
+    """What decides the corpus-wide split in each dataset: its files, id, text, split and group columns.
+
+    A similarity set's group comes first among its group columns. Labels, names and ``sample`` are
+    left out and equal views count once, in a fixed order: a task that reads the same files with the
+    same groups as another changes no part's section (nor its cache key).
+    """
+    views = {}
+    for spec in filter(None, specs):
+        group_by = [spec.group, *spec.group_by] if isinstance(spec, SimilaritySpec) else list(spec.group_by)
+        split = {"split": spec.split} if spec.named("split") else {}
+        view = DatasetSpec(
+            data=spec.data, id=spec.id, text=spec.text, lang=None, group_by=group_by, encoding=spec.encoding, **split
+        )
+        views[view.model_dump_json()] = view
+    return [views[key] for key in sorted(views)]
+
+
 class PrepareConfig(_Strict):
     """Settings of ``prepare-data``."""
 
@@ -121,6 +139,16 @@ class PrepareConfig(_Strict):
     # default keeps the step near half a gigabyte for any corpus; a larger pod may give more for speed.
     # Below 128 MB DuckDB runs out of memory on two threads instead of spilling.
     memory_mb: int = Field(default=128, ge=128)
+
+    @model_validator(mode="after")
+    def _room_for_training(self) -> PrepareConfig:
+        # Hash-split rows train only above validation + test: at 1 no row would be left to train on.
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"validation_fraction ({self.validation_fraction}) + test_fraction ({self.test_fraction}) must be"
+                " below 1, or no row is left for training"
+            )
+        return self
 
 
 class TrainConfig(_Strict):
@@ -311,6 +339,11 @@ class RunConfig(_Canonical):
     report: ReportConfig = Field(default_factory=ReportConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    @property
+    def split_groups(self) -> list[DatasetSpec]:
+        """How the run's datasets tie rows together for the split (:func:`split_groups`)."""
+        return split_groups([self.domain, *self.tasks, *self.similarity])
 
     @model_validator(mode="after")
     def _unique_names(self) -> RunConfig:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from commerce_lm.config.sections import (
     BaselineConfig,
+    DatasetSpec,
     DomainSpec,
     EmbedConfig,
     FinetuneConfig,
@@ -24,6 +25,7 @@ from commerce_lm.config.sections import (
     SimilaritySpec,
     TaskSpec,
     _Canonical,
+    split_groups,
 )
 
 
@@ -32,13 +34,26 @@ class StepSection(_Canonical):
 
 
 class PrepareSection(StepSection):
-    """``prepare-data``: the datasets to prepare (any subset: see :func:`prepare_part`)."""
+    """``prepare-data``: the datasets to prepare (any subset: see :func:`prepare_part`).
+
+    Attributes:
+        split_groups: How every dataset of the whole run ties rows together for the split (see
+            :func:`split_groups`), so that each part splits a text as the others do. Unset, those
+            of this section's own datasets.
+    """
 
     seed: int
     prepare: PrepareConfig
     domain: DomainSpec | None = None
     tasks: list[TaskSpec] = Field(default_factory=list)
     similarity: list[SimilaritySpec] = Field(default_factory=list)
+    split_groups: list[DatasetSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _own_split_groups(self) -> PrepareSection:
+        if not self.split_groups:
+            self.split_groups = split_groups([self.domain, *self.tasks, *self.similarity])
+        return self
 
 
 class TrainingSection(StepSection):
@@ -152,7 +167,8 @@ def prepare_part(section: PrepareSection, part: str) -> PrepareSection:
     Raises:
         ValueError: For an unknown part or task name.
     """
-    common = {"seed": section.seed, "prepare": section.prepare}
+    # Every part splits as the whole run does: it carries the whole run's split groups.
+    common = {"seed": section.seed, "prepare": section.prepare, "split_groups": section.split_groups}
     if part == "all":
         return section
     if part == "domain":

@@ -27,6 +27,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# Python's reader refuses a field over 128 KiB; a long description is a text like any other, cut or
+# rejected by ``prepare.overlong`` as a Parquet cell is, so only the platform's limit applies.
+csv.field_size_limit(2**31 - 1)
+
 # Byte-order marks of encodings that are not UTF-8: such a file is refused unless configured.
 FOREIGN_BOMS = {
     codecs.BOM_UTF32_LE: "UTF-32",
@@ -109,7 +113,7 @@ def csv_records(local: Path, columns: list[str], encoding: str) -> Iterator[Reco
             except csv.Error as error:
                 if "unexpected end of data" in str(error):  # an unclosed quote swallowed the rest
                     raise FormatError(f"line {line}: unclosed quote runs to the end of the file") from None
-                yield _malformed(row, line, f"malformed CSV: {error}", "")
+                yield _malformed(row, line, f"malformed CSV: {error}", "".join(consumed).rstrip("\r\n"))
                 row += 1
                 continue
             if not fields:  # a blank line holds no row

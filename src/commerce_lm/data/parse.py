@@ -113,7 +113,7 @@ def _lang_and_split(ds: Dataset, record: dict[str, Any], row: Row) -> None:
     lang = record.get(spec.lang) if spec.lang else None
     if not values.is_missing(lang):
         row.lang = values.canonical(lang.strip() if isinstance(lang, str) else lang)
-        if row.lang is None:
+        if row.lang is None or not values.LANGUAGE.fullmatch(row.lang):
             row.reject("invalid_value", spec.lang)
             return
     split = record.get(spec.split) if spec.split else None

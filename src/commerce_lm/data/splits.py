@@ -11,6 +11,10 @@ import hashlib
 
 # Independent of the run seed on purpose: retraining with another seed must not move documents.
 SPLIT_SALT = "commerce-lm/split/v1"
+# Zero-width marks a copy gains or loses unseen (zero-width space, non-joiner, joiner, word joiner,
+# BOM): texts are equal, and split, as if they were absent. The stored text keeps them.
+KEY_IGNORED = "\u200b\u200c\u200d\u2060\ufeff"
+_IGNORED = str.maketrans("", "", KEY_IGNORED)
 
 
 def unit_hash(key: str) -> float:
@@ -34,9 +38,14 @@ def carve_validation(key: str, validation_fraction: float) -> str:
     return "validation" if unit_hash(f"val:{key}") < validation_fraction else "train"
 
 
+def key_form(text: str) -> str:
+    """What equality of texts compares: the text without the zero-width marks of :data:`KEY_IGNORED`."""
+    return text.translate(_IGNORED)
+
+
 def text_key(text: str) -> str:
-    """The split/duplicate key of a normalised text."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    """The split/duplicate key of a normalised text (its :func:`key_form`)."""
+    return hashlib.sha256(key_form(text).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def hash64(value: str) -> int:

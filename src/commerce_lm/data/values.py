@@ -13,10 +13,27 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# A real tag: ``<`` directly followed by a letter, ``/letter`` or ``!`` (comments, doctype). Text such
-# as ``size <30 for ages >5`` is not a tag and keeps its words.
-TAG = re.compile(r"<(?:[A-Za-z][^<>]{0,200}|/[A-Za-z][^<>]{0,200}|![^<>]{0,200})>")
+# A real tag: ``<name>``, ``</name>``, ``<name/>``, ``<!...>`` (comments, doctype), or ``<name ...>``
+# whose attributes include at least one ``key=value``. Text such as ``size <30 for ages >5`` or
+# ``a<b and c>d`` is not a tag and keeps its words; a tag of bare attributes alone (``<input
+# disabled>``) reads as text too, the price of never cutting words. The pattern is both Python's and
+# RE2's (Arrow strips tags with it), so it spells whitespace out and bounds the attribute count
+# (Python's engine backtracks over it).
+_S = r"[ \t\n\r\f]"
+_NAME = r"[A-Za-z][A-Za-z0-9:-]*"
+_ATTR = r"[A-Za-z_:@][-A-Za-z0-9_:.@]*"
+_VALUE = r"""(?:"[^"<>]*"|'[^'<>]*'|[^ \t\n\r\f"'=<>`]+)"""
+_PAIR = f"{_ATTR}{_S}*={_S}*{_VALUE}"
+_ANY = f"{_ATTR}(?:{_S}*={_S}*{_VALUE})?"  # a bare attribute or a pair
+TAG = re.compile(
+    f"<(?:{_NAME}{_S}*/?|{_NAME}(?:{_S}+{_ANY}){{0,30}}{_S}+{_PAIR}(?:{_S}+{_ANY}){{0,30}}{_S}*/?"
+    f"|/{_NAME}{_S}*|![^<>]{{0,200}})>"
+)
 SPACE = re.compile(r"\s+")
+# A language tag (BCP 47's shape: ``en``, ``pt-BR``, ``zh_Hant``, ``und``). A ``lang`` cell of another
+# shape is a value out of its column (a CSV row whose unquoted comma shifted its fields), not a
+# language. Python's and RE2's.
+LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 TRUE_VALUES = {"1", "true", "yes", "y", "t"}
 FALSE_VALUES = {"0", "false", "no", "n", "f"}
 # Integers above this cannot come through a float exactly; a float id this large was already rounded.

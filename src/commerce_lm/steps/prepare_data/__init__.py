@@ -3,7 +3,8 @@
 Modules: :mod:`.cells` (the canonical value rules of :mod:`commerce_lm.data.values` on whole Arrow
 columns), :mod:`.frame` (a batch of a file to parsed columns), :mod:`.scan` (the first pass: each
 file read once, a batch at a time, into :mod:`.spill`), :mod:`.keys` (digests and split hashes in
-DuckDB), :mod:`.decide` (duplicates, conflicts, the sample cap, the split, in DuckDB),
+DuckDB), :mod:`.groups` (every dataset's groups joined into the corpus's, for one split),
+:mod:`.decide` (duplicates, conflicts, the sample cap, the split, in DuckDB),
 :mod:`.output` (the last pass) and :mod:`.write` (the Parquet tables), :mod:`.rules` (the order of
 domain classes), :mod:`.step` (the passes) and :mod:`.checks` (the gate before training). Parsing
 one record (:mod:`commerce_lm.data.parse`, canonical values in :mod:`commerce_lm.data.values`) and

@@ -4,11 +4,13 @@ The keys (:func:`.keys.row_keys`) hold every input row of the dataset, ordered b
 rules are those of today's row-by-row pass, in SQL, so DuckDB spills them to disk when they outgrow
 the memory budget:
 
-- a text seen with two different labels rejects all its rows (``conflicting_labels``);
+- a text seen with two different labels rejects all its rows (``conflicting_labels``), and so does a
+  text two datasets' files give different splits (``conflicting_splits``, :mod:`.groups`);
 - in order, a row is kept unless an earlier kept row has its id (``duplicate_row`` with the same
   text, ``duplicate_id`` otherwise) or its text (``duplicate_text``), or the corpus already holds
   its id with another text (``id_conflict_across_datasets``);
-- ``sample`` keeps the rows with the smallest seeded keys; the split is a hash of the group or text.
+- ``sample`` keeps the rows with the smallest seeded keys; the split is the file's, or the one another
+  dataset's file gives the text, or a hash of the text's corpus-wide group (:mod:`.groups`) or text.
 
 Only three bytes per row come back to Python (:class:`Decisions`).
 """
@@ -16,7 +18,6 @@ Only three bytes per row come back to Python (:class:`Decisions`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -25,8 +26,22 @@ from commerce_lm.config import PrepareConfig
 from commerce_lm.data.parse import Dataset
 from commerce_lm.steps.prepare_data import keys
 
-RULE_REASONS = ("conflicting_labels", "duplicate_row", "duplicate_id", "duplicate_text", "id_conflict_across_datasets")
+RULE_REASONS = (
+    "conflicting_labels",
+    "conflicting_splits",
+    "duplicate_row",
+    "duplicate_id",
+    "duplicate_text",
+    "id_conflict_across_datasets",
+)
 _CODE = {reason: code for code, reason in enumerate(RULE_REASONS, start=1)}  # as Decisions.rule holds them
+
+
+def rule_column(ds: Dataset, reason: str) -> str | None:
+    """The column a rule's reason names: the id, the split or the (first) text column."""
+    if "id" in reason:
+        return ds.spec.id
+    return ds.spec.split if reason == "conflicting_splits" else ds.spec.text[0]
 
 
 @dataclass
@@ -39,24 +54,15 @@ class Decisions:
     kept: int  # rows kept before the ``sample`` cap
 
 
-def _do(db: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Run a statement to its end (DuckDB keeps a statement's result until it is read)."""
-    db.execute(sql).fetchall()
-
-
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def start(db: duckdb.DuckDBPyConnection) -> None:
     """An empty corpus: the id and text of each document the task and similarity sets accepted so far."""
-    _do(db, "CREATE OR REPLACE TEMP TABLE corpus (ik UHUGEINT, tk UHUGEINT)")
+    keys.do(db, "CREATE OR REPLACE TEMP TABLE corpus (ik UHUGEINT, tk UHUGEINT)")
 
 
 def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     """What needs the whole dataset: the splits its files use and (domain, task) its label counts."""
-    _do(db, "SET preserve_insertion_order = false")  # rows come back by position: their order is free
-    _do(db, f"CREATE OR REPLACE TEMP VIEW rows AS SELECT * FROM read_parquet({_literal(ds.scanned.keys)})")
+    keys.do(db, "SET preserve_insertion_order = false")  # rows come back by position: their order is free
+    keys.do(db, f"CREATE OR REPLACE TEMP VIEW rows AS SELECT * FROM read_parquet({keys.literal(ds.scanned.keys)})")
     found = db.execute("SELECT DISTINCT own FROM rows WHERE valid AND own >= 0").fetchall()
     ds.file_splits = {keys.SPLITS[code].as_py() for (code,) in found}
     if ds.kind in ("domain", "task"):
@@ -66,27 +72,32 @@ def learn(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
 def _candidates(db: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     """``decided``: every row, whether its text has two labels, whether the corpus holds its id (with which text).
 
+    Each row also gets its text's corpus-wide split hashes and given split (``cu``, ``cv``, ``given``,
+    ``split_conflict`` of :func:`.groups.resolve`).
+
     The corpus join is the one join as large as the dataset; every later query filters ``decided``
     or joins it with sets as small as the duplicates, so nothing has to hold a whole dataset at once.
     """
     labelled = ds.kind in ("domain", "task")
-    _do(
+    keys.do(
         db,
         "CREATE OR REPLACE TEMP TABLE conflicted AS SELECT hi_lo(tk_hi, tk_lo) AS tk FROM rows WHERE valid"
         f" GROUP BY tk HAVING count(DISTINCT target) > 1 AND {labelled}",
     )
     corpus = "corpus" if ds.kind != "domain" else "(SELECT * FROM corpus WHERE false)"  # the domain is not in it
-    _do(
+    keys.do(
         db,
-        "CREATE OR REPLACE TEMP TABLE decided AS SELECT r.* EXCLUDE (ik_hi, ik_lo, tk_hi, tk_lo), r.ik, r.tk,"
-        " r.valid AND c.tk IS NOT NULL AS conflict, k.ik IS NOT NULL AS in_corpus,"
-        " r.valid AND coalesce(k.tk <> r.tk, false) AS against_corpus"
+        "CREATE OR REPLACE TEMP TABLE decided AS SELECT r.* EXCLUDE (ik_hi, ik_lo, tk_hi, tk_lo, gk_hi, gk_lo),"
+        " r.ik, r.tk, r.valid AND c.tk IS NOT NULL AS conflict, k.ik IS NOT NULL AS in_corpus,"
+        " r.valid AND coalesce(k.tk <> r.tk, false) AS against_corpus, s.cu, s.cv, s.given,"
+        " r.valid AND coalesce(s.split_conflict, false) AS split_conflict"
         " FROM (SELECT *, hi_lo(ik_hi, ik_lo) AS ik, hi_lo(tk_hi, tk_lo) AS tk FROM rows) r"
-        f" LEFT JOIN conflicted c ON c.tk = r.tk LEFT JOIN {corpus} k ON k.ik = r.ik",
+        f" LEFT JOIN conflicted c ON c.tk = r.tk LEFT JOIN {corpus} k ON k.ik = r.ik"
+        " LEFT JOIN text_split s ON s.tk = r.tk",
     )
 
 
-_ELIGIBLE = "valid AND NOT conflict AND NOT against_corpus"
+_ELIGIBLE = "valid AND NOT conflict AND NOT split_conflict AND NOT against_corpus"
 # Eligible rows no other eligible row shares an id or a text with: kept whatever their order.
 _ALONE = f"{_ELIGIBLE} AND NOT (ik IN (SELECT ik FROM ids) OR tk IN (SELECT tk FROM texts))"
 _KEPT = f"(({_ALONE}) OR pos IN (SELECT pos FROM kept_in_rounds))"
@@ -102,45 +113,46 @@ def _first_kept(db: duckdb.DuckDBPyConnection) -> None:
     duplicates, not as the dataset.
     """
     for table, key in (("ids", "ik"), ("texts", "tk")):  # ids and texts more than one eligible row has
-        _do(
+        keys.do(
             db,
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {key} FROM decided WHERE {_ELIGIBLE}"
             f" GROUP BY {key} HAVING count(*) > 1",
         )
-    _do(
+    keys.do(
         db,
         f"CREATE OR REPLACE TEMP TABLE und AS SELECT pos, ik, tk FROM decided WHERE {_ELIGIBLE}"
         " AND (ik IN (SELECT ik FROM ids) OR tk IN (SELECT tk FROM texts))",
     )
-    _do(db, "CREATE OR REPLACE TEMP TABLE kept_in_rounds AS SELECT * FROM und LIMIT 0")
+    keys.do(db, "CREATE OR REPLACE TEMP TABLE kept_in_rounds AS SELECT * FROM und LIMIT 0")
     while db.execute("SELECT count(*) FROM und").fetchall()[0][0]:
-        _do(
+        keys.do(
             db,
             "CREATE OR REPLACE TEMP TABLE taken AS SELECT * FROM und"
             " WHERE pos IN (SELECT min(pos) FROM und GROUP BY ik) AND pos IN (SELECT min(pos) FROM und GROUP BY tk)",
         )
-        _do(db, "INSERT INTO kept_in_rounds SELECT * FROM taken")
-        _do(
+        keys.do(db, "INSERT INTO kept_in_rounds SELECT * FROM taken")
+        keys.do(
             db,
             "CREATE OR REPLACE TEMP TABLE rest AS SELECT * FROM und"
             " WHERE ik NOT IN (SELECT ik FROM taken) AND tk NOT IN (SELECT tk FROM taken)",
         )
-        _do(db, "DROP TABLE und")
-        _do(db, "ALTER TABLE rest RENAME TO und")
+        keys.do(db, "DROP TABLE und")
+        keys.do(db, "ALTER TABLE rest RENAME TO und")
 
 
 def _rules(db: duckdb.DuckDBPyConnection, into: np.ndarray, offsets: np.ndarray) -> None:
     """The reason of each valid row not kept: the kept row before it with its id or text says which."""
-    _do(
+    keys.do(
         db,
-        f"CREATE OR REPLACE TEMP TABLE later AS SELECT pos, ik, tk, conflict FROM decided WHERE valid AND NOT {_KEPT}",
+        f"CREATE OR REPLACE TEMP TABLE later AS SELECT pos, ik, tk, conflict, split_conflict FROM decided"
+        f" WHERE valid AND NOT {_KEPT}",
     )
-    _do(
+    keys.do(
         db,
         f"CREATE OR REPLACE TEMP TABLE by_id AS SELECT pos, ik, tk FROM decided WHERE {_KEPT}"
         " AND ik IN (SELECT ik FROM later)",
     )
-    _do(
+    keys.do(
         db,
         f"CREATE OR REPLACE TEMP TABLE by_text AS SELECT pos, tk FROM decided WHERE {_KEPT}"
         " AND tk IN (SELECT tk FROM later)",
@@ -148,6 +160,7 @@ def _rules(db: duckdb.DuckDBPyConnection, into: np.ndarray, offsets: np.ndarray)
     _scatter(
         db,
         f"SELECT l.pos, CASE WHEN l.conflict THEN {_CODE['conflicting_labels']}"
+        f" WHEN l.split_conflict THEN {_CODE['conflicting_splits']}"
         f" WHEN ki.pos < l.pos AND ki.tk = l.tk THEN {_CODE['duplicate_row']}"
         f" WHEN ki.pos < l.pos THEN {_CODE['duplicate_id']}"
         f" WHEN kt.pos < l.pos THEN {_CODE['duplicate_text']} ELSE {_CODE['id_conflict_across_datasets']} END::TINYINT"
@@ -166,11 +179,12 @@ def _scatter(db: duckdb.DuckDBPyConnection, sql: str, into: dict[str, np.ndarray
 
 
 def _split(ds: Dataset, prep: PrepareConfig) -> str:
-    """The SQL of an accepted row's split: the file's, or a hash of its group or text (as ``splits.assign_split``).
+    """The SQL of an accepted row's split (as ``splits.assign_split``).
 
-    A dataset whose files have no validation split carves a share out of their train rows
-    (``splits.carve_validation``). The fractions are spelled as Python prints them and read as
-    doubles, so the comparisons are Python's.
+    The file's; else the one another dataset's file gives its text; else a hash of its corpus-wide
+    group (:mod:`.groups`) or of its text. A dataset whose files have no validation split carves a
+    share out of their train rows (``splits.carve_validation``), by group too. The fractions are
+    spelled as Python prints them and read as doubles, so the comparisons are Python's.
     """
     test, val, both = (
         f"'{fraction!r}'::DOUBLE"
@@ -178,8 +192,9 @@ def _split(ds: Dataset, prep: PrepareConfig) -> str:
     )
     carve = "validation" not in ds.file_splits
     return (
-        f"CASE WHEN own = 0 AND {carve} AND coalesce(gv, tv) < {val} THEN 1 WHEN own >= 0 THEN own"
-        f" WHEN coalesce(gu, tu) < {test} THEN 2 WHEN coalesce(gu, tu) < {both} THEN 1 ELSE 0 END::TINYINT"
+        f"CASE WHEN own = 0 AND {carve} AND coalesce(cv, tv) < {val} THEN 1 WHEN own >= 0 THEN own"
+        f" WHEN given IS NOT NULL THEN given"
+        f" WHEN coalesce(cu, tu) < {test} THEN 2 WHEN coalesce(cu, tu) < {both} THEN 1 ELSE 0 END::TINYINT"
     )
 
 
@@ -200,18 +215,18 @@ def decide(db: duckdb.DuckDBPyConnection, ds: Dataset, prep: PrepareConfig) -> D
     cap = ds.spec.sample
     accepted = _KEPT
     if cap and decisions.kept > cap:  # the smallest seeded keys
-        _do(
+        keys.do(
             db,
             f"CREATE OR REPLACE TEMP TABLE sampled AS SELECT pos FROM decided WHERE {_KEPT}"
             f" ORDER BY su, id LIMIT {int(cap)}",
         )
         accepted = "pos IN (SELECT pos FROM sampled)"
     new = "NOT in_corpus" if ds.kind != "domain" else "false"
-    _do(
+    keys.do(
         db,
         f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT pos, {_split(ds, prep)} AS split, {new} AS new, ik, tk"
         f" FROM decided WHERE {accepted}",
     )
     _scatter(db, "SELECT pos, split, new FROM accepted", {"split": decisions.split, "new": decisions.new}, offsets)
-    _do(db, "INSERT INTO corpus SELECT ik, tk FROM accepted WHERE new")
+    keys.do(db, "INSERT INTO corpus SELECT ik, tk FROM accepted WHERE new")
     return decisions

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from commerce_lm.config import PrepareConfig
 from commerce_lm.cores import usable as usable_cores
-from commerce_lm.data import formats
+from commerce_lm.data import formats, values
 from commerce_lm.data.parse import SPLIT_ALIASES, Dataset, parse
 from commerce_lm.data.readers import LoadedFile, Record
 from commerce_lm.steps.prepare_data import cells
@@ -127,13 +127,16 @@ def by_columns(ds: Dataset, loaded: LoadedFile, text: tuple[pa.Array, pa.Array])
     spec = ds.spec
     raw_id = _column(loaded, spec.id)
     ids = cells.as_strings(raw_id) if pa.types.is_integer(raw_id.type) else cells.strip(cells.as_strings(raw_id))
-    lang = _column(loaded, spec.lang)
+    raw_lang = _column(loaded, spec.lang)
+    lang = pc.if_else(cells.missing(raw_lang), "und", cells.canonical(raw_lang, stripped=True))
+    not_language = pc.invert(pc.match_substring_regex(lang, f"^(?:{values.LANGUAGE.pattern})$"))
     split = _column(loaded, spec.split)
     splits = pc.if_else(cells.missing(split), NULL, cells.split_names(split, SPLIT_ALIASES))
     target, target_reason = _target(ds, loaded)
     checks = [  # (reason, column) in the order parse() tries them: the first one found is the row's
         (pc.if_else(pc.or_(cells.missing(raw_id), pc.equal(ids, "").fill_null(True)), "missing_id", NULL), spec.id),
         (text[1], spec.text[0]),
+        (pc.if_else(not_language, "invalid_value", NULL), spec.lang),
         (pc.if_else(pc.and_(pc.invert(cells.missing(split)), splits.is_null()), "invalid_split", NULL), spec.split),
         (target_reason, ds.target_column),
     ]
@@ -145,7 +148,7 @@ def by_columns(ds: Dataset, loaded: LoadedFile, text: tuple[pa.Array, pa.Array])
     columns = {
         "id": ids,
         "text": text[0],
-        "lang": pc.if_else(cells.missing(lang), "und", cells.canonical(lang, stripped=True)),
+        "lang": lang,
         "split": splits,
         "target": target,
         "group_key": cells.group_keys(group_columns, loaded.rows),

@@ -2,9 +2,9 @@
 
 Rows are compared by 128-bit digests of their id and text (the first half of their SHA-256), so
 nothing the size of a text is held for the whole dataset. The split hashes are today's, spelled in
-SQL: :func:`commerce_lm.data.splits.text_key` is the first 24 hex digits of the text's SHA-256, and
-:func:`commerce_lm.data.splits.unit_hash` the first 8 bytes of the salted key's SHA-256 over 2**64
-(an exact power of two, so the division rounds as Python's does).
+SQL: :func:`commerce_lm.data.splits.text_key` is the first 24 hex digits of the SHA-256 of the text
+without zero-width marks, and :func:`commerce_lm.data.splits.unit_hash` the first 8 bytes of the
+salted key's SHA-256 over 2**64 (an exact power of two, so the division rounds as Python's does).
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ def connect(scratch: Path, memory_mb: int, threads: int) -> duckdb.DuckDBPyConne
     return db
 
 
+def do(db: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a statement to its end (DuckDB keeps a statement's result until it is read)."""
+    db.execute(sql).fetchall()
+
+
+def literal(path: Path) -> str:
+    """``path`` as an SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _query(db: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> pa.Table:
     """``sql`` over ``table`` (named ``batch``), its rows in the table's order.
 
@@ -49,10 +59,13 @@ def _query(db: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> pa.Table
 
 
 def text_keys(db: duckdb.DuckDBPyConnection, text: pa.Array) -> pa.Table:
-    """Per text: its digest (``tk_hi``, ``tk_lo``); split hashes of its text key (``tu``), of ``val:`` + it (``tv``)."""
+    """Per text: its digest (``tk_hi``, ``tk_lo``); split hashes of its text key (``tu``), of ``val:`` + it (``tv``).
+
+    All of them are of the text's :func:`commerce_lm.data.splits.key_form`.
+    """
     return _query(
         db,
-        pa.table({"text": text}),
+        pa.table({"text": pc.replace_substring_regex(text, f"[{splits.KEY_IGNORED}]", "")}),
         "SELECT hi(h) AS tk_hi, lo(h) AS tk_lo, unit(h[1:24]) AS tu, unit('val:' || h[1:24]) AS tv"
         " FROM (SELECT sha256(text) AS h FROM batch)",
     )
@@ -66,10 +79,18 @@ def id_keys(db: duckdb.DuckDBPyConnection, ids: pa.Array) -> pa.Table:
 
 
 def group_keys(db: duckdb.DuckDBPyConnection, groups: pa.Array) -> pa.Table:
-    """Per group key: the split hashes of it (``gu``) and of ``val:`` + it (``gv``); null without one."""
+    """Per group key: its digest (``gk_hi``, ``gk_lo``), the split hashes of it (``gu``) and of ``val:`` + it (``gv``).
+
+    All null for a row without a group.
+    """
     if groups.null_count == len(groups):  # nothing to hash
-        return pa.table({name: pa.nulls(len(groups), pa.float64()) for name in ("gu", "gv")})
-    return _query(db, pa.table({"g": groups}), "SELECT unit(g) AS gu, unit('val:' || g) AS gv FROM batch")
+        digest = {name: pa.nulls(len(groups), pa.uint64()) for name in ("gk_hi", "gk_lo")}
+        return pa.table({**digest, **{name: pa.nulls(len(groups), pa.float64()) for name in ("gu", "gv")}})
+    return _query(
+        db,
+        pa.table({"g": groups}),
+        "SELECT hi(sha256(g)) AS gk_hi, lo(sha256(g)) AS gk_lo, unit(g) AS gu, unit('val:' || g) AS gv FROM batch",
+    )
 
 
 def row_keys(

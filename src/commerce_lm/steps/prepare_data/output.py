@@ -20,7 +20,7 @@ from commerce_lm.data.parse import Dataset, Row
 from commerce_lm.data.readers import LoadedFile
 from commerce_lm.data.rejected import REJECTED_SCHEMA, rejected_record
 from commerce_lm.steps.prepare_data import frame, keys
-from commerce_lm.steps.prepare_data.decide import RULE_REASONS, Decisions
+from commerce_lm.steps.prepare_data.decide import RULE_REASONS, Decisions, rule_column
 from commerce_lm.steps.prepare_data.scan import Batch, Scanner, parsed_spill, raw_spill
 from commerce_lm.steps.prepare_data.write import ACCEPTED_SCHEMA, CORPUS_SCHEMA, Writer
 
@@ -89,7 +89,7 @@ class Output:
             reason = found[row]
             if reason is None:  # found by the rules, not while parsing
                 reason = RULE_REASONS[rule[row] - 1]
-                column = ds.spec.id if "id" in reason else ds.spec.text[0]
+                column = rule_column(ds, reason)
             record = frame.record(ds, loaded, row)  # a held file is one batch: its rows are the batch's
             writer.add(rejected_record(record, Row("", reason=reason, column=column), batch.path))
             counted[reason] += 1

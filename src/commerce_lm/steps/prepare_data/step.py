@@ -1,7 +1,9 @@
 """The passes of prepare-data over every dataset a run names, in memory that does not grow with the corpus.
 
 The first pass (:mod:`.scan`) reads each input file once, a batch at a time, for every dataset
-that names it, and spills what the last pass needs. Then, dataset by dataset, DuckDB learns what
+that names it (and for every way the whole run groups rows, :func:`views`), and spills what the
+last pass needs. The groups of every dataset are joined into the corpus's (:mod:`.groups`). Then,
+dataset by dataset, DuckDB learns what
 needs the whole dataset and applies the duplicate rules, the ``sample`` cap and the split
 (:mod:`.decide`), spilling to disk past ``prepare.memory_mb``; the last pass (:mod:`.output`) writes
 accepted rows and rejected rows with their reason and column. Every input row ends up accepted,
@@ -23,7 +25,7 @@ from commerce_lm.cores import usable as usable_cores
 from commerce_lm.data import values
 from commerce_lm.data.parse import Dataset
 from commerce_lm.progress import progress_bar
-from commerce_lm.steps.prepare_data import decide, keys, rules
+from commerce_lm.steps.prepare_data import decide, groups, keys, rules
 from commerce_lm.steps.prepare_data.output import Output
 from commerce_lm.steps.prepare_data.scan import Scanner
 from commerce_lm.steps.prepare_data.spill import Spill
@@ -35,14 +37,15 @@ def prepare_all(cfg: PrepareSection, stage: Path) -> tuple[dict[str, Any], list[
     Returns:
         ``(stats per dataset, domain labels, corpus rows)``.
     """
-    sets = datasets(cfg)
+    sets, grouped = datasets(cfg), views(cfg)
     cores = usable_cores()
     with tempfile.TemporaryDirectory(prefix="prepare-data-") as scratch:  # never inside the output
         spill = Spill(Path(scratch))
         db = keys.connect(Path(scratch), cfg.prepare.memory_mb, cores)
         try:
-            scanner = Scanner(cfg, sets, spill, db)
+            scanner = Scanner(cfg, [*sets, *grouped], spill, db)
             scanner.run()
+            groups.resolve(db, grouped)
             output = Output(stage, scanner)
             stats, labels = _decide_and_write(cfg, db, sets, output)
             output.close()
@@ -87,6 +90,14 @@ def datasets(cfg: PrepareSection) -> list[Dataset]:
         *(Dataset(f"task-{t.name}", "task", t) for t in cfg.tasks),
         *(Dataset(f"similarity-{s.name}", "similarity", s) for s in cfg.similarity),
     ]
+
+
+def views(cfg: PrepareSection) -> list[Dataset]:
+    """Every way the whole run ties rows together for the split (``cfg.split_groups``), as datasets of kind ``view``.
+
+    A view's valid rows are those with an id and a text; it has no label, and is never written.
+    """
+    return [Dataset(f"view-{i}", "view", spec) for i, spec in enumerate(cfg.split_groups)]
 
 
 def domain_labels(cfg: PrepareSection, ds: Dataset) -> list[str]:
