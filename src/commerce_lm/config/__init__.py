@@ -5,21 +5,17 @@
 
 from commerce_lm.config.loading import ConfigError, config_from_json, load_config, parse_config, section_from_json
 from commerce_lm.config.sections import (
-    BaselineConfig,
     DatasetSpec,
     DomainSpec,
     EmbedConfig,
-    FinetuneConfig,
     HeadsConfig,
     KnnConfig,
-    ObjectiveName,
     PrepareConfig,
     PublishConfig,
     ReportConfig,
     RunConfig,
     SimilaritySpec,
     TaskSpec,
-    TrainConfig,
 )
 from commerce_lm.config.step_sections import (
     SECTIONS,
@@ -36,6 +32,7 @@ from commerce_lm.config.step_sections import (
     prepare_part,
     section_for,
 )
+from commerce_lm.config.training import BaselineConfig, FinetuneConfig, ObjectiveName, TrainConfig
 
 __all__ = [
     "SECTIONS",

@@ -5,36 +5,18 @@ Every model forbids unknown keys, so a typo never silently falls back to a defau
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
+from commerce_lm.config.base import Canonical, Strict
 from commerce_lm.config.resources import ResourcesConfig
+from commerce_lm.config.training import BaselineConfig, FinetuneConfig
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-class _Canonical(_Strict):
-    """A config (or a step's part of one) that travels as canonical JSON, known by a hash of it."""
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys): what is passed between steps and to components."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
-
-    def fingerprint(self) -> str:
-        """A short, stable hash of :meth:`to_json`; changes whenever any setting in it changes."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
-
-# Columns a file may lack while the config leaves them at their default names.
 DEFAULTED_COLUMNS = frozenset({"lang", "split"})
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(Strict):
     """Where a dataset lives and which columns hold what.
 
     Attributes:
@@ -126,7 +108,7 @@ def split_groups(specs: list[DatasetSpec | None]) -> list[DatasetSpec]:
     return [views[key] for key in sorted(views)]
 
 
-class PrepareConfig(_Strict):
+class PrepareConfig(Strict):
     """Settings of ``prepare-data``."""
 
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -151,115 +133,7 @@ class PrepareConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
-    """Settings of the shared DeepSpeed trainer (encoder and end-to-end baselines)."""
-
-    max_length: int = Field(default=128, gt=0)
-    epochs: float = Field(default=1.0, gt=0)
-    max_steps: int | None = Field(default=None, gt=0)
-    per_device_batch_size: int = Field(default=16, gt=0)
-    gradient_accumulation_steps: int = Field(default=1, gt=0)
-    learning_rate: float = Field(default=5e-5, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    warmup_ratio: float = Field(default=0.06, ge=0, le=1)
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    zero_stage: Literal[0, 1, 2, 3] = 0
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    eval_every: int | None = Field(default=None, gt=0)
-    best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc", "val_probe_macro_f1"] = "val_loss"
-    early_stopping_patience: int | None = Field(default=None, gt=0)
-    checkpoint_every: int | None = Field(default=None, gt=0)
-    keep_checkpoints: int = Field(default=2, gt=0)
-    num_procs: int = Field(default=1, gt=0)
-    num_gpus: int = Field(default=0, ge=0)
-    # Several nodes: with num_nodes > 1 the step creates a Kubeflow Trainer v2 TrainJob (or, with
-    # trainjob_api: pytorchjob, a Training Operator v1 PyTorchJob) whose pods run the same
-    # `commerce-lm` command on num_nodes nodes of num_gpus (or num_procs) processes each
-    # (commerce_lm.launch). See deploy/README.md for the runtimes the cluster needs.
-    num_nodes: int = Field(default=1, gt=0)
-    launcher: Literal["torchrun", "deepspeed"] = "torchrun"
-    trainjob_api: Literal["trainjob", "pytorchjob"] = "trainjob"
-    # The TrainJob's runtimeRef; default: torch-distributed, or deepspeed-distributed with launcher: deepspeed.
-    trainjob_runtime: str | None = None
-    trainjob_runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = "ClusterTrainingRuntime"
-    trainjob_image: str | None = None
-    # Default: the namespace the step's own pod runs in (where deploy/ grants the TrainJob verbs).
-    trainjob_namespace: str | None = None
-    trainjob_service_account: str | None = "pipeline-runner"
-    # Kueue: the LocalQueue (label kueue.x-k8s.io/queue-name) and optional WorkloadPriorityClass.
-    trainjob_queue: str | None = None
-    trainjob_priority_class: str | None = None
-    trainjob_annotations: dict[str, str] = Field(default_factory=dict)
-    trainjob_env: dict[str, str] = Field(default_factory=dict)
-    trainjob_shm_size: str = "16Gi"
-    # How often the step reads the job's status while it waits.
-    trainjob_poll_seconds: float = Field(default=10.0, gt=0)
-
-    # Where and how the step runs, not what it learns: left out of the resumable run's identity, so
-    # a job moved to other nodes resumes the same checkpoints.
-    LAUNCH_SETTINGS: ClassVar[frozenset[str]] = frozenset(
-        {"num_procs", "num_gpus", "num_nodes", "launcher", "checkpoint_every", "keep_checkpoints"}
-        | {name for name in __annotations__ if name.startswith("trainjob_")}
-    )
-
-
-class BaselineConfig(TrainConfig):
-    """Settings of ``finetune-baseline``: the trainer's, its budget chosen on validation.
-
-    ``epochs`` is a cap: the learning-rate schedule spans it, validation is scored every
-    ``eval_every`` steps (unset: once an epoch) and training stops after ``early_stopping_patience``
-    evaluations without improvement. A run the cap stopped while validation still improved is
-    reported as under-trained (``capped`` in its metrics), never as beaten.
-    """
-
-    epochs: float = Field(default=5.0, gt=0)
-    early_stopping_patience: int | None = Field(default=2, gt=0)
-
-
-# The objectives :mod:`commerce_lm.training.objectives` registers (a test keeps the two in step).
-ObjectiveName = Literal[
-    "cross_entropy", "supervised_contrastive", "instance_contrastive", "mlm", "stay_near_pretrained"
-]
-
-
-class FinetuneConfig(TrainConfig):
-    """Settings of ``finetune-encoder``: the trainer's, plus the objective and the encoder's pooling.
-
-    The objective is a weighted set of losses on the pooled vector that heads and KNN use
-    (:mod:`commerce_lm.training.objectives`). ``{cross_entropy: 1.0}`` with ``pooling: cls`` is the
-    reference's recipe. The default mix (the one validation chose on real reviews, MARC) keeps what
-    the domain label does not need (instance contrast) and stays near the pre-trained vectors. The
-    weights that suit one corpus do not suit another: ``benchmarks/objectives.py`` chooses them per
-    corpus on validation data, and ``docs/objectives.md`` records each shipped config's evidence.
-    """
-
-    objective: dict[ObjectiveName, float] = Field(
-        default_factory=lambda: {"cross_entropy": 1.0, "instance_contrastive": 1.0, "stay_near_pretrained": 0.1}
-    )
-    pooling: Literal["cls", "mean"] = "mean"
-    # Text put before every training document: "auto" is the prompt the encoder declares as its
-    # default (e5's "passage: "; nothing for most encoders), "none" none, or a declared prompt's name.
-    prompt: str = Field(default="auto", min_length=1)
-    temperature: float = Field(default=0.05, gt=0)
-    mlm_probability: float = Field(default=0.15, gt=0, lt=1)
-    best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc", "val_probe_macro_f1"] = (
-        "val_probe_macro_f1"
-    )
-    # How much of the PLM is adapted (commerce_lm.training.adapt): frozen word embeddings, the lowest
-    # N transformer layers frozen, and the exported weights a * fine-tuned + (1 - a) * PLM (WiSE-FT).
-    freeze_embeddings: bool = False
-    freeze_layers: int = Field(default=0, ge=0)
-    interpolation: float = Field(default=1.0, gt=0, le=1)
-
-    @field_validator("objective")
-    @classmethod
-    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
-        if any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
-            raise ValueError(f"weights must be >= 0 with at least one > 0, got {value}")
-        return value
-
-
-class EmbedConfig(_Strict):
+class EmbedConfig(Strict):
     """Settings of ``extract-embeddings``."""
 
     max_length: int = Field(default=128, gt=0)
@@ -280,21 +154,21 @@ class EmbedConfig(_Strict):
     store: str | None = None
 
 
-class HeadsConfig(_Strict):
+class HeadsConfig(Strict):
     """Settings of ``train-heads`` (one linear layer per task)."""
 
     c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
     max_iter: int = Field(default=2000, gt=0)
 
 
-class KnnConfig(_Strict):
+class KnnConfig(Strict):
     """Settings of ``evaluate-knn``."""
 
     k: int = Field(default=10, gt=0)
     index: Literal["flat", "ivf", "hnsw"] = "flat"
 
 
-class ReportConfig(_Strict):
+class ReportConfig(Strict):
     """Settings of ``build-report``."""
 
     bootstrap_samples: int = Field(default=1000, ge=0)
@@ -303,7 +177,7 @@ class ReportConfig(_Strict):
     title: str = "commerce-lm report"
 
 
-class PublishConfig(_Strict):
+class PublishConfig(Strict):
     """Settings of ``publish-bundle`` and its retraining gate.
 
     Attributes:
@@ -321,7 +195,7 @@ class PublishConfig(_Strict):
     allow_dropped_tasks: bool = False
 
 
-class RunConfig(_Canonical):
+class RunConfig(Canonical):
     """A whole run: data, model and the settings of every step."""
 
     name: str = "run"

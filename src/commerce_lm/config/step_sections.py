@@ -11,12 +11,11 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from commerce_lm.config.base import Canonical
 from commerce_lm.config.sections import (
-    BaselineConfig,
     DatasetSpec,
     DomainSpec,
     EmbedConfig,
-    FinetuneConfig,
     HeadsConfig,
     KnnConfig,
     PrepareConfig,
@@ -24,12 +23,12 @@ from commerce_lm.config.sections import (
     RunConfig,
     SimilaritySpec,
     TaskSpec,
-    _Canonical,
     split_groups,
 )
+from commerce_lm.config.training import BaselineConfig, FinetuneConfig
 
 
-class StepSection(_Canonical):
+class StepSection(Canonical):
     """The part of a run config that one step reads; its fingerprint changes only with that part."""
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from commerce_lm import storage
+from commerce_lm import models, storage
 from commerce_lm.config import FinetuneBaselineSection
 from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.metrics import roc_pr
+from commerce_lm.modelfiles import st_files
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
 from commerce_lm.training import data, dist, metrics, steps
 
@@ -68,7 +69,7 @@ def _score_and_publish(
     """Score the test split with the best weights, add ROC/PR AUC to ``metrics`` and publish (rank 0)."""
     import pandas as pd
 
-    test = data.make_split(trained.tokenizer, test_frame, section.baseline.max_length)
+    test = data.make_split(trained.tokenizer, test_frame, section.baseline.max_length, metrics["prompt"])
     model = steps.fresh_model(trained.config, trained.result.best_state)
     scores = score(model, test, trained.tokenizer.pad_token_id, trained.info.device)
     # NaN (one class only) becomes null in metrics.json (json_safe).
@@ -115,6 +116,8 @@ def run(
     if bad:
         raise ValueError(f"{location}: column 'label' must be 0/1 for a binary task, found {bad}")
     test_frame = steps.split_frame(frame, "test", location)
+    # Train and score documents as the frozen arms embed them: after the prompt the encoder declares.
+    prompt = st_files.prompt(models.resolve_model(section.model), section.baseline.prompt)
     trained = steps.train_classifier(
         section,
         section.baseline,
@@ -124,12 +127,14 @@ def run(
         out_dir,
         step_name=f"{STEP}:{task}",
         checkpoint_dir=checkpoint_dir,
+        prompt=prompt,
     )
     result = trained.result.metrics
     metrics_out: dict[str, Any] = {
         "step": STEP,
         "task": task,
         "n_test": len(test_frame),
+        "prompt": prompt,
         "best_value": result.get(result["best_metric"]),
         **result,
         **budget(result, section.baseline.early_stopping_patience),

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_lm import models, storage
-from commerce_lm.config import FinetuneEncoderSection
+from commerce_lm.config import FinetuneConfig, FinetuneEncoderSection
 from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.modelfiles import st_files
 from commerce_lm.modelfiles.st_files import write_sentence_transformers_files
@@ -90,7 +90,7 @@ def run(
     }
     if trained.info.is_main:
         with storage.staged_dir(out_dir, "finetune-encoder") as stage:
-            _export(stage / MODEL_DIR, trained, section, source)
+            _export(stage / MODEL_DIR, trained, settings, source)
             steps.write_common(stage, section, trained, metrics)
     steps.finish(trained)
     return steps.json_safe(metrics)
@@ -118,20 +118,20 @@ def _model_and_objective(
     return model, objectives.build(dict(settings.objective), context)
 
 
-def _export(folder: Any, trained: Any, section: FinetuneEncoderSection, source: str) -> None:
+def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) -> None:
     """Save the best encoder (without the training heads), its tokenizer, pooling and prompts.
 
     With ``finetune.interpolation`` below 1 the saved weights are pulled back toward the PLM's
     (:func:`commerce_lm.training.adapt.interpolate`). The prompts are the pre-trained encoder's
-    (``source``), declared again, with the one training used (``finetune.prompt``) as the default:
-    extraction with ``embed.prompt: auto`` then embeds documents as the encoder was trained on them.
+    (``source``, the resolved PLM folder), declared again, with the one training used
+    (``finetune.prompt``) as the default: extraction with ``embed.prompt: auto`` then embeds
+    documents as the encoder was trained on them.
     """
     from transformers import AutoModel
 
-    settings = section.finetune
     state = encoder_state(trained.result.best_state)
     if settings.interpolation < 1:
-        state = adapt.interpolate(state, models.load_encoder(section.model).state_dict(), settings.interpolation)
+        state = adapt.interpolate(state, models.load_encoder(source).state_dict(), settings.interpolation)
     encoder = AutoModel.from_config(trained.config)
     encoder.load_state_dict(state)
     encoder.float().save_pretrained(folder, safe_serialization=True)

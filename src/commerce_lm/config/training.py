@@ -1,0 +1,117 @@
+"""The trainer's settings: the shared DeepSpeed trainer, the end-to-end baseline, the domain fine-tune."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from commerce_lm.config.base import Strict
+
+
+class TrainConfig(Strict):
+    """Settings of the shared DeepSpeed trainer (encoder and end-to-end baselines)."""
+
+    max_length: int = Field(default=128, gt=0)
+    # Text put before every training and scored document: "auto" is the prompt the encoder declares as its
+    # default (e5's "passage: "; nothing for most encoders), "none" none, or a declared prompt's name.
+    prompt: str = Field(default="auto", min_length=1)
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    per_device_batch_size: int = Field(default=16, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, le=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    eval_every: int | None = Field(default=None, gt=0)
+    best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc", "val_probe_macro_f1"] = "val_loss"
+    early_stopping_patience: int | None = Field(default=None, gt=0)
+    checkpoint_every: int | None = Field(default=None, gt=0)
+    keep_checkpoints: int = Field(default=2, gt=0)
+    num_procs: int = Field(default=1, gt=0)
+    num_gpus: int = Field(default=0, ge=0)
+    # Several nodes: with num_nodes > 1 the step creates a Kubeflow Trainer v2 TrainJob (or, with
+    # trainjob_api: pytorchjob, a Training Operator v1 PyTorchJob) whose pods run the same
+    # `commerce-lm` command on num_nodes nodes of num_gpus (or num_procs) processes each
+    # (commerce_lm.launch). See deploy/README.md for the runtimes the cluster needs.
+    num_nodes: int = Field(default=1, gt=0)
+    launcher: Literal["torchrun", "deepspeed"] = "torchrun"
+    trainjob_api: Literal["trainjob", "pytorchjob"] = "trainjob"
+    # The TrainJob's runtimeRef; default: torch-distributed, or deepspeed-distributed with launcher: deepspeed.
+    trainjob_runtime: str | None = None
+    trainjob_runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = "ClusterTrainingRuntime"
+    trainjob_image: str | None = None
+    # Default: the namespace the step's own pod runs in (where deploy/ grants the TrainJob verbs).
+    trainjob_namespace: str | None = None
+    trainjob_service_account: str | None = "pipeline-runner"
+    # Kueue: the LocalQueue (label kueue.x-k8s.io/queue-name) and optional WorkloadPriorityClass.
+    trainjob_queue: str | None = None
+    trainjob_priority_class: str | None = None
+    trainjob_annotations: dict[str, str] = Field(default_factory=dict)
+    trainjob_env: dict[str, str] = Field(default_factory=dict)
+    trainjob_shm_size: str = "16Gi"
+    # How often the step reads the job's status while it waits.
+    trainjob_poll_seconds: float = Field(default=10.0, gt=0)
+
+    # Where and how the step runs, not what it learns: left out of the resumable run's identity, so
+    # a job moved to other nodes resumes the same checkpoints.
+    LAUNCH_SETTINGS: ClassVar[frozenset[str]] = frozenset(
+        {"num_procs", "num_gpus", "num_nodes", "launcher", "checkpoint_every", "keep_checkpoints"}
+        | {name for name in __annotations__ if name.startswith("trainjob_")}
+    )
+
+
+class BaselineConfig(TrainConfig):
+    """Settings of ``finetune-baseline``: the trainer's, its budget chosen on validation.
+
+    ``epochs`` is a cap: the learning-rate schedule spans it, validation is scored every
+    ``eval_every`` steps (unset: once an epoch) and training stops after ``early_stopping_patience``
+    evaluations without improvement. A run the cap stopped while validation still improved is
+    reported as under-trained (``capped`` in its metrics), never as beaten.
+    """
+
+    epochs: float = Field(default=5.0, gt=0)
+    early_stopping_patience: int | None = Field(default=2, gt=0)
+
+
+# The objectives :mod:`commerce_lm.training.objectives` registers (a test keeps the two in step).
+ObjectiveName = Literal[
+    "cross_entropy", "supervised_contrastive", "instance_contrastive", "mlm", "stay_near_pretrained"
+]
+
+
+class FinetuneConfig(TrainConfig):
+    """Settings of ``finetune-encoder``: the trainer's, plus the objective and the encoder's pooling.
+
+    The objective is a weighted set of losses on the pooled vector that heads and KNN use
+    (:mod:`commerce_lm.training.objectives`). ``{cross_entropy: 1.0}`` with ``pooling: cls`` is the
+    reference's recipe. The default mix (the one validation chose on real reviews, MARC) keeps what
+    the domain label does not need (instance contrast) and stays near the pre-trained vectors. The
+    weights that suit one corpus do not suit another: ``benchmarks/objectives.py`` chooses them per
+    corpus on validation data, and ``docs/objectives.md`` records each shipped config's evidence.
+    """
+
+    objective: dict[ObjectiveName, float] = Field(
+        default_factory=lambda: {"cross_entropy": 1.0, "instance_contrastive": 1.0, "stay_near_pretrained": 0.1}
+    )
+    pooling: Literal["cls", "mean"] = "mean"
+    temperature: float = Field(default=0.05, gt=0)
+    mlm_probability: float = Field(default=0.15, gt=0, lt=1)
+    best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc", "val_probe_macro_f1"] = (
+        "val_probe_macro_f1"
+    )
+    # How much of the PLM is adapted (commerce_lm.training.adapt): frozen word embeddings, the lowest
+    # N transformer layers frozen, and the exported weights a * fine-tuned + (1 - a) * PLM (WiSE-FT).
+    freeze_embeddings: bool = False
+    freeze_layers: int = Field(default=0, ge=0)
+    interpolation: float = Field(default=1.0, gt=0, le=1)
+
+    @field_validator("objective")
+    @classmethod
+    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
+            raise ValueError(f"weights must be >= 0 with at least one > 0, got {value}")
+        return value
