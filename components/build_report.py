@@ -25,6 +25,7 @@ def build_report(
     finetuned_embeddings: Input[Dataset],
     heads: Input[Model],
     baselines: Input[list[Model]],
+    earlier_baselines: dict,
     knn: Input[Dataset],
     bundle: Input[Model],
     report: Output[Dataset],
@@ -53,6 +54,7 @@ def build_report(
         report.path,
         domain.path,
         bundle.path,
+        earlier_baselines,
     )
     for name, value in build_report.scalar_metrics(result).items():
         metrics.log_metric(name, value)

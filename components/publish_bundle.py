@@ -14,14 +14,20 @@ def publish_bundle(
     finetuned_embeddings: Input[Dataset],
     heads: Input[Model],
     knn: Input[Dataset],
+    baselines: Input[list[Model]],
+    baseline_keys: dict,
     bundle: Output[Model],
 ):
-    """Encoder, heads, thresholds and reference indexes as one bundle; published when the gate allows."""
+    """Encoder, heads, thresholds and reference indexes as one bundle; published when the gate allows.
+
+    The end-to-end baselines of this run are recorded in the registry under ``baseline_keys``.
+    """
     from commerce_lm import config
     from commerce_lm.steps import publish_bundle
 
     cfg = config.section_from_json("publish-bundle", section_json)
     result = publish_bundle.run(
-        cfg, prepared.path, encoder.path, finetuned_embeddings.path, heads.path, knn.path, bundle.path
-    )
+        cfg, prepared.path, encoder.path, finetuned_embeddings.path, heads.path, knn.path, bundle.path,
+        baseline_dirs=[b.path for b in baselines], baseline_keys=baseline_keys,
+    )  # fmt: skip
     bundle.metadata.update(result)

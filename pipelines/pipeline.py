@@ -10,6 +10,10 @@ version (a constant of the compiled pipeline, :mod:`commerce_lm_pipelines.versio
 prepared in parts, each its own artifact: the domain; the datasets (tasks, similarity sets and the
 corpus to embed); and each task alone, for its baseline. So a new task re-runs neither the domain
 fine-tune nor another task's baseline.
+
+The baseline loop runs over the tasks planned to get one (:mod:`commerce_lm_pipelines.baseline_plan`):
+``publish-bundle`` records what it measured in the bundle registry, and ``build-report`` shows the
+earlier record of a task whose baseline did not run.
 """
 
 from typing import Any
@@ -27,6 +31,7 @@ from commerce_lm_components.images import IMAGE_UID
 from commerce_lm_components.prepare_data import prepare_data
 from commerce_lm_components.publish_bundle import publish_bundle
 from commerce_lm_components.train_heads import train_heads
+from commerce_lm_pipelines.baseline_plan import plan_baselines
 from commerce_lm_pipelines.versions import step_code_versions
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset
@@ -69,11 +74,16 @@ def hardened(tasks: list[dsl.PipelineTask]) -> None:
         kubernetes.add_pod_label(task, READ_ONLY_ROOT_LABEL, "true")
 
 
-def _publish(section: Any, version: str, both: dict[str, Any], evaluated: list[Any]) -> Any:
-    """The bundle (encoder, heads, thresholds, reference indexes), gated against the live one."""
+def _publish(section: Any, version: str, both: dict[str, Any], evaluated: list[Any], baselines: tuple) -> Any:
+    """The bundle (encoder, heads, thresholds, reference indexes), gated against the live one.
+
+    ``baselines`` (the collected baseline outputs, and task -> record key) are recorded in the registry.
+    """
     publish = publish_bundle(
         section_json=section,
         code_version=version,
+        baselines=baselines[0],
+        baseline_keys=baselines[1],
         heads=evaluated[-2].outputs["heads"],
         knn=evaluated[-1].outputs["knn"],
         prepared=both["prepared"],
@@ -169,6 +179,8 @@ def build_pipeline(cluster: bool = True) -> Any:
         evaluate_knn_section: str,
         build_report_section: str,
         publish_bundle_section: str,
+        baseline_keys: dict = {},  # noqa: B006 - KFP default
+        earlier_baselines: dict = {},  # noqa: B006 - KFP default
         shards: list = [0],  # noqa: B006 - KFP default
         prepare_cpu: str = "4",
         prepare_memory: str = "16Gi",
@@ -194,13 +206,17 @@ def build_pipeline(cluster: bool = True) -> Any:
         sections = {"extract": extract_section, "heads": train_heads_section, "knn": evaluate_knn_section}
         both, evaluated = _embed_and_evaluate(datasets, encoder, sections, version, shards, parallel)
         task_data, baseline = _baselines(tasks, finetune_baseline_section, version, parallel, gpus, pod)
-        publish = _publish(publish_bundle_section, version["publish-bundle"], both, evaluated)
+        collected = dsl.Collected(baseline.outputs["baseline"])
+        publish = _publish(
+            publish_bundle_section, version["publish-bundle"], both, evaluated, (collected, baseline_keys)
+        )
         report = build_report(
             section_json=build_report_section,
             code_version=version["build-report"],
             domain=domain.outputs["prepared"],
             heads=evaluated[-2].outputs["heads"],
-            baselines=dsl.Collected(baseline.outputs["baseline"]),
+            baselines=collected,
+            earlier_baselines=earlier_baselines,
             knn=evaluated[-1].outputs["knn"],
             bundle=publish.outputs["bundle"],
             **both,
@@ -216,8 +232,10 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
     """Pipeline parameters for a run of ``cfg``: each step's section of it, as canonical JSON.
 
     Each step receives only its own section, so a setting changes the cache key of exactly the
-    steps that read it.
+    steps that read it. The baseline loop gets only the tasks planned to get a baseline
+    (:func:`commerce_lm_pipelines.baseline_plan.plan_baselines`).
     """
+    plan = plan_baselines(cfg, step_code_versions())
     prepare = section_for("prepare-data", cfg)
     sections = {
         f"{name}_section": section_for(step, cfg).to_json()
@@ -232,13 +250,17 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
         )
     }
     tasks = [
-        {"spec_name": t.name, "prepare_section": prepare_part(prepare, f"task:{t.name}").to_json()} for t in cfg.tasks
+        {"spec_name": t.name, "prepare_section": prepare_part(prepare, f"task:{t.name}").to_json()}
+        for t in cfg.tasks
+        if t.name in plan.run
     ]
     return {
         "tasks": tasks,
         "prepare_domain": prepare_part(prepare, "domain").to_json(),
         "prepare_datasets": prepare_part(prepare, "datasets").to_json(),
         **sections,
+        "baseline_keys": plan.run,
+        "earlier_baselines": plan.earlier,
         "shards": list(range(cfg.embed.num_shards)),
         "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1),
         "prepare_cpu": cfg.resources.prepare_data.cpu,

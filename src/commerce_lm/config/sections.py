@@ -77,10 +77,17 @@ class DomainSpec(DatasetSpec):
 
 
 class TaskSpec(DatasetSpec):
-    """A binary integrity task."""
+    """A binary integrity task.
+
+    Attributes:
+        e2e: Whether the task gets an end-to-end baseline this run: ``auto`` (only when the bundle
+            registry holds no earlier measurement of the same baseline), ``always`` or ``never``.
+            A run plan, not a setting of any step: no step's section carries it.
+    """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
+    e2e: Literal["auto", "always", "never"] = "auto"
 
 
 class SimilaritySpec(DatasetSpec):

@@ -130,6 +130,11 @@ SECTIONS: dict[str, type[StepSection]] = {
 }
 
 
+# Settings that decide which steps run, not what a step does: no section carries them, so turning a
+# task's end-to-end baseline off (or on) changes no step's cache key.
+RUN_PLAN: dict[str, Any] = {"tasks": {"__all__": {"e2e"}}, "baseline": {"enabled"}}
+
+
 def section_for(step: str, cfg: RunConfig) -> Any:
     """Cut ``step``'s section out of a whole run config.
 
@@ -146,7 +151,7 @@ def section_for(step: str, cfg: RunConfig) -> Any:
     if step not in SECTIONS:
         raise KeyError(f"{step!r}: no config section; known steps: {sorted(SECTIONS)}")
     section = SECTIONS[step]
-    return section.model_validate(cfg.model_dump(include=set(section.model_fields)))
+    return section.model_validate(cfg.model_dump(include=set(section.model_fields), exclude=RUN_PLAN))
 
 
 PREPARE_PARTS = ("all", "domain", "datasets")

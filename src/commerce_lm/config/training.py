@@ -71,7 +71,12 @@ class BaselineConfig(TrainConfig):
     ``eval_every`` steps (unset: once an epoch) and training stops after ``early_stopping_patience``
     evaluations without improvement. A run the cap stopped while validation still improved is
     reported as under-trained (``capped`` in its metrics), never as beaten.
+
+    ``enabled: false`` runs no end-to-end baseline at all this run, whatever each task's ``e2e``
+    says; like ``e2e`` it plans the run and is left out of the step's section.
     """
+
+    enabled: bool = True
 
     epochs: float = Field(default=5.0, gt=0)
     early_stopping_patience: int | None = Field(default=2, gt=0)

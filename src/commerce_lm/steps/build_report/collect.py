@@ -4,7 +4,9 @@ Test-set metrics are recomputed here from each arm's stored predictions (:mod:`.
 heads, fine-tuned heads and end-to-end models are scored by one piece of code, with bootstrap
 confidence intervals and a per-language breakdown; :mod:`.render` writes the two pages.
 ``curves.json`` carries ROC curves and confusion matrices for the KFP ``ClassificationMetrics`` the
-component logs.
+component logs. A task whose end-to-end baseline did not run this time is scored on the baseline's
+earlier record in the bundle registry (:mod:`commerce_lm.bundle.baselines`), and its ``e2e`` arm
+names that record's run and bundle (``origin``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 import pandas as pd
 
 from commerce_lm import names, storage
+from commerce_lm.bundle import baselines as records
 from commerce_lm.config import ReportSection
+from commerce_lm.steps.build_report import cache
 from commerce_lm.steps.build_report.render import render_html, render_markdown
 from commerce_lm.steps.build_report.scoring import compare_arms, compare_by_language, score_arm
 from commerce_lm.steps.build_report.similarity import similarity_metrics
@@ -95,33 +99,60 @@ DOMAIN_KEYS = (
 
 # The end-to-end baseline's training budget, kept beside its scores: the verdict makes no claim
 # against a baseline its step cap stopped while validation still improved.
-E2E_BUDGET_KEYS = ("global_steps", "total_steps", "best_step", "epochs_run", "capped")
+E2E_BUDGET_KEYS = ("global_steps", "total_steps", "best_step", "epochs_run", "capped", "origin")
 
 
-def _score_tasks(cfg: ReportSection, heads_dir: str, baseline_dirs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _baselines(baseline_dirs: list[str], earlier: dict[str, str]) -> dict[str, tuple[str, dict]]:
+    """Task -> (folder, metrics) of its end-to-end baseline: this run's, else its earlier record.
+
+    An earlier record's metrics carry ``origin`` (its run and bundle), which the report names.
+    """
+    found = {}
+    for folder in baseline_dirs:  # each baseline folder read once
+        baseline = storage.read_json(storage.join(folder, names.METRICS_JSON))
+        found[baseline.get("task")] = (folder, baseline)
+    for task, uri in earlier.items():
+        if task not in found:
+            origin = records.origin(uri)
+            found[task] = (uri, {**storage.read_json(storage.join(uri, names.METRICS_JSON)), "origin": origin})
+    return found
+
+
+def _score_tasks(
+    cfg: ReportSection, heads_dir: str, baseline_dirs: list[str], earlier: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per task: every arm's test metrics and their paired comparisons; and every arm's curves."""
     heads = storage.read_json(storage.join(heads_dir, names.METRICS_JSON))
-    baselines = {}  # task -> (folder, metrics), each baseline folder read once
-    for folder in baseline_dirs:
-        baseline = storage.read_json(storage.join(folder, names.METRICS_JSON))
-        baselines[baseline.get("task")] = (folder, baseline)
+    baselines = _baselines(baseline_dirs, earlier)
     tasks: dict[str, Any] = {}
     curves: dict[str, Any] = {}
     for task in cfg.tasks:
-        entry: dict[str, Any] = {}
         arms = _task_predictions(heads_dir, heads, baselines, task.name)
-        for arm, (predictions, cost) in arms.items():
-            entry[arm], curves.setdefault(task.name, {})[arm] = score_arm(predictions, cfg, cost)
-            entry["n_test"] = int(len(predictions))
-            entry["positive_rate"] = float(predictions["label"].mean())
-        if "e2e" in arms:
-            entry["e2e"].update({k: arms["e2e"][1].get(k) for k in E2E_BUDGET_KEYS})
-        entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
-        entry["comparisons_by_language"] = compare_by_language(
-            arms, cfg.report.bootstrap_samples, cfg.seed, cfg.report.min_slice_rows
-        )
-        tasks[task.name] = entry
+        # Keyed by what the task's figures read, so a task whose inputs did not change is not redone.
+        inputs = {arm: (cache.frame_digest(p, cache.PREDICTION_COLUMNS), cost) for arm, (p, cost) in arms.items()}
+        part_key = cache.key(inputs, cfg.report.model_dump(mode="json"), cfg.seed)
+        scored = cache.cached("tasks", part_key, lambda arms=arms: _score_task(cfg, arms))
+        tasks[task.name] = scored["entry"]
+        if scored["curves"]:
+            curves[task.name] = scored["curves"]
     return tasks, curves
+
+
+def _score_task(cfg: ReportSection, arms: dict[str, tuple[pd.DataFrame, dict]]) -> dict[str, Any]:
+    """One task's ``entry`` (every arm's test metrics, their paired comparisons) and ``curves``."""
+    entry: dict[str, Any] = {}
+    curves: dict[str, Any] = {}
+    for arm, (predictions, cost) in arms.items():
+        entry[arm], curves[arm] = score_arm(predictions, cfg, cost)
+        entry["n_test"] = int(len(predictions))
+        entry["positive_rate"] = float(predictions["label"].mean())
+    if "e2e" in arms:
+        entry["e2e"].update({k: arms["e2e"][1].get(k) for k in E2E_BUDGET_KEYS})
+    entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
+    entry["comparisons_by_language"] = compare_by_language(
+        arms, cfg.report.bootstrap_samples, cfg.seed, cfg.report.min_slice_rows
+    )
+    return {"entry": entry, "curves": curves}
 
 
 def collect(
@@ -134,9 +165,10 @@ def collect(
     knn_dir: str,
     domain_dir: str | None = None,
     bundle_dir: str | None = None,
+    earlier_baselines: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build the metrics document (DESIGN.md schema plus CIs, slices, cost, bundle) and the curves."""
-    tasks, curves = _score_tasks(cfg, heads_dir, baseline_dirs)
+    tasks, curves = _score_tasks(cfg, heads_dir, baseline_dirs, earlier_baselines or {})
     metrics: dict[str, Any] = {
         "tasks": tasks,
         "similarity": similarity_metrics(knn_dir, cfg.report.bootstrap_samples, cfg.seed),
@@ -200,6 +232,7 @@ def run(
     out_dir: str,
     domain_dir: str | None = None,
     bundle_dir: str | None = None,
+    earlier_baselines: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write ``metrics.json``, ``curves.json``, ``report.md`` and ``report.html`` into ``out_dir``.
 
@@ -214,11 +247,16 @@ def run(
         out_dir: Where the report goes.
         domain_dir: ``prepare-data`` output of the domain, when it was prepared apart (row counts).
         bundle_dir: ``publish-bundle`` output, whose decision the report states.
+        earlier_baselines: Task -> the registry's record of its end-to-end baseline, for tasks whose
+            baseline did not run this time.
 
     Returns:
         The metrics document.
     """
-    outputs = (prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir, domain_dir, bundle_dir)
+    outputs = (
+        prepared_dir, finetune_dir, embeddings, heads_dir, baseline_dirs, knn_dir, domain_dir, bundle_dir,
+        earlier_baselines,
+    )  # fmt: skip
     metrics, curves = collect(cfg, *outputs)
     with storage.staged_dir(out_dir, "build-report") as stage:
         storage.write_json(stage / names.METRICS_JSON, metrics)

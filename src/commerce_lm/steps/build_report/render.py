@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 
 from commerce_lm.config import ReportSection
-from commerce_lm.steps.build_report import plots, tables
+from commerce_lm.steps.build_report import cache, plots, tables
 from commerce_lm.steps.build_report.verdict import verdict_lines
 
 _TEMPLATES = jinja2.Environment(
@@ -48,15 +48,22 @@ def render_markdown(cfg: ReportSection, metrics: dict[str, Any]) -> str:
 
 def _plots(metrics: dict[str, Any], curves: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
     """Section key -> (alt text, base64 PNG) of the plots shown under that section."""
-    shown = {
-        "binary": [
-            (f"ROC and PR curves of {task}", plots.curve_plot(task, task_curves, metrics["tasks"][task]))
-            for task, task_curves in curves.items()
-        ]
+    shown = {"binary": [(f"ROC and PR curves of {task}", _curve_plot(task, c, metrics)) for task, c in curves.items()]}
+    similarity = {
+        name: {arm: e.get(arm, {}).get("f1") for arm in ("plm", "finetuned")}
+        for name, e in metrics.get("similarity", {}).items()
     }
-    if knn := plots.knn_plot(metrics):
+    if knn := cache.cached("plots", cache.key("knn", similarity), lambda: plots.knn_plot(metrics)):
         shown["similarity"] = [("KNN F1", knn)]
     return shown
+
+
+def _curve_plot(task: str, curves: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """:func:`plots.curve_plot`, from the cache when the task's curves and AUCs are those drawn before."""
+    aucs = {arm: [m.get("roc_auc"), m.get("pr_auc")] for arm, m in metrics["tasks"][task].items() if arm in curves}
+    return cache.cached(
+        "plots", cache.key("curves", task, curves, aucs), lambda: plots.curve_plot(task, curves, metrics["tasks"][task])
+    )
 
 
 def render_html(

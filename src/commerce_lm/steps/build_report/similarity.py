@@ -13,6 +13,7 @@ import pandas as pd
 
 from commerce_lm import names, storage
 from commerce_lm.metrics import paired_bootstrap_f1
+from commerce_lm.steps.build_report import cache
 
 # The per-query pair counts of queries.parquet (docs/contracts.md, evaluate-knn output).
 COUNT_COLUMNS = ["tp", "predicted", "relevant"]
@@ -61,6 +62,10 @@ def similarity_metrics(knn_dir: str, samples: int, seed: int) -> dict[str, Any]:
     if not similarity:
         return similarity
     queries = storage.read_parquet(storage.join(knn_dir, names.KNN_QUERIES)).to_pandas()
-    for name, comparisons in compare_similarity(queries, samples, seed).items():
-        similarity[name].update(comparisons)
+    for _, rows in queries.groupby("set", sort=False):  # each set cached apart: a new set redoes only itself
+        part_key = cache.key(cache.frame_digest(rows, list(rows.columns)), samples, seed)
+        for name, comparisons in cache.cached(
+            "similarity", part_key, lambda r=rows: compare_similarity(r, samples, seed)
+        ).items():
+            similarity[name].update(comparisons)
     return similarity

@@ -32,6 +32,12 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def earlier_origin(arm: dict[str, Any]) -> str | None:
+    """``from run X, bundle Y, not re-run`` for an arm scored on an earlier run's record, else None."""
+    origin = arm.get("origin")
+    return f"from run {origin.get('run')}, bundle {origin.get('bundle')}, not re-run" if origin else None
+
+
 def _ci(arm: dict[str, Any], key: str) -> str:
     interval = arm.get(f"{key}_ci") or []
     return f"{fmt(arm.get(key))} [{fmt(interval[0])}, {fmt(interval[1])}]" if interval else fmt(arm.get(key))
@@ -57,7 +63,7 @@ def reference_rows(metrics: dict[str, Any]) -> list[list[str]]:
                 ref = reference.get(arm, {})
                 rows.append(
                     [
-                        f"{task} / {label}",
+                        f"{task} / {label}" + (f" ({o})" if (o := earlier_origin(entry[arm])) else ""),
                         _ci(entry[arm], "roc_auc"),
                         _ci(entry[arm], "pr_auc"),
                         fmt(entry[arm].get("train_seconds"), 1),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm.steps.build_report.tables import better_arm, diff_ci
+from commerce_lm.steps.build_report.tables import better_arm, diff_ci, earlier_origin
 
 # A language is named only with this many test rows: on fewer its interval is too wide to act on.
 MIN_VERDICT_ROWS = 50
@@ -53,8 +53,14 @@ def task_verdict(task: str, comparisons: dict[str, Any], e2e: dict[str, Any] | N
         use = f"use the PLM embeddings: fine-tuning lost PR AUC {diff_ci(versus_plm)}"
     versus_e2e = comparisons.get("finetuned_minus_e2e")
     if versus_e2e is None:
-        return f"{task}: {use}."
-    return f"{task}: {use}; {_versus_e2e(versus_e2e, e2e or {})}."
+        return f"{task}: {use}; no end-to-end baseline this run, and none measured before."
+    return f"{task}: {use}; {_versus_e2e(versus_e2e, e2e or {})}{_origin_clause(e2e or {})}."
+
+
+def _origin_clause(e2e: dict[str, Any]) -> str:
+    """Where end-to-end figures measured by an earlier run come from (``""`` when measured now)."""
+    origin = earlier_origin(e2e)
+    return f"; end-to-end: {origin}" if origin else ""
 
 
 def language_verdict(task: str, by_language: dict[str, Any]) -> str | None:

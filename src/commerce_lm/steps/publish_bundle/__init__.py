@@ -4,7 +4,9 @@ The bundle (:mod:`commerce_lm.bundle`) always lands in the step's output folder 
 with the decision in ``metrics.json``. With ``publish.location`` set it is also published there and made live
 when the retraining gate allows: on this run's validation rows, the new encoder and heads are not
 worse than the live bundle's beyond ``publish.tolerance`` on any task. The decision says which
-bundle is live and why either way.
+bundle is live and why either way. The run's end-to-end baselines are recorded in the registry
+(:mod:`commerce_lm.bundle.baselines`), whatever the gate decides: they are measurements, not the
+bundle, and a later run shows them instead of training the same baseline again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_lm import names, storage
-from commerce_lm.bundle import gate, registry
+from commerce_lm.bundle import baselines, gate, registry
 from commerce_lm.bundle.read import open_bundle
 from commerce_lm.config import PublishBundleSection
 from commerce_lm.embedding.checks import load_checked
@@ -42,9 +44,22 @@ def _decide(cfg: PublishBundleSection, prepared_dir: str, heads_dir: str, embedd
     return decision, generation
 
 
+def _record_baselines(
+    cfg: PublishBundleSection, bundle_id: str, baseline_dirs: list[str], keys: dict[str, str]
+) -> dict[str, str]:
+    """Record each baseline whose task has a key in the registry; task -> the record's URI."""
+    recorded = {}
+    for folder in baseline_dirs:
+        task = storage.read_json(storage.join(folder, names.METRICS_JSON)).get("task")
+        if cfg.publish.location and task in keys:
+            origin = {"run": cfg.name, "bundle": bundle_id}
+            recorded[task] = baselines.record(cfg.publish.location, task, keys[task], folder, origin)
+    return recorded
+
+
 def run(
     cfg: PublishBundleSection, prepared_dir: str, finetune_dir: str, embeddings_dir: str, heads_dir: str, knn_dir: str,
-    out_dir: str,
+    out_dir: str, baseline_dirs: list[str] = (), baseline_keys: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Build the bundle, decide, and publish it when the gate allows.
 
@@ -56,6 +71,9 @@ def run(
         heads_dir: train-heads output (the ``finetuned`` heads go into the bundle).
         knn_dir: evaluate-knn output (each similarity set's chosen threshold).
         out_dir: This step's output: ``bundle/``, ``metrics.json`` (the decision), ``config.json``.
+        baseline_dirs: finetune-baseline outputs of this run.
+        baseline_keys: Task -> record key (:func:`commerce_lm.bundle.baselines.record_key`) under
+            which each of those baselines is recorded in ``publish.location``.
 
     Returns:
         ``{bundle, published, live, reason, ...}``: what was decided and which bundle is live.
@@ -77,6 +95,7 @@ def run(
             "encoder_checksum": manifest["encoder"]["checksum"],
             "thresholds": {task: entry["threshold"] for task, entry in manifest["tasks"].items()},
             "decision": decision.to_dict(),
+            "baselines_recorded": _record_baselines(cfg, manifest["id"], list(baseline_dirs), baseline_keys or {}),
         }
         storage.write_json(stage / names.METRICS_JSON, result)
         storage.write_json(stage / names.CONFIG_JSON, cfg.model_dump(mode="json"))
