@@ -1,5 +1,7 @@
 """KFP component: build-report, logging Metrics, ClassificationMetrics and an HTML report to the UI."""
 
+from typing import Optional
+
 from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import (
@@ -24,7 +26,6 @@ def build_report(
     plm_embeddings: Input[Dataset],
     finetuned_embeddings: Input[Dataset],
     heads: Input[Model],
-    baselines: Input[list[Model]],
     earlier_baselines: dict,
     knn: Input[Dataset],
     bundle: Input[Model],
@@ -33,6 +34,7 @@ def build_report(
     roc: Output[ClassificationMetrics],
     roc_by_language: Output[SlicedClassificationMetrics],
     html: Output[HTML],
+    baselines: Optional[Input[list[Model]]] = None,  # noqa: UP045 - KFP reads Optional, not "| None"
 ):
     """Write the report and log it where the Kubeflow UI shows it."""
     import shutil
@@ -42,7 +44,7 @@ def build_report(
 
     cfg = config.section_from_json("build-report", section_json)
     arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    baseline_dirs = [b.path for b in baselines]
+    baseline_dirs = [b.path for b in baselines or []]
     result = build_report.run(
         cfg,
         prepared.path,

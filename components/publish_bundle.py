@@ -1,5 +1,7 @@
 """KFP component: publish-bundle (the run as a bundle, gated against the live one), shown as a Model."""
 
+from typing import Optional
+
 from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
@@ -14,13 +16,14 @@ def publish_bundle(
     finetuned_embeddings: Input[Dataset],
     heads: Input[Model],
     knn: Input[Dataset],
-    baselines: Input[list[Model]],
     baseline_keys: dict,
     bundle: Output[Model],
+    baselines: Optional[Input[list[Model]]] = None,  # noqa: UP045 - KFP reads Optional, not "| None"
 ):
     """Encoder, heads, thresholds and reference indexes as one bundle; published when the gate allows.
 
-    The end-to-end baselines of this run are recorded in the registry under ``baseline_keys``.
+    The end-to-end baselines of this run (none when it planned none) are recorded in the registry
+    under ``baseline_keys``.
     """
     from commerce_lm import config
     from commerce_lm.steps import publish_bundle
@@ -28,6 +31,6 @@ def publish_bundle(
     cfg = config.section_from_json("publish-bundle", section_json)
     result = publish_bundle.run(
         cfg, prepared.path, encoder.path, finetuned_embeddings.path, heads.path, knn.path, bundle.path,
-        baseline_dirs=[b.path for b in baselines], baseline_keys=baseline_keys,
+        baseline_dirs=[b.path for b in baselines or []], baseline_keys=baseline_keys,
     )  # fmt: skip
     bundle.metadata.update(result)

@@ -236,7 +236,10 @@ def run_local(
         warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom", RuntimeWarning)
         try:
             # The pipeline returns its report; from a cache hit it lies in an earlier run's folder.
-            report = Path(build_pipeline(cluster=False)(**pipeline_arguments(cfg)).output.path)
+            arguments = pipeline_arguments(cfg)
+            # kfp.local cannot collect a loop of no iterations: a run without baselines has no loop.
+            dag = build_pipeline(cluster=False, baselines=bool(arguments["tasks"]))
+            report = Path(dag(**arguments).output.path)
         except RuntimeError as error:
             raise log.failure(error, out / "kfp-root") from None
     for name in REPORT_FILES:

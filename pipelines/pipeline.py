@@ -74,16 +74,19 @@ def hardened(tasks: list[dsl.PipelineTask]) -> None:
         kubernetes.add_pod_label(task, READ_ONLY_ROOT_LABEL, "true")
 
 
-def _publish(section: Any, version: str, both: dict[str, Any], evaluated: list[Any], baselines: tuple) -> Any:
+def _publish(
+    section: Any, version: str, both: dict[str, Any], evaluated: list[Any], keys: Any, measured: dict[str, Any]
+) -> Any:
     """The bundle (encoder, heads, thresholds, reference indexes), gated against the live one.
 
-    ``baselines`` (the collected baseline outputs, and task -> record key) are recorded in the registry.
+    The baselines ``measured`` (the collected outputs, when the run has any) are recorded in the
+    registry under their ``keys`` (task -> record key).
     """
     publish = publish_bundle(
         section_json=section,
         code_version=version,
-        baselines=baselines[0],
-        baseline_keys=baselines[1],
+        baseline_keys=keys,
+        **measured,
         heads=evaluated[-2].outputs["heads"],
         knn=evaluated[-1].outputs["knn"],
         prepared=both["prepared"],
@@ -159,11 +162,13 @@ def _embed_and_evaluate(
     return both, [plm_part, plm, tuned_part, tuned, heads, knn]
 
 
-def build_pipeline(cluster: bool = True) -> Any:
+def build_pipeline(cluster: bool = True, baselines: bool = True) -> Any:
     """The pipeline function; ``cluster=False`` leaves out Kubernetes-only settings for kfp.local.
 
     Each step gets only its config section, the artifacts it reads and its code version (see the
-    module docstring), so its cache key changes only when one of them does.
+    module docstring), so its cache key changes only when one of them does. ``baselines=False``
+    leaves the baseline loop out, for a run that plans none (``tasks`` empty): kfp.local cannot
+    collect the outputs of a loop of no iterations.
     """
     version = step_code_versions()
 
@@ -205,24 +210,28 @@ def build_pipeline(cluster: bool = True) -> Any:
         parallel = 0 if cluster else 1
         sections = {"extract": extract_section, "heads": train_heads_section, "knn": evaluate_knn_section}
         both, evaluated = _embed_and_evaluate(datasets, encoder, sections, version, shards, parallel)
-        task_data, baseline = _baselines(tasks, finetune_baseline_section, version, parallel, gpus, pod)
-        collected = dsl.Collected(baseline.outputs["baseline"])
+        loop = _baselines(tasks, finetune_baseline_section, version, parallel, gpus, pod) if baselines else ()
+
+        def measured() -> dict[str, Any]:
+            # Each consumer gets its own Collected: the compiler loses the loop of one passed to two tasks.
+            return {"baselines": dsl.Collected(loop[-1].outputs["baseline"])} if loop else {}
+
         publish = _publish(
-            publish_bundle_section, version["publish-bundle"], both, evaluated, (collected, baseline_keys)
+            publish_bundle_section, version["publish-bundle"], both, evaluated, baseline_keys, measured()
         )
         report = build_report(
             section_json=build_report_section,
             code_version=version["build-report"],
             domain=domain.outputs["prepared"],
             heads=evaluated[-2].outputs["heads"],
-            baselines=collected,
             earlier_baselines=earlier_baselines,
+            **measured(),
             knn=evaluated[-1].outputs["knn"],
             bundle=publish.outputs["bundle"],
             **both,
         )
         if cluster:
-            hardened([domain, datasets, encoder, *evaluated, task_data, baseline, publish, report])
+            hardened([domain, datasets, encoder, *evaluated, *loop, publish, report])
         return report.outputs["report"]
 
     return commerce_lm_pipeline
@@ -268,7 +277,7 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def compile_pipeline(path: str) -> str:
-    """Compile the cluster pipeline to KFP IR YAML at ``path``."""
-    compiler.Compiler().compile(build_pipeline(cluster=True), package_path=path)
+def compile_pipeline(path: str, baselines: bool = True) -> str:
+    """Compile the cluster pipeline to KFP IR YAML at ``path`` (``baselines``: see :func:`build_pipeline`)."""
+    compiler.Compiler().compile(build_pipeline(cluster=True, baselines=baselines), package_path=path)
     return path

@@ -272,7 +272,9 @@ def compile_for(config_path: str, overrides: list[str] | None = None) -> tuple[s
     cfg = load_config(config_path, overrides)
     pipeline = _pipeline_module()
     package = str(Path(tempfile.mkdtemp(prefix="commerce-lm-kfp-")) / "pipeline.yaml")
-    return pipeline.compile_pipeline(package), pipeline.pipeline_arguments(cfg)
+    arguments = pipeline.pipeline_arguments(cfg)
+    # A run that plans no end-to-end baseline gets a DAG without the baseline loop.
+    return pipeline.compile_pipeline(package, baselines=bool(arguments["tasks"])), arguments
 
 
 def load_definition(path: str | None) -> dict[str, Any]:

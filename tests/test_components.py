@@ -38,6 +38,7 @@ from kfp.dsl import (  # noqa: E402
 )
 
 from commerce_lm import names  # noqa: E402
+from commerce_lm.bundle import baselines as bundle_baselines  # noqa: E402
 from commerce_lm.bundle import registry  # noqa: E402
 from commerce_lm.config import section_for  # noqa: E402
 
@@ -116,7 +117,8 @@ class Chain:
             bundle = self.artifact(Model, "bundle")
             publish_bundle.python_func(
                 self.section("publish-bundle"), VERSION, self.prepared, self.encoder(),
-                self.embeddings("finetuned"), self.evaluated("heads"), self.evaluated("knn"), bundle,
+                self.embeddings("finetuned"), self.evaluated("heads"), self.evaluated("knn"),
+                {"prohibited": "key-1"}, bundle, baselines=[self.baseline()],
             )  # fmt: skip
             return bundle
 
@@ -194,6 +196,10 @@ def test_publish_bundle(chain: Chain) -> None:
     assert bundle.metadata["published"], bundle.metadata["reason"]  # the first bundle of an empty registry
     live = registry.live(chain.cfg.publish.location)
     assert bundle.metadata["live"] == live["uri"] and bundle.metadata["bundle"] == live["bundle"]
+    # The run's baseline is recorded in the registry under its key, naming the bundle it came with.
+    record = bundle_baselines.find(chain.cfg.publish.location, "prohibited", "key-1")
+    assert record == bundle.metadata["baselines_recorded"]["prohibited"]
+    assert bundle_baselines.origin(record)["bundle"] == bundle.metadata["bundle"]
 
 
 def test_build_report(chain: Chain) -> None:
@@ -203,8 +209,8 @@ def test_build_report(chain: Chain) -> None:
     Path(html.path).parent.mkdir(parents=True, exist_ok=True)
     build_report.python_func(
         chain.section("build-report"), VERSION, chain.prepared, chain.prepared, chain.encoder(),
-        chain.embeddings("plm"), chain.embeddings("finetuned"), chain.evaluated("heads"), [chain.baseline()],
-        chain.evaluated("knn"), chain.bundle(), report, metrics, roc, by_language, html,
+        chain.embeddings("plm"), chain.embeddings("finetuned"), chain.evaluated("heads"), {},
+        chain.evaluated("knn"), chain.bundle(), report, metrics, roc, by_language, html, baselines=[chain.baseline()],
     )  # fmt: skip
     document = _json(report, names.METRICS_JSON)
     assert document["tasks"]["prohibited"]["e2e"]["roc_auc"] == metrics.metadata["prohibited.e2e.roc_auc"]
