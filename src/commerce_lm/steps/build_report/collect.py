@@ -99,7 +99,7 @@ DOMAIN_KEYS = (
 
 # The end-to-end baseline's training budget, kept beside its scores: the verdict makes no claim
 # against a baseline its step cap stopped while validation still improved.
-E2E_BUDGET_KEYS = ("global_steps", "total_steps", "best_step", "epochs_run", "capped", "origin")
+E2E_BUDGET_KEYS = ("global_steps", "total_steps", "best_step", "epochs_run", "capped")
 
 
 def _baselines(baseline_dirs: list[str], earlier: dict[str, str]) -> dict[str, tuple[str, dict]]:
@@ -147,7 +147,10 @@ def _score_task(cfg: ReportSection, arms: dict[str, tuple[pd.DataFrame, dict]]) 
         entry["n_test"] = int(len(predictions))
         entry["positive_rate"] = float(predictions["label"].mean())
     if "e2e" in arms:
-        entry["e2e"].update({k: arms["e2e"][1].get(k) for k in E2E_BUDGET_KEYS})
+        baseline = arms["e2e"][1]
+        entry["e2e"].update({k: baseline.get(k) for k in E2E_BUDGET_KEYS})
+        if "origin" in baseline:  # measured by an earlier run, whose run and bundle the report names
+            entry["e2e"]["origin"] = baseline["origin"]
     entry["comparisons"] = compare_arms(arms, cfg.report.bootstrap_samples, cfg.seed)
     entry["comparisons_by_language"] = compare_by_language(
         arms, cfg.report.bootstrap_samples, cfg.seed, cfg.report.min_slice_rows
