@@ -79,9 +79,9 @@ def test_baselines_fan_out_over_tasks(compiled):
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("tasks")
 
 
-def _task_yaml(name):
-    """configs/tiny.yaml's entry for a task whose label column is ``is_<name>``."""
-    columns = "text: [title, description], group_by: [relist_group, translation_group]"
+def _task_yaml(name, *extra):
+    """configs/tiny.yaml's entry for a task whose label column is ``is_<name>`` (and ``extra`` keys)."""
+    columns = ", ".join(["text: [title, description], group_by: [relist_group, translation_group]", *extra])
     return f"{{name: {name}, data: listings.parquet, {columns}, label: is_{name}}}"
 
 
@@ -118,16 +118,23 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     assert f"Bundle {live['bundle']} is live at {live['uri']}" in (out / names.REPORT_MD).read_text()
     _score_pipeline_runs_locally(tmp_path, registry, tiny_run_dir / "listings.parquet")
 
-    # One more task, a new run folder, the same cache: the domain fine-tune and the other tasks'
-    # baselines come from the cache, and the fine-tuned validation metrics stay the same.
-    more = f"tasks=[{', '.join(_task_yaml(t) for t in ('prohibited', 'offplatform', 'counterfeit'))}]"
-    second = _run(tiny_run_dir / "tiny.yaml", tmp_path / "more", cache, "--set", more)
+    # One more task without an end-to-end baseline, a new run folder, the same cache: the domain
+    # fine-tune comes from the cache, the earlier tasks' baselines are not run at all (the registry
+    # holds their figures), so the DAG has no baseline step, and the domain metrics stay the same.
+    tasks = [_task_yaml(t) for t in ("prohibited", "offplatform")] + [_task_yaml("counterfeit", "e2e: never")]
+    second = _run(tiny_run_dir / "tiny.yaml", tmp_path / "more", cache, "--set", f"tasks=[{', '.join(tasks)}]")
     assert second.returncode == 0, second.stderr[-3000:]
     hits = next(line for line in second.stdout.splitlines() if " hits " in line)
-    assert "finetune-encoder" in hits and hits.count("finetune-baseline") == 2, hits
+    assert "finetune-encoder" in hits and "finetune-baseline" not in hits, hits
+    assert not list((tmp_path / "more" / "kfp-root").rglob("finetune-baseline*"))  # nor run
     more_metrics = json.loads((tmp_path / "more" / names.METRICS_JSON).read_text())
     assert set(more_metrics["tasks"]) == {"prohibited", "offplatform", "counterfeit"}
     assert more_metrics["domain"] == metrics["domain"]
+    assert more_metrics["tasks"]["prohibited"]["e2e"]["pr_auc"] == metrics["tasks"]["prohibited"]["e2e"]["pr_auc"]
+    assert more_metrics["tasks"]["prohibited"]["e2e"]["origin"]["bundle"] == metrics["bundle"]["bundle"]
+    page = (tmp_path / "more" / names.REPORT_MD).read_text()
+    assert f"prohibited / End-to-end (from run tiny, bundle {metrics['bundle']['bundle']}, not re-run)" in page
+    assert "e2e" not in more_metrics["tasks"]["counterfeit"] and "none measured before" in page
 
     # The same folder with another config is refused unless asked to overwrite.
     refused = _run(tiny_run_dir / "tiny.yaml", out, cache, "--set", "seed=4")
