@@ -48,10 +48,12 @@ def _record_baselines(
     cfg: PublishBundleSection, bundle_id: str, baseline_dirs: list[str], keys: dict[str, str]
 ) -> dict[str, str]:
     """Record each baseline whose task has a key in the registry; task -> the record's URI."""
+    if not cfg.publish.location:
+        return {}  # no registry: nothing outlives the run, and `auto` measures every run
     recorded = {}
     for folder in baseline_dirs:
         task = storage.read_json(storage.join(folder, names.METRICS_JSON)).get("task")
-        if cfg.publish.location and task in keys:
+        if task in keys:
             origin = {"run": cfg.name, "bundle": bundle_id}
             recorded[task] = baselines.record(cfg.publish.location, task, keys[task], folder, origin)
     return recorded
