@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (or, with `push`, push) every image components/images.py lists, under the tags the compiled
-# pipeline names, with docker or podman (ENGINE, default: whichever is installed, docker first).
+# pipeline names, with docker or podman (ENGINE, default: docker when its daemon answers).
 #
 # LOCAL_BASE=1 builds where no registry is reachable (podman only): the base of both images is a
 # Debian 12 root file system made by debootstrap from the package mirror, and the training image is
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PY:-.venv/bin/python}
-ENGINE=${ENGINE:-$(command -v docker >/dev/null && echo docker || echo podman)}
+ENGINE=${ENGINE:-$(docker info >/dev/null 2>&1 && echo docker || echo podman)}
 LOCAL_BASE=${LOCAL_BASE:-}
 BASE_IMAGE=localhost/commerce-lm-base:bookworm
 BASE_ROOTFS=${BASE_ROOTFS:-/var/tmp/commerce-lm-base}

@@ -44,7 +44,7 @@ FROM deps AS test
 # the code, so a code change re-runs the tests without reinstalling them.
 RUN pip install -c constraints.txt ".[dev]" && pip uninstall -y commerce-lm
 COPY . /src
-RUN pip install --no-deps -e . \
+RUN pip install -c constraints.txt --no-deps -e . \
  && HOME=/tmp CUDA_VISIBLE_DEVICES="" python -m pytest -q -p no:cacheprovider \
  && touch /tmp/tests-passed
 
