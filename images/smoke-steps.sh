@@ -19,7 +19,7 @@ print("requirements: every dependency of commerce-lm[pipelines] installed at an 
 '
 
 commerce-lm --help >/dev/null
-commands=$(commerce-lm --help | sed -n 's/^ *{\(.*\)}$/\1/p' | tr , ' ')
+commands=$(commerce-lm --help | sed -n 's/^ *{\(.*\)}$/\1/p' | head -1 | tr , ' ')
 for command in $commands; do commerce-lm "$command" --help >/dev/null; done
 echo "help: commerce-lm and its subcommands: $commands"
 
