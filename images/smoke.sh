@@ -7,6 +7,7 @@
 # With docker the container's root is read-only itself. With podman (whose containers cannot start
 # inside another container, as on our build machines) buildah runs the commands in a working container
 # with chroot isolation, and its root is listed (path, type, mode, owner, size, mtime) before and after.
+# Arguments: the images to test (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,7 @@ from commerce_lm_components import images
 print(images.TRAINING_IMAGE, 2)
 print(images.CPU_IMAGE, 1)
 ' | while read -r image procs; do
+    [[ $# -eq 0 || " $* " == *" $image "* ]] || continue
     echo "=== $image"
     smoke "$image" "$procs"
 done
