@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build (or, with `push`, push) every image components/images.py lists, under the tags the compiled
 # pipeline names, with docker or podman (ENGINE, default: docker when its daemon answers).
+# Arguments: the images to build (default: all), or `push`.
 #
 # LOCAL_BASE=1 builds where no registry is reachable (podman only): the base of both images is a
 # Debian 12 root file system made by debootstrap from the package mirror, and the training image is
@@ -37,8 +38,10 @@ local_base() {
 build_args() {
     if [[ $ENGINE == podman ]]; then
         # chroot isolation and the host's network: the OCI runtime cannot start containers inside
-        # another container (as on our build machines); podman reads no <Dockerfile>.dockerignore.
-        echo --isolation chroot --network host --ignorefile "$1.dockerignore"
+        # another container (as on our build machines); podman reads no <Dockerfile>.dockerignore. The
+        # host's hostname too: the container's own is in no /etc/hosts there, and torchrun's ranks
+        # (the distributed tests) wait for ever to resolve it.
+        echo --isolation chroot --network host --uts host --ignorefile "$1.dockerignore"
     fi
     [[ $LOCAL_BASE == 1 ]] || return 0
     # PyPI's torch 2.13.0 is a CUDA build; the CPU wheel (2.13.0+cpu, a higher version to pip) wins
@@ -65,6 +68,7 @@ if [[ $LOCAL_BASE == 1 ]]; then
 fi
 
 images | while read -r dockerfile tag; do
+    [[ $# -eq 0 || " $* " == *" $tag "* ]] || continue
     start=$SECONDS
     # shellcheck disable=SC2046 # build_args is a list of words
     "$ENGINE" build -f "$dockerfile" -t "$tag" $(build_args "$dockerfile") .

@@ -33,9 +33,10 @@ smoke() (  # IMAGE PROCESSES; a subshell, so that the working container goes wha
     root=$(buildah mount "$container")
     before=$(listing "$root")
     # buildah's chroot isolation offers only the host's network: a new network namespace with just
-    # loopback (where torchrun's processes meet) is the pod without egress.
-    unshare --net sh -c 'ip link set lo up && exec "$@"' offline \
-        buildah run --isolation chroot --user "$UID_GID" "$container" -- sh -c "$STEPS" smoke "$2" <configs/tiny.yaml
+    # loopback (where torchrun's processes meet) is the pod without egress. The host's hostname, which
+    # its /etc/hosts resolves: torchrun's ranks wait for ever on an unresolvable one.
+    unshare --net sh -c 'ip link set lo up && exec "$@"' offline buildah run --isolation chroot --uts host \
+        --user "$UID_GID" "$container" -- sh -c "$STEPS" smoke "$2" <configs/tiny.yaml
     if ! diff <(echo "$before") <(listing "$root"); then
         echo "$1 wrote to its root file system outside /tmp (above: < before, > after)" >&2
         exit 1
