@@ -37,7 +37,10 @@ RUN pip install -c constraints.txt --no-deps -e . \
  && touch /tmp/tests-passed
 
 FROM deps AS runtime
-RUN groupadd --gid 10001 app && useradd --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
+# The skeleton's install left build/ in /src: setuptools would ship its empty files, newer than the
+# code copied in below, instead of the code.
+RUN rm -rf /src \
+ && groupadd --gid 10001 app && useradd --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 # Depending on the test stage makes BuildKit run it: no image without passing tests.
 COPY --from=test /tmp/tests-passed /opt/tests-passed
 COPY pyproject.toml constraints.txt README.md /src/
