@@ -44,10 +44,17 @@ compile: install
 clean:
 	rm -rf outputs .cache .pytest_cache .import_linter_cache
 
-# Container images: tags come from components/images.py (package version); push to $(REGISTRY).
-# Each build runs the image's test stage first. Needs a Docker engine with BuildKit.
-.PHONY: images
+# Container images: tags come from components/images.py (package version), under $(REGISTRY).
+# Each build runs the image's test stage first; docker or podman (images/build.sh). LOCAL_BASE=1
+# builds the bases from Debian packages where no registry is reachable (README: Container images).
+# Not part of `make test` or .ci/run: a cold build takes the better part of an hour.
+LOCAL_BASE ?=
+.PHONY: images images-push images-smoke
 images: install
-	COMMERCE_LM_REGISTRY=$(REGISTRY) $(PY) -m commerce_lm_components.images | while read -r dockerfile tag; do \
-		docker build -f "$$dockerfile" -t "$$tag" . && docker push "$$tag" || exit 1; \
-	done
+	REGISTRY=$(REGISTRY) LOCAL_BASE=$(LOCAL_BASE) PY=$(PY) images/build.sh
+
+images-push: images
+	REGISTRY=$(REGISTRY) PY=$(PY) images/build.sh push
+
+images-smoke: install
+	REGISTRY=$(REGISTRY) PY=$(PY) images/smoke.sh

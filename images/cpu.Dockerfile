@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1.7
-# Slim CPU image: prepare-data, train-heads, evaluate-knn, build-report.
-# Build from the repository root (`make images` does):
-#   docker build -f images/cpu.Dockerfile -t REGISTRY/commerce-lm-cpu:VERSION .
+# Slim CPU image: prepare-data, train-heads, evaluate-knn, publish-bundle, build-report.
+# Build from the repository root with `make images` (images/build.sh).
 # Stages: deps (pinned dependencies) -> test (the CPU test suite must pass) -> runtime.
+# Layers go from what changes least to what changes most: a change to our code alone rebuilds only
+# the layers after its COPY (README.md: rebuild times).
 
 ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
 # Keep in step with pyproject.toml / the Makefile (tests/test_images.py checks it).
@@ -18,33 +19,35 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv
 WORKDIR /src
-# Dependencies first; the CPU wheel of torch keeps the image small (no CUDA libraries).
-COPY pyproject.toml constraints.txt README.md ./
+# Dependencies first, from pyproject.toml alone; the CPU wheel of torch keeps the image small (no CUDA
+# libraries). images/skeleton.py makes the empty packages pip needs to resolve them.
+COPY pyproject.toml constraints.txt images/skeleton.py ./
 COPY src/commerce_lm/__init__.py src/commerce_lm/
-# Every package pyproject.toml lists must exist (tests/test_images.py keeps this list in step).
-RUN for package in cli config steps steps/build_report steps/prepare_data steps/publish_bundle training training/objectives embedding bundle storage launch demo data; do \
-        mkdir -p "src/commerce_lm/$package" && touch "src/commerce_lm/$package/__init__.py"; \
-    done \
- && mkdir -p components pipelines && touch components/__init__.py pipelines/__init__.py \
+RUN python skeleton.py \
  && pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}" \
  && pip install -c constraints.txt ".[pipelines]" \
  && pip uninstall -y commerce-lm
 
 FROM deps AS test
+# The test tools before the code, so a code change re-runs the tests without reinstalling them.
+RUN pip install -c constraints.txt ".[dev]" && pip uninstall -y commerce-lm
 COPY . /src
-RUN pip install -c constraints.txt -e ".[dev]" \
+RUN pip install -c constraints.txt --no-deps -e . \
  && HOME=/tmp python -m pytest -q -p no:cacheprovider \
  && touch /tmp/tests-passed
 
 FROM deps AS runtime
+# The skeleton's install left build/ in /src: setuptools would ship its empty files, newer than the
+# code copied in below, instead of the code.
+RUN rm -rf /src \
+ && groupadd --gid 10001 app && useradd --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 # Depending on the test stage makes BuildKit run it: no image without passing tests.
 COPY --from=test /tmp/tests-passed /opt/tests-passed
+COPY pyproject.toml constraints.txt README.md /src/
 COPY src /src/src
 COPY components /src/components
 COPY pipelines /src/pipelines
-COPY pyproject.toml constraints.txt README.md /src/
-RUN pip install -c /src/constraints.txt --no-deps /src && rm -rf /src \
- && groupadd --gid 10001 app && useradd --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
+RUN pip install -c /src/constraints.txt --no-deps /src && rm -rf /src
 # Read-only root filesystem: HOME and caches under /tmp (an emptyDir); no credentials in the image.
 ENV HOME=/tmp \
     XDG_CACHE_HOME=/tmp/.cache \

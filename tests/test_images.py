@@ -6,6 +6,7 @@ the runtime depends on, run as non-root with caches off the root filesystem, and
 """
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 import tomllib
@@ -109,9 +110,9 @@ def test_dockerfile_pins_and_installs(dockerfile: str) -> None:
                 assert "-c" in part.split() and "constraints.txt" in part, f"unconstrained install: {part}"
     assert any(re.search(r"pip install .*--no-deps /src\b", c) for c in installs), "runtime installs the package"
     assert any('".[pipelines]"' in c for c in installs), "kfp is in the image (install_kfp_package=False)"
-    python = re.search(r"python:?(3\.\d+)", base) or re.search(r"python(3\.\d+)", text)
+    python = args.get("PYTHON_VERSION") or re.search(r"python:?(3\.\d+)", base).group(1)
     requires = _pyproject()["project"]["requires-python"]
-    minor = int(python.group(1).split(".")[1])
+    minor = int(python.split(".")[1])
     low, high = (int(x) for x in re.findall(r"3\.(\d+)", requires))
     assert low <= minor < high, f"image Python 3.{minor} outside {requires}"
 
@@ -136,12 +137,66 @@ def test_dockerignore_keeps_the_context_small() -> None:
         assert ".venv" in ignore and ".git" in ignore
 
 
+def _pip_installs(dockerfile: str) -> list[list[str]]:
+    """The arguments of every ``pip install`` in the Dockerfile."""
+    runs = [i["value"] for i in _parsed(dockerfile).structure if i["instruction"] == "RUN"]
+    parts = [part.split() for run in runs for part in re.split(r"&&|;", run)]
+    return [words[words.index("install") + 1 :] for words in parts if words[:2] == ["pip", "install"]]
+
+
 @pytest.mark.parametrize("dockerfile", sorted(set(images.IMAGES.values())))
-def test_dependency_skeleton_holds_every_package(dockerfile: str) -> None:
-    # pip refuses a package list naming a missing folder, so the deps stage's skeleton must list them all.
-    deps = _stages(_parsed(dockerfile))[0]
-    skeleton = next(i["value"] for i in deps if i["instruction"] == "RUN" and "for package in" in i["value"])
-    listed = set(re.search(r"for package in ([^;]+);", skeleton).group(1).split())
-    packages = _pyproject()["tool"]["setuptools"]["packages"]
-    wanted = {p.removeprefix("commerce_lm.").replace(".", "/") for p in packages if p.startswith("commerce_lm.")}
-    assert listed == wanted, f"skeleton {sorted(listed)} != pyproject packages {sorted(wanted)}"
+def test_dockerfile_installs_only_what_pyproject_names(dockerfile: str) -> None:
+    # The dependencies come from pyproject.toml itself (a new one there is in the next build); a package
+    # a Dockerfile names apart from the project would fall out of step with it.
+    extras = set(_pyproject()["project"]["optional-dependencies"])
+    valued = {"-c", "--index-url"}
+    for words in _pip_installs(dockerfile):
+        targets = [w for i, w in enumerate(words) if not w.startswith("-") and (i == 0 or words[i - 1] not in valued)]
+        for target in targets:
+            target = target.strip('"')
+            if target == "torch==${TORCH_VERSION}":
+                continue  # checked against pyproject's pin above
+            match = re.fullmatch(r"(\.|/src)(?:\[(\w+)\])?", target)
+            assert match, f"{dockerfile} installs {target}, not from pyproject.toml"
+            assert match.group(2) in extras | {None}, f"{dockerfile}: no extra {match.group(2)} in pyproject.toml"
+
+
+def _skeleton():  # noqa: ANN202 - images/skeleton.py, which the images run before copying our code
+    spec = importlib.util.spec_from_file_location("skeleton", ROOT / "images" / "skeleton.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pyproject_lists_every_package_the_images_need() -> None:
+    # The images install what pyproject.toml lists; a package folder it misses would be absent from them.
+    listed = set(_skeleton().package_dirs(_pyproject()))
+    found = {
+        init.parent.relative_to(ROOT)
+        for top in ("src", "components", "pipelines")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert listed == found, f"pyproject.toml packages {sorted(map(str, listed ^ found))} out of step with the tree"
+
+
+def test_skeleton_lets_pip_resolve_from_pyproject_alone(tmp_path: Path) -> None:
+    for name in ("pyproject.toml", "src/commerce_lm/__init__.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    _skeleton().main(tmp_path)
+    for folder in _skeleton().package_dirs(_pyproject()):
+        assert (tmp_path / folder / "__init__.py").is_file(), folder
+    assert (tmp_path / _pyproject()["project"]["readme"]).is_file()
+    assert (tmp_path / "src/commerce_lm/__init__.py").read_text() == (ROOT / "src/commerce_lm/__init__.py").read_text()
+
+
+@pytest.mark.parametrize("dockerfile", sorted(set(images.IMAGES.values())))
+def test_dependencies_install_before_our_code(dockerfile: str) -> None:
+    # A code change must rebuild only the last layers: the deps stage copies pyproject.toml and what pip
+    # needs to read it, never the code or the README.
+    deps, test, _ = _stages(_parsed(dockerfile))
+    copied = {path for i in deps if i["instruction"] == "COPY" for path in i["value"].split()[:-1]}
+    assert copied == {"pyproject.toml", "constraints.txt", "images/skeleton.py", "src/commerce_lm/__init__.py"}
+    assert any(i["instruction"] == "RUN" and i["value"].startswith("python skeleton.py") for i in deps)
+    kinds = [i["instruction"] for i in test]
+    assert kinds.index("COPY") > kinds.index("RUN"), "the test tools install before the code is copied"

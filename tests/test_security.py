@@ -1,8 +1,11 @@
 """No credentials anywhere in the repository, the images or the manifests."""
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Shapes of real secrets: private keys, service-account key files, cloud access keys, tokens.
@@ -17,6 +20,9 @@ SECRET_PATTERNS = [
 
 
 def _tracked_files():
+    # An image's test stage has the files but no .git (and no git): the checkout's own run covers them.
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -40,6 +46,8 @@ def test_no_secrets_in_the_repository():
 
 def test_images_and_manifests_use_workload_identity_not_key_files():
     for path in [*REPO.glob("images/*"), *REPO.glob("deploy/**/*.yaml")]:
+        if not path.is_file():
+            continue  # images/__pycache__ (tests import images/skeleton.py)
         text = path.read_text()
         assert "GOOGLE_APPLICATION_CREDENTIALS" not in text, path
         assert not re.search(r"^kind:\s*Secret\b", text, re.M), path
