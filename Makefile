@@ -25,7 +25,7 @@ endif
 	touch $@
 
 demo: install
-	$(VENV)/bin/commerce-lm demo-data --output outputs/demo-data --seed 7
+	$(VENV)/bin/commerce-lm demo-data --output outputs/demo-data --seed 7 --items 1500
 	$(VENV)/bin/commerce-lm run --config configs/demo.yaml --output outputs/demo
 
 test: install

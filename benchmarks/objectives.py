@@ -63,6 +63,7 @@ VARIANTS = {
     "mix-3": {"objective": {**MIX, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     "mix-1-cls": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "cls"},
     "simcse+near-1": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 1.0}, "pooling": "mean"},
+    "simcse+near-3": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     # The config's own finetune section, then one knob changed (how much of the PLM is adapted).
     "config": {},
     "pool-cls": {"pooling": "cls"},
@@ -71,8 +72,11 @@ VARIANTS = {
     "freeze-2": {"freeze_layers": 2},
     "freeze-4": {"freeze_layers": 4},
     "freeze-emb+4": {"freeze_embeddings": True, "freeze_layers": 4},
+    "freeze-emb+6": {"freeze_embeddings": True, "freeze_layers": 6},
 }
 ALPHAS = "0.3,0.5,0.7,1.0"
+# The PLM arms: name -> embed settings over the config's.
+PLM_ARMS = {"plm": {}, "plm-cls": {"pooling": "cls"}, "plm-noprompt": {"prompt": "none"}}
 TASK_TOLERANCE = 0.005
 SIMILARITY_RATIO = 0.97
 
@@ -186,18 +190,24 @@ def main() -> None:
     prepared = out / "prepared"
     if not (prepared / "stats.json").exists():
         _run(["prepare-data", "--config", args.config, *sets, "--output", str(prepared)], log)
-    plm_rows, seconds, results, overrides = {}, {}, {}, {}
-    for pooling in ("auto", "cls"):
-        plm = out / f"plm-{pooling}"
+    plm_rows: dict[str, dict] = {}
+    seconds, results, overrides = {}, {}, {}
+    # The PLM as it declares itself (pooling, prompt), then with [CLS] (the reference's baseline) and
+    # without its prompt: how the PLM is embedded is chosen on validation like everything else.
+    for name, embed in PLM_ARMS.items():
+        plm = out / name.replace("plm", "plm-auto", 1) if name == "plm" else out / name
         if not (plm / "manifest.json").exists():
-            _run(["extract-embeddings", "--config", args.config, *sets, "--set", f"embed.pooling={pooling}",
+            embed_sets = [arg for key, value in embed.items() for arg in ("--set", f"embed.{key}={value}")]
+            _run(["extract-embeddings", "--config", args.config, *sets, *embed_sets,
                   "--prepared", str(prepared), "--output", str(plm)], log)  # fmt: skip
-        name = "plm" if pooling == "auto" else "plm-cls"
-        # Heads and KNN of the PLM pooled as it declares, and (when that is not [CLS]) with [CLS].
-        if pooling == "auto" or plm_rows["plm"]["pooling"] != "cls":
-            metrics = _evaluate(args.config, sets, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
-            plm_rows[name] = _row(metrics, "finetuned" if name == "plm-cls" else "plm")
-            plm_rows[name]["pooling"] = json.loads((plm / "manifest.json").read_text())["pooling"]
+        manifest = json.loads((plm / "manifest.json").read_text())
+        # Skip an arm that is the declared one again (an encoder that declares [CLS], or no prompt).
+        if name != "plm" and all(manifest.get(k) == plm_rows["plm"][k] for k in ("pooling", "prompt")):
+            continue
+        # Heads and KNN of each arm, paired with the declared PLM (its "finetuned" slot holds the arm).
+        metrics = _evaluate(args.config, sets, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
+        plm_rows[name] = _row(metrics, "plm" if name == "plm" else "finetuned")
+        plm_rows[name].update({k: manifest.get(k) for k in ("pooling", "prompt")})
     for variant in variants:
         folder = out / variant
         began = time.perf_counter()
