@@ -9,7 +9,8 @@ validation margin used for the choice, and train seconds.
 
 The choice is made on validation only: a variant qualifies when, on validation, no task's PR AUC
 falls more than 0.005 below the PLM's and no similarity set's F1 falls below 0.97 of the PLM's; among
-those (or, when none does, among all) it keeps the best mean relative gain. Test numbers are printed
+those it keeps the best mean relative gain; when none qualifies, the one whose worst relative loss is
+smallest (do no harm first). Test numbers are printed
 beside, never used. `docs/objectives.md` records what it chose for each shipped config.
 
     python benchmarks/objectives.py --config configs/demo.yaml --out outputs/bench/objectives-demo
@@ -132,8 +133,12 @@ def choose(rows: dict[str, dict], plm: dict) -> tuple[str, dict[str, dict]]:
                 ok &= value >= base - TASK_TOLERANCE
                 gains.append((value - base) / max(base, 1e-9))
         evidence[name] = {"qualifies": bool(ok), "mean_relative_gain": sum(gains) / len(gains), "worst": min(gains)}
-    pool = [n for n in rows if evidence[n]["qualifies"]] or list(rows)
-    return max(pool, key=lambda n: evidence[n]["mean_relative_gain"]), evidence
+    qualifying = [n for n in rows if evidence[n]["qualifies"]]
+    if qualifying:
+        return max(qualifying, key=lambda n: evidence[n]["mean_relative_gain"]), evidence
+    # None does no harm: the one that harms least. A mean would let a large relative gain on one
+    # small similarity F1 outweigh a lost task, the harm this rule exists to refuse.
+    return max(rows, key=lambda n: evidence[n]["worst"]), evidence
 
 
 def _table(rows: dict[str, dict], plm_rows: dict[str, dict], evidence: dict, seconds: dict) -> str:
