@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from commerce_lm.modelfiles.checksums import checksums as folder_checksums
 from commerce_lm.names import COMPLETE_MARKER
 
 FORMAT = "commerce-lm-bundle/1"
@@ -33,20 +33,9 @@ class BundleError(ValueError):
     """A bundle that must not be used; the message names the bundle and what is wrong."""
 
 
-def sha256(path: Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def checksums(root: Path) -> dict[str, str]:
     """``{relative path: sha256}`` of every file under ``root`` but the manifest and a completion marker."""
-    skip = {root / MANIFEST_JSON, root / COMPLETE_MARKER}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p not in skip)
-    return {"/".join(p.relative_to(root).parts): sha256(p) for p in files}
+    return folder_checksums(root, {MANIFEST_JSON, COMPLETE_MARKER})
 
 
 def verify(root: Path, manifest: dict, name: str) -> None:

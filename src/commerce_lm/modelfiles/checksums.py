@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 from commerce_lm.names import COMPLETE_MARKER
@@ -22,10 +23,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checksums(folder: str | Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file below ``folder`` but the manifest and the marker, sorted."""
+def checksums(folder: str | Path, skip: Collection[str] = _NOT_LISTED) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file below ``folder``, sorted.
+
+    Args:
+        folder: The folder to checksum.
+        skip: Relative paths left out (by default this module's manifest and the completion marker).
+    """
     root = Path(folder)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in _NOT_LISTED)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in skip)
     return {p.relative_to(root).as_posix(): file_sha256(p) for p in files}
 
 
