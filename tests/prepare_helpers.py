@@ -53,11 +53,36 @@ def assert_same_as_reference(cfg: config.RunConfig | config.PrepareSection, tmp_
     section = cfg if isinstance(cfg, config.PrepareSection) else config.section_for("prepare-data", cfg)
     prepare_data.run(section, str(tmp_path / "new"))
     prepare_reference.run(section, tmp_path / "reference")
-    new, reference = reference_tables(tmp_path / "new"), reference_tables(tmp_path / "reference")
+    return assert_same_tables(tmp_path / "new", tmp_path / "reference")[names.STATS_JSON]
+
+
+def assert_same_tables(new_dir: Path, reference_dir: Path) -> dict:
+    """Every table and JSON of two prepare-data folders must be equal. Returns the reference's."""
+    new, reference = reference_tables(new_dir), reference_tables(reference_dir)
     assert sorted(new) == sorted(reference)
     for name, expected in reference.items():
         if isinstance(expected, pd.DataFrame):
             pd.testing.assert_frame_equal(new[name], expected, obj=name)
         else:
             assert new[name] == expected, name
-    return reference[names.STATS_JSON]
+    return reference
+
+
+def write_parquet(table, folder: Path, damage: tuple[float, int] | None):  # noqa: ANN001 - a pyarrow Table
+    """Write ``table`` as small-row-group Parquet with page checksums; ``damage`` zeroes bytes.
+
+    Args:
+        table: The rows.
+        folder: Where ``d.parquet`` goes.
+        damage: ``(where, how many)``: zero ``how many`` bytes from ``where`` (a fraction of the file).
+    """
+    import pyarrow.parquet as pq
+
+    data = folder / "d.parquet"
+    pq.write_table(table, data, write_page_checksum=True, row_group_size=4)
+    if damage:
+        raw = bytearray(data.read_bytes())
+        start = int(damage[0] * (len(raw) - 1))
+        raw[start : start + damage[1]] = bytes(len(raw[start : start + damage[1]]))
+        data.write_bytes(bytes(raw))
+    return data

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from prepare_helpers import assert_same_as_reference, prepare_reference, reference_tables
+from prepare_helpers import assert_same_as_reference, assert_same_tables, prepare_reference
 
 from commerce_lm import config
 from commerce_lm.demo import corpus as demo_corpus
@@ -200,13 +200,7 @@ def test_awkward_parquet_values_are_prepared_exactly_as_today(tmp_path):
     new_dir = tmp_path / "new"
     prepare_data.prepare(section, new_dir)
     prepare_reference.run(section, tmp_path / "reference")
-    new, reference = reference_tables(new_dir), reference_tables(tmp_path / "reference")
-    assert sorted(new) == sorted(reference)
-    for name, expected in reference.items():
-        if isinstance(expected, pd.DataFrame):
-            pd.testing.assert_frame_equal(new[name], expected, obj=name)
-        else:
-            assert new[name] == expected, name
+    assert_same_tables(new_dir, tmp_path / "reference")
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/datasets is not on this machine")

@@ -10,10 +10,9 @@ import io
 import json
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prepare_helpers import prepare_tables
+from prepare_helpers import prepare_tables, write_parquet
 
 from commerce_lm.data.readers import InputError
 from commerce_lm.steps.prepare_data import normalize_text
@@ -133,13 +132,7 @@ def test_parquet(tmp_path_factory, rows, bad_labels, bad_text, damage):
     texts = [t.encode() for _, t, _ in good] + [f"label {v!r}".encode() for v in bad_labels] + list(bad_text)
     labels = [str(y) for _, _, y in good] + bad_labels + ["1"] * len(bad_text)
     table = pa.table({"id": ids, "text": pa.array(texts, pa.binary()), "label": labels})
-    data = tmp_path_factory.mktemp("parquet") / "d.parquet"
-    pq.write_table(table, data, write_page_checksum=True, row_group_size=4)
-    if damage:
-        raw = bytearray(data.read_bytes())
-        start = int(damage[0] * (len(raw) - 1))
-        raw[start : start + damage[1]] = bytes(len(raw[start : start + damage[1]]))
-        data.write_bytes(bytes(raw))
+    data = write_parquet(table, tmp_path_factory.mktemp("parquet"), damage)
     out = _check(tmp_path_factory.mktemp("out"), data, good)
     if not damage:
         assert out is not None and len(out["task-t"][0]) == len(good)

@@ -11,10 +11,10 @@ import json
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prepare_helpers import write_parquet
 from test_bundle_score import published, registry_cfg, run_outputs  # noqa: F401 - the tiny bundle's fixtures
 from test_prepare_fuzz import BAD_CSV, BAD_JSON, ODD
 
@@ -108,13 +108,7 @@ def test_parquet(tmp_path_factory, bundle, store, texts, bad_text, bad_ids, gate
     table = pa.table(
         {"id": pa.array(ids, pa.string()), "title": pa.array(titles, pa.binary()), "lang": ["en"] * len(ids)}
     )
-    data = tmp_path_factory.mktemp("parquet") / "d.parquet"
-    pq.write_table(table, data, write_page_checksum=True, row_group_size=4)
-    if damage:
-        raw = bytearray(data.read_bytes())
-        start = int(damage[0] * (len(raw) - 1))
-        raw[start : start + damage[1]] = bytes(len(raw[start : start + damage[1]]))
-        data.write_bytes(bytes(raw))
+    data = write_parquet(table, tmp_path_factory.mktemp("parquet"), damage)
     clean = not (bad_text or bad_ids or damage)
     scored = _score(bundle, store, tmp_path_factory.mktemp("out") / "o", data, gate, clean)
     if scored is not None and not damage:
