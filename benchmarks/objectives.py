@@ -200,7 +200,7 @@ def main() -> None:
     # The PLM as it declares itself (pooling, prompt), then with [CLS] (the reference's baseline) and
     # without its prompt: how the PLM is embedded is chosen on validation like everything else.
     for name, embed in PLM_ARMS.items():
-        plm = out / name.replace("plm", "plm-auto", 1) if name == "plm" else out / name
+        plm = out / ("plm-auto" if name == "plm" else name)
         if not (plm / "manifest.json").exists():
             embed_sets = [arg for key, value in embed.items() for arg in ("--set", f"embed.{key}={value}")]
             _run(["extract-embeddings", "--config", args.config, *sets, *embed_sets,
