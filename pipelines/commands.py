@@ -53,6 +53,8 @@ def _run_local(args: argparse.Namespace) -> int:
         load_run_config(args), out, cache_dir=cache_dir, overwrite=args.overwrite, config_file=args.config
     )
     print(f"pipeline finished in {result['seconds']:.0f} s")
+    steps = sorted(result["step_seconds"].items(), key=lambda item: -item[1])
+    print("steps run: " + (", ".join(f"{task} {seconds:.1f} s" for task, seconds in steps) or "none"))
     if cache_dir is not None:
         hits = ", ".join(result["cache_hits"]) or "none"
         print(f"cache {cache_dir}: hits {hits}")

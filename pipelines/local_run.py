@@ -36,6 +36,7 @@ STEP = "run"  # the name in the _COMPLETE marker of a run folder
 # lone task: "Task <name> finished with status FAILURE"); names and statuses are in colour.
 _CACHE_HIT = re.compile(r"Task (\S+) cache hit")
 _EXECUTING = re.compile(r"Executing task (\S+)")
+_FINISHED = re.compile(r"Task (\S+) finished with status")
 _FAILED = re.compile(r"Inner task failed: '([^']+)'|Task '([^']+)' finished with status FAILURE")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -104,7 +105,7 @@ def _plain(text: str) -> str:
 
 
 class _TaskLog(logging.Handler):
-    """What kfp.local says while the pipeline runs: the cache hits, and each task's streamed log.
+    """What kfp.local says while the pipeline runs: cache hits, each task's wall time and streamed log.
 
     kfp.local runs tasks in threads; from its thread, each task's "Executing task <name>" line (its
     own logger writes to ``sys.stdout``) and then the task's output (stdout and stderr, merged) are
@@ -117,6 +118,8 @@ class _TaskLog(logging.Handler):
         super().__init__(logging.INFO)
         self.stream = stream
         self.cache_hits: list[str] = []
+        self.step_seconds: dict[str, float] = {}  # task -> wall time, from its start to its finish line
+        self._started: dict[str, float] = {}
         self.logs: dict[str, list[str]] = defaultdict(list)  # task -> its printed lines
         self._task: dict[int, str] = {}  # thread -> the task it runs
         self._partial: dict[int, str] = defaultdict(str)
@@ -134,6 +137,11 @@ class _TaskLog(logging.Handler):
         for line in map(_plain, done):
             if match := _EXECUTING.search(line):
                 self._task[thread] = match.group(1).strip("'")
+                self._started[self._task[thread]] = time.perf_counter()
+            elif (match := _FINISHED.search(line)) and (task := match.group(1).strip("'")) in self._started:
+                # A task inside a loop runs once per iteration under one name: its times add up.
+                elapsed = time.perf_counter() - self._started.pop(task)
+                self.step_seconds[task] = self.step_seconds.get(task, 0.0) + elapsed
             self.logs[self._task.get(thread, "")].append(line)
         return len(text)
 
@@ -211,7 +219,8 @@ def run_local(
         config_file: The config file, whose folder the run folder must not be in.
 
     Returns:
-        ``seconds`` (wall time of the pipeline) and ``cache_hits`` (the tasks served from the cache).
+        ``seconds`` (wall time of the pipeline), ``cache_hits`` (the tasks served from the cache)
+        and ``step_seconds`` (each task that ran: its wall time, a loop's iterations added up).
 
     Raises:
         UserError: A step failed on what the user gave: names the step, its own error and its log.
@@ -244,4 +253,4 @@ def run_local(
             raise log.failure(error, out / "kfp-root") from None
     for name in REPORT_FILES:
         shutil.copy(report / name, out / name)
-    return {"seconds": time.time() - started, "cache_hits": sorted(log.cache_hits)}
+    return {"seconds": time.time() - started, "cache_hits": sorted(log.cache_hits), "step_seconds": log.step_seconds}

@@ -1,6 +1,7 @@
 """The pipeline compiles with all seven steps, and the whole DAG runs locally on configs/tiny.yaml."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -96,6 +97,8 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     result = _run(tiny_run_dir / "tiny.yaml", out, cache)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "hits none" in result.stdout
+    ran = next(line for line in result.stdout.splitlines() if line.startswith("steps run: "))
+    assert re.search(r"finetune-encoder \d+\.\d s", ran) and re.search(r"build-report \d+\.\d s", ran), ran
     metrics = json.loads((out / names.METRICS_JSON).read_text())
     assert set(metrics["tasks"]) == {"prohibited", "offplatform"}
     for task in metrics["tasks"].values():
@@ -126,6 +129,8 @@ def test_local_run_of_the_whole_dag(tmp_path, tiny_run_dir):
     assert second.returncode == 0, second.stderr[-3000:]
     hits = next(line for line in second.stdout.splitlines() if " hits " in line)
     assert "finetune-encoder" in hits and "finetune-baseline" not in hits, hits
+    ran = next(line for line in second.stdout.splitlines() if line.startswith("steps run: "))
+    assert "finetune-encoder" not in ran and "train-heads" in ran, ran
     assert not list((tmp_path / "more" / "kfp-root").rglob("finetune-baseline*"))  # nor run
     more_metrics = json.loads((tmp_path / "more" / names.METRICS_JSON).read_text())
     assert set(more_metrics["tasks"]) == {"prohibited", "offplatform", "counterfeit"}
