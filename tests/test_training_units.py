@@ -149,3 +149,22 @@ def test_a_child_does_not_reuse_the_world_its_parent_filled_in(monkeypatch):
         dist._fill_single_process_env()
         assert os.environ["MASTER_PORT"] != parent_port
         assert os.environ[dist.FILLED_MARKER] == str(os.getpid())
+
+
+def test_a_remote_checkpoint_store_leaves_no_staging_folder_behind_even_when_never_closed():
+    """A gs:// store stages checkpoints in /tmp; a run that fails before close() must not leave it there."""
+    import gc
+
+    from commerce_lm.training.checkpoint import CheckpointStore
+    from commerce_lm.training.dist import DistInfo
+
+    closed = CheckpointStore("gs://bucket/ckpt", keep=1, info=DistInfo(0, 0, 1, "cpu"))
+    staging = closed._local_dir()
+    assert staging.is_dir()
+    closed.close()
+    assert not staging.exists()
+    failed = CheckpointStore("gs://bucket/ckpt", keep=1, info=DistInfo(0, 0, 1, "cpu"))
+    staging = failed._local_dir()
+    del failed  # a failed run drops its store without closing it
+    gc.collect()
+    assert not staging.exists()

@@ -79,7 +79,10 @@ class CheckpointStore:
         self.keep = keep
         self.info = info
         self.remote = storage.is_gcs(root)
-        self._staging = Path(tempfile.mkdtemp(prefix="commerce-lm-ckpt-")) if self.remote else None
+        # A gs:// checkpoint is written locally first. The folder is removed by close(), or when
+        # the process exits after a failure (a bare mkdtemp stayed behind in /tmp).
+        self._tmp = tempfile.TemporaryDirectory(prefix="commerce-lm-ckpt-") if self.remote else None
+        self._staging = Path(self._tmp.name) if self._tmp is not None else None
 
     # ---------------------------------------------------------------------------------- finding
     def complete_steps(self) -> list[int]:
@@ -208,9 +211,9 @@ class CheckpointStore:
         storage.remove(self.root)
 
     def close(self) -> None:
-        """Remove the local staging folder of a ``gs://`` store."""
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
+        """Remove the local staging folder of a ``gs://`` store (a failed run's goes when its process exits)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 def check_resumable(state: dict[str, Any], fingerprint: str, world_size: int, root: str) -> bool:
