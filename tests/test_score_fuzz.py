@@ -5,8 +5,6 @@ input rows always equal the scored plus the rejected rows), or stops with one li
 It never raises anything else and never loses a row.
 """
 
-import csv
-import io
 import json
 
 import pandas as pd
@@ -16,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prepare_helpers import write_parquet
 from test_bundle_score import published, registry_cfg, run_outputs  # noqa: F401 - the tiny bundle's fixtures
-from test_prepare_fuzz import BAD_CSV, BAD_JSON, ODD
+from test_prepare_fuzz import BAD_CSV, BAD_JSON, ODD, _csv_line
 
 from commerce_lm import names
 from commerce_lm.data.readers import InputError
@@ -65,13 +63,13 @@ def _score(bundle: str, store: str, out, data, gate, clean: bool) -> pd.DataFram
 @given(texts=GOOD_TEXTS, bad=st.lists(BAD_CSV, max_size=5), gate=GATE, seed=st.randoms())
 def test_csv(tmp_path_factory, bundle, store, texts, bad, gate, seed):
     good = _good(texts)
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([("id", "title", "lang"), *[(i, t, "en") for i, t in good]])
-    lines = buffer.getvalue().encode().splitlines(keepends=True)
+    # One entry per record, not per line: a good text may hold a line break inside its quotes, and a
+    # bad line put there would break that good row, not add one of its own.
+    records = [_csv_line((i, t, "en")) for i, t in good]
     for n, template in enumerate(bad):  # the prepare-data fuzz cases, a third column as score reads it
-        lines.insert(seed.randint(1, len(lines)), template.replace(b"{id}", f"bad{n}".encode()) + b"\n")
+        records.insert(seed.randint(0, len(records)), template.replace(b"{id}", f"bad{n}".encode()) + b"\n")
     data = tmp_path_factory.mktemp("csv") / "d.csv"
-    data.write_bytes(b"".join(lines))
+    data.write_bytes(_csv_line(("id", "title", "lang")) + b"".join(records))
     scored = _score(bundle, store, tmp_path_factory.mktemp("out") / "o", data, gate, clean=not bad)
     if scored is not None and not any(b'"' in t for t in bad):  # a broken quote may swallow later rows
         assert {i for i, _ in good} <= set(scored["id"])
