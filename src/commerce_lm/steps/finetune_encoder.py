@@ -82,7 +82,7 @@ def run(
     metrics = {
         "step": STEP,
         "num_labels": len(labels),
-        "objective": dict(settings.objective),
+        "objective": settings.weights(),
         "pooling": settings.pooling,
         "prompt": prompt,
         "interpolation": settings.interpolation,
@@ -103,19 +103,14 @@ def _model_and_objective(
     settings = section.finetune
 
     model = PooledEncoder(
-        models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.objective.get("mlm", 0) > 0
+        models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.weights().get("mlm", 0) > 0
     )
     # Before the engine is built: the optimizer (and DeepSpeed's state) then never holds them.
     adapt.freeze(model.encoder, embeddings=settings.freeze_embeddings, layers=settings.freeze_layers)
     context = objectives.Context(
-        temperature=settings.temperature,
-        pooling=settings.pooling,
-        tokenizer=tokenizer,
-        mlm_probability=settings.mlm_probability,
-        # The frozen copy is pooled as the fine-tuned encoder is: the term compares like with like.
-        load_pretrained=lambda: models.load_encoder(section.model),
+        settings, tokenizer=tokenizer, load_pretrained=lambda: models.load_encoder(section.model)
     )
-    return model, objectives.build(dict(settings.objective), context)
+    return model, objectives.build(context)
 
 
 def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) -> None:
