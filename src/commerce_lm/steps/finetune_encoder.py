@@ -32,7 +32,7 @@ from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.modelfiles import st_files
 from commerce_lm.modelfiles.st_files import write_sentence_transformers_files
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
-from commerce_lm.training import adapt, dist, objectives, steps
+from commerce_lm.training import adapt, classifier_run, dist, objectives
 from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
 
 STEP = "finetune-encoder"
@@ -61,16 +61,16 @@ def run(
         return cluster.run_multi_node(JobRequest(STEP, section, prepared_dir, out_dir, checkpoint_dir=checkpoint_dir))
     location = storage.join(prepared_dir, DOMAIN_TABLE)
     labels = list(storage.read_json(storage.join(prepared_dir, LABELS_JSON)))
-    frame = steps.read_table(location)
+    frame = classifier_run.read_table(location)
     settings = section.finetune
     source = models.resolve_model(section.model)
     # Train on documents as extraction will embed them: after the prompt the encoder declares.
     prompt = st_files.prompt(source, settings.prompt)
-    trained = steps.train_classifier(
+    trained = classifier_run.train_classifier(
         section,
         section.finetune,
-        steps.split_frame(frame, "train", location),
-        steps.split_frame(frame, "validation", location),
+        classifier_run.split_frame(frame, "train", location),
+        classifier_run.split_frame(frame, "validation", location),
         len(labels),
         out_dir,
         step_name=STEP,
@@ -91,9 +91,9 @@ def run(
     if trained.info.is_main:
         with storage.staged_dir(out_dir, "finetune-encoder") as stage:
             _export(stage / MODEL_DIR, trained, settings, source)
-            steps.write_common(stage, section, trained, metrics)
-    steps.finish(trained)
-    return steps.json_safe(metrics)
+            classifier_run.write_common(stage, section, trained, metrics)
+    classifier_run.finish(trained)
+    return classifier_run.json_safe(metrics)
 
 
 def _model_and_objective(
