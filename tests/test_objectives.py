@@ -90,6 +90,7 @@ def test_a_loss_registered_once_is_accepted_by_the_config_and_built_by_the_train
     assert cfg.objective["toy"] == Margin(weight=2.0, margin=0.25)
     assert cfg.model_dump(mode="json")["objective"] == {"cross_entropy": 1.0, "toy": {"weight": 2.0, "margin": 0.25}}
     assert FinetuneConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    assert FinetuneConfig(objective=cfg.objective) == cfg  # validated settings are taken as they are
     assert FinetuneConfig(objective={"toy": 1}).objective["toy"].margin == 0.5  # a bare weight: default settings
     mix = objectives.build(objectives.Context(cfg))
     assert isinstance(mix.parts["toy"][1], Toy) and mix.parts["toy"][0] == 2.0
