@@ -160,14 +160,14 @@ def test_frozen_parameters_resume_under_zero_stages(work, stage, monkeypatch):
     import shutil
 
     from commerce_lm import models
-    from commerce_lm.training import steps
+    from commerce_lm.training import classifier_run
 
     overrides = [f"finetune.zero_stage={stage}", "finetune.epochs=1", "finetune.freeze_embeddings=true",
                  "finetune.freeze_layers=1"]  # fmt: skip
     cfg = section_for("finetune-encoder", load_config(work / "cfg.yaml", overrides))
     out = work / f"frozen-z{stage}"
     # The first run keeps its checkpoints, as if killed right after publishing; the rerun resumes.
-    monkeypatch.setattr(steps, "finish", lambda trained: None)
+    monkeypatch.setattr(classifier_run, "finish", lambda trained: None)
     first = finetune_encoder.run(cfg, str(work / "prepared"), str(out))
     first_log = _log(out)
     shutil.rmtree(out)

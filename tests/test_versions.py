@@ -5,6 +5,8 @@ import importlib
 import pytest
 from commerce_lm_pipelines.versions import code_version, module_closure, package_data, step_code_versions
 
+from commerce_lm.config import OBJECTIVES
+
 PACKAGE = {
     "__init__.py": "",
     "names.py": "DONE = '_COMPLETE'\n",
@@ -75,3 +77,9 @@ def test_the_domain_finetune_does_not_depend_on_the_other_steps():
     assert not {m for m in closure if m.startswith("commerce_lm.steps.") and m != "commerce_lm.steps.finetune_encoder"}
     assert "commerce_lm.prepare_data" not in closure and "commerce_lm.embedding.store" not in closure
     assert set(step_code_versions()) >= {"prepare-data", "finetune-encoder", "build-report"}
+
+
+def test_the_domain_finetune_versions_the_loss_of_every_objective_it_can_build():
+    # The trainer finds a loss by its name; only the static import in its package puts it in the version.
+    closure = module_closure("commerce_lm.steps.finetune_encoder")
+    assert {f"commerce_lm.training.objectives.{name}" for name in OBJECTIVES} <= set(closure)

@@ -4,6 +4,7 @@
 """
 
 from commerce_lm.config.loading import ConfigError, config_from_json, load_config, parse_config, section_from_json
+from commerce_lm.config.objectives import OBJECTIVES, ObjectiveSettings
 from commerce_lm.config.sections import (
     DatasetSpec,
     DomainSpec,
@@ -32,9 +33,10 @@ from commerce_lm.config.step_sections import (
     prepare_part,
     section_for,
 )
-from commerce_lm.config.training import BaselineConfig, FinetuneConfig, ObjectiveName, TrainConfig
+from commerce_lm.config.training import BaselineConfig, FinetuneConfig, TrainConfig
 
 __all__ = [
+    "OBJECTIVES",
     "SECTIONS",
     "BaselineConfig",
     "ConfigError",
@@ -49,7 +51,7 @@ __all__ = [
     "HeadsSection",
     "KnnConfig",
     "KnnSection",
-    "ObjectiveName",
+    "ObjectiveSettings",
     "PrepareConfig",
     "PrepareSection",
     "PublishBundleSection",

@@ -19,10 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from commerce_lm import storage
-from commerce_lm.data import formats
-from commerce_lm.data.formats import FormatError, Record
-
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+from commerce_lm.data.formats import FORMATS, Format, FormatError, Record
 
 
 class InputError(ValueError):
@@ -36,15 +33,17 @@ class InputError(ValueError):
         super().__init__(" ".join(message.split()))
 
 
-def input_format(path: str) -> str:
-    """The format of ``path`` from its extension.
+def input_format(path: str) -> Format:
+    """The format of ``path`` from its extension (:data:`commerce_lm.data.formats.FORMATS`).
 
     Raises:
-        InputError: When the extension is not one of Parquet, CSV or JSONL.
+        InputError: When no format has the extension; the message lists the formats.
     """
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; expected Parquet, CSV or JSONL")
+        *others, last = dict.fromkeys(fmt.title for fmt in FORMATS.values())
+        expected = f"{', '.join(others)} or {last}" if others else last
+        raise InputError(f"{path}: unsupported file type {suffix or '(none)'}; expected {expected}")
     return FORMATS[suffix]
 
 
@@ -91,41 +90,17 @@ def _expand_gcs(location: str) -> list[str]:
     return [f for f in storage.list_files(location) if _is_data_file(f[len(folder) :])]
 
 
-def _available(fmt: str, local: Path, encoding: str | None) -> list[str] | None:
-    """The file's columns, or None for JSONL (whose keys are known only once it is read)."""
-    if fmt == "parquet":
-        return formats.parquet_columns(local)
-    if fmt == "csv":
-        return formats.csv_header(local, formats.check_encoding(local, encoding))
-    formats.check_encoding(local, encoding)
-    return None
-
-
-def _records(path: str, local: Path, columns: list[str], wanted: list[str], encoding: str | None, batch_rows: int):
-    fmt = input_format(path)
-    if fmt == "parquet":
-        yield from formats.parquet_records(local, wanted, batch_rows)
-    elif fmt == "csv":
-        yield from formats.csv_records(local, wanted, formats.check_encoding(local, encoding))
-    else:
-        seen: set[str] = set()
-        yield from formats.jsonl_records(local, wanted, formats.check_encoding(local, encoding), seen)
-        missing = [c for c in columns if c not in seen]
-        if missing:
-            raise InputError(f"{path}: no record has column(s) {missing}, which the config names")
-
-
-def _format_and_columns(path: str, local: Path, encoding: str | None) -> tuple[str, list[str] | None]:
+def _format_and_columns(path: str, local: Path, encoding: str | None) -> tuple[Format, list[str] | None]:
     """The file's format and its columns (None for JSONL), or an InputError naming the file."""
     if local.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
     fmt = input_format(path)
     try:
-        return fmt, _available(fmt, local, encoding)
+        return fmt, fmt.columns(local, encoding)
     except FormatError as error:
         raise InputError(f"{path}: {error}") from None
     except Exception as error:  # each format's library raises its own types; name the file
-        raise InputError(f"{path}: not a readable {fmt} file: {error}") from None
+        raise InputError(f"{path}: not a readable {fmt.name} file: {error}") from None
 
 
 def _file_records(
@@ -137,7 +112,12 @@ def _file_records(
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}; the file has {available}")
     wanted = columns + [c for c in optional if c not in columns and (available is None or c in available)]
-    yield from _records(path, local, columns, wanted, encoding, batch_rows)
+    seen: set[str] = set()
+    yield from fmt.records(local, wanted, encoding, batch_rows, seen)
+    if available is None:  # the columns are known now that every record is read
+        missing = [c for c in columns if c not in seen]
+        if missing:
+            raise InputError(f"{path}: no record has column(s) {missing}, which the config names")
 
 
 @contextmanager
@@ -242,20 +222,13 @@ def load_batches(path: str, columns: list[str], encoding: str | None, batch_rows
     with _opened(path, encoding) as local:
         fmt, available = _format_and_columns(path, local, encoding)
         wanted = [c for c in columns if available is None or c in available]
-        rows = 0
-        if fmt == "parquet":
-            for table in formats.parquet_batches(local, wanted, batch_rows):
-                yield LoadedFile(path, available, read=list(columns), table=table, first_row=rows)
-                rows += table.num_rows
-        else:
-            loaded = LoadedFile(path, available, read=list(columns))
-            codec = formats.check_encoding(local, encoding)
-            if fmt == "csv":
-                loaded.records = list(formats.csv_records(local, wanted, codec))
-            else:
-                loaded.records = list(formats.jsonl_records(local, wanted, codec, loaded.seen))
-            rows = loaded.rows
-            if rows:
-                yield loaded
+        rows, seen = 0, set()
+        for batch in fmt.batches(local, wanted, encoding, batch_rows, seen):
+            table = batch if isinstance(batch, pa.Table) else None
+            records = None if table is not None else batch
+            yield LoadedFile(
+                path, available, read=list(columns), table=table, records=records, seen=seen, first_row=rows
+            )
+            rows += len(batch)
     if rows == 0:
         raise InputError(f"{path}: file has no rows")

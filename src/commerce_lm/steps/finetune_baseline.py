@@ -21,7 +21,7 @@ from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.metrics import roc_pr
 from commerce_lm.modelfiles import st_files
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
-from commerce_lm.training import data, dist, metrics, steps
+from commerce_lm.training import classifier_run, data, dist, metrics
 
 STEP = "finetune-baseline"
 # Documents per scoring batch (one process, no gradients).
@@ -64,13 +64,17 @@ def budget(result: dict[str, Any], patience: int | None) -> dict[str, Any]:
 
 
 def _score_and_publish(
-    section: FinetuneBaselineSection, trained: steps.Trained, test_frame: Any, metrics: dict[str, Any], out_dir: str
+    section: FinetuneBaselineSection,
+    trained: classifier_run.Trained,
+    test_frame: Any,
+    metrics: dict[str, Any],
+    out_dir: str,
 ) -> None:
     """Score the test split with the best weights, add ROC/PR AUC to ``metrics`` and publish (rank 0)."""
     import pandas as pd
 
     test = data.make_split(trained.tokenizer, test_frame, section.baseline.max_length, metrics["prompt"])
-    model = steps.fresh_model(trained.config, trained.result.best_state)
+    model = classifier_run.fresh_model(trained.config, trained.result.best_state)
     scores = score(model, test, trained.tokenizer.pad_token_id, trained.info.device)
     # NaN (one class only) becomes null in metrics.json (json_safe).
     metrics.update(zip(("roc_auc", "pr_auc"), roc_pr(test.labels, scores), strict=True))
@@ -79,7 +83,7 @@ def _score_and_publish(
     )
     with storage.staged_dir(out_dir, STEP) as stage:
         predictions.to_parquet(stage / PREDICTIONS_TABLE, index=False)
-        steps.write_common(stage, section, trained, metrics)
+        classifier_run.write_common(stage, section, trained, metrics)
 
 
 def run(
@@ -111,18 +115,18 @@ def run(
         request = JobRequest(STEP, section, prepared_dir, out_dir, task=task, checkpoint_dir=checkpoint_dir)
         return cluster.run_multi_node(request)
     location = storage.join(prepared_dir, TASKS_DIR, f"{task}.parquet")
-    frame = steps.read_table(location)
+    frame = classifier_run.read_table(location)
     bad = sorted(set(frame["label"].unique()) - {0, 1})
     if bad:
         raise ValueError(f"{location}: column 'label' must be 0/1 for a binary task, found {bad}")
-    test_frame = steps.split_frame(frame, "test", location)
+    test_frame = classifier_run.split_frame(frame, "test", location)
     # Train and score documents as the frozen arms embed them: after the prompt the encoder declares.
     prompt = st_files.prompt(models.resolve_model(section.model), section.baseline.prompt)
-    trained = steps.train_classifier(
+    trained = classifier_run.train_classifier(
         section,
         section.baseline,
-        steps.split_frame(frame, "train", location),
-        steps.split_frame(frame, "validation", location),
+        classifier_run.split_frame(frame, "train", location),
+        classifier_run.split_frame(frame, "validation", location),
         2,
         out_dir,
         step_name=f"{STEP}:{task}",
@@ -141,7 +145,7 @@ def run(
     }
     if trained.info.is_main:
         _score_and_publish(section, trained, test_frame, metrics_out, out_dir)
-    metrics_out = steps.json_safe(metrics_out)
-    steps.finish(trained)
+    metrics_out = classifier_run.json_safe(metrics_out)
+    classifier_run.finish(trained)
     # Every rank returns the same metrics, test scores included.
     return dist.broadcast_object(metrics_out)  # type: ignore[return-value]

@@ -32,7 +32,7 @@ from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.modelfiles import st_files
 from commerce_lm.modelfiles.st_files import write_sentence_transformers_files
 from commerce_lm.names import DOMAIN_TABLE, LABELS_JSON, MODEL_DIR
-from commerce_lm.training import adapt, dist, objectives, steps
+from commerce_lm.training import adapt, classifier_run, dist, objectives
 from commerce_lm.training.pooled_model import PooledEncoder, encoder_state
 
 STEP = "finetune-encoder"
@@ -61,16 +61,16 @@ def run(
         return cluster.run_multi_node(JobRequest(STEP, section, prepared_dir, out_dir, checkpoint_dir=checkpoint_dir))
     location = storage.join(prepared_dir, DOMAIN_TABLE)
     labels = list(storage.read_json(storage.join(prepared_dir, LABELS_JSON)))
-    frame = steps.read_table(location)
+    frame = classifier_run.read_table(location)
     settings = section.finetune
     source = models.resolve_model(section.model)
     # Train on documents as extraction will embed them: after the prompt the encoder declares.
     prompt = st_files.prompt(source, settings.prompt)
-    trained = steps.train_classifier(
+    trained = classifier_run.train_classifier(
         section,
         section.finetune,
-        steps.split_frame(frame, "train", location),
-        steps.split_frame(frame, "validation", location),
+        classifier_run.split_frame(frame, "train", location),
+        classifier_run.split_frame(frame, "validation", location),
         len(labels),
         out_dir,
         step_name=STEP,
@@ -82,7 +82,7 @@ def run(
     metrics = {
         "step": STEP,
         "num_labels": len(labels),
-        "objective": dict(settings.objective),
+        "objective": settings.weights(),
         "pooling": settings.pooling,
         "prompt": prompt,
         "interpolation": settings.interpolation,
@@ -91,9 +91,9 @@ def run(
     if trained.info.is_main:
         with storage.staged_dir(out_dir, "finetune-encoder") as stage:
             _export(stage / MODEL_DIR, trained, settings, source)
-            steps.write_common(stage, section, trained, metrics)
-    steps.finish(trained)
-    return steps.json_safe(metrics)
+            classifier_run.write_common(stage, section, trained, metrics)
+    classifier_run.finish(trained)
+    return classifier_run.json_safe(metrics)
 
 
 def _model_and_objective(
@@ -103,19 +103,14 @@ def _model_and_objective(
     settings = section.finetune
 
     model = PooledEncoder(
-        models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.objective.get("mlm", 0) > 0
+        models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.weights().get("mlm", 0) > 0
     )
     # Before the engine is built: the optimizer (and DeepSpeed's state) then never holds them.
     adapt.freeze(model.encoder, embeddings=settings.freeze_embeddings, layers=settings.freeze_layers)
     context = objectives.Context(
-        temperature=settings.temperature,
-        pooling=settings.pooling,
-        tokenizer=tokenizer,
-        mlm_probability=settings.mlm_probability,
-        # The frozen copy is pooled as the fine-tuned encoder is: the term compares like with like.
-        load_pretrained=lambda: models.load_encoder(section.model),
+        settings, tokenizer=tokenizer, load_pretrained=lambda: models.load_encoder(section.model)
     )
-    return model, objectives.build(dict(settings.objective), context)
+    return model, objectives.build(context)
 
 
 def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) -> None:

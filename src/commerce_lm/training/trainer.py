@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from commerce_lm.config import TrainConfig
+from commerce_lm.config import FinetuneConfig, TrainConfig
 from commerce_lm.training import data, dist, objectives
 from commerce_lm.training.session import Session
 
@@ -95,7 +95,7 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    objective = objective or objectives.build({"cross_entropy": 1.0}, objectives.Context())
+    objective = objective or objectives.build(objectives.Context(FinetuneConfig(objective={"cross_entropy": 1.0})))
     session = Session.start(model, train_split, tcfg, seed, info, checkpoint_root, fingerprint)
     progress = tqdm(
         total=session.total_steps, initial=session.state.step, disable=not info.is_main, desc="train", unit="step",

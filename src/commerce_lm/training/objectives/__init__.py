@@ -1,79 +1,43 @@
-"""Training objectives, one per file, and the registry that maps config names to them.
+"""Training objectives, one per module, and :func:`build`, which weighs them into one mix.
 
 ``finetune.objective`` is a weighted set, e.g. ``{cross_entropy: 1.0, instance_contrastive: 1.0,
-stay_near_pretrained: 0.3}``; :func:`build` turns it into one :class:`~.mix.Mix`. Each objective
-follows :class:`~.base.Objective` (``objective(model, batch) -> {term: tensor}``), so it would run
-unchanged inside the Hugging Face Trainer's ``compute_loss``.
+stay_near_pretrained: 0.3}``; :func:`build` turns it into one :class:`~.mix.Mix`. The names and each
+objective's settings are declared once, in :data:`commerce_lm.config.objectives.OBJECTIVES`, which
+the config validates against; the loss of objective ``NAME`` is this package's module ``NAME``, whose
+``build(settings, context)`` makes it. Each objective follows :class:`~.base.Objective`
+(``objective(model, batch) -> {term: tensor}``), so it would run unchanged inside the Hugging Face
+Trainer's ``compute_loss``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import importlib
 
-from commerce_lm.training.objectives.base import Objective
-from commerce_lm.training.objectives.cross_entropy import CrossEntropy
-from commerce_lm.training.objectives.instance_contrastive import InstanceContrastive
+# Every loss module, imported here so that the fine-tune's code version (pipelines/versions.py, which
+# reads imports) covers each of them: build() finds them by name.
+from commerce_lm.training.objectives import (  # noqa: F401
+    cross_entropy,
+    instance_contrastive,
+    mlm,
+    stay_near_pretrained,
+    supervised_contrastive,
+)
+from commerce_lm.training.objectives.base import Context, Objective
 from commerce_lm.training.objectives.mix import Mix
-from commerce_lm.training.objectives.mlm import MaskedLM
-from commerce_lm.training.objectives.stay_near_pretrained import StayNearPretrained
-from commerce_lm.training.objectives.supervised_contrastive import SupervisedContrastive
 
 
-@dataclass
-class Context:
-    """What objectives may need beyond their weight.
+def build(context: Context) -> Mix:
+    """The weighted mix of the objectives ``context.finetune.objective`` names; those of weight 0 left out.
 
-    Attributes:
-        temperature: Of the contrastive terms.
-        pooling: How the model pools (the frozen copy pools the same way).
-        tokenizer: For masked-LM's special and mask tokens.
-        mlm_probability: Share of tokens masked-LM predicts.
-        load_pretrained: Loads a frozen copy of the pre-trained encoder (``stay_near_pretrained``).
+    The config has validated the names and weights (:func:`commerce_lm.config.objectives.parse_objective`).
     """
-
-    temperature: float = 0.05
-    pooling: str = "cls"
-    tokenizer: Any = None
-    mlm_probability: float = 0.15
-    load_pretrained: Callable[[], Any] | None = None
-
-
-def _mlm(ctx: Context) -> MaskedLM:
-    tok = ctx.tokenizer
-    if tok is None or tok.mask_token_id is None:
-        raise ValueError("objective mlm: the tokenizer has no mask token")
-    return MaskedLM(tok.mask_token_id, list(tok.all_special_ids), len(tok), ctx.mlm_probability)
+    return Mix(
+        {
+            name: (settings.weight, importlib.import_module(f"{__name__}.{name}").build(settings, context))
+            for name, settings in context.finetune.objective.items()
+            if settings.weight > 0
+        }
+    )
 
 
-def _stay_near(ctx: Context) -> StayNearPretrained:
-    if ctx.load_pretrained is None:
-        raise ValueError("objective stay_near_pretrained needs the pre-trained encoder")
-    return StayNearPretrained(ctx.load_pretrained(), ctx.pooling)
-
-
-REGISTRY: dict[str, Callable[[Context], Objective]] = {
-    "cross_entropy": lambda ctx: CrossEntropy(),
-    "supervised_contrastive": lambda ctx: SupervisedContrastive(ctx.temperature),
-    "instance_contrastive": lambda ctx: InstanceContrastive(ctx.temperature),
-    "mlm": _mlm,
-    "stay_near_pretrained": _stay_near,
-}
-
-
-def build(weights: dict[str, float], ctx: Context) -> Mix:
-    """The weighted mix of the named objectives; terms with weight 0 are left out.
-
-    Raises:
-        ValueError: An unknown name, a negative weight, or no positive weight.
-    """
-    unknown = sorted(set(weights) - set(REGISTRY))
-    if unknown:
-        raise ValueError(f"unknown objective(s) {unknown}; expected some of {sorted(REGISTRY)}")
-    if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
-        raise ValueError(f"objective weights {weights}: need non-negative weights, at least one positive")
-    return Mix({name: (w, REGISTRY[name](ctx)) for name, w in weights.items() if w > 0})
-
-
-__all__ = ["Context", "Mix", "Objective", "REGISTRY", "build"]
+__all__ = ["Context", "Mix", "Objective", "build"]

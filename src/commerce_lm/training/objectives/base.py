@@ -1,6 +1,7 @@
 """What every training objective shares: the interface, one forward pass per batch, cross-rank gathering.
 
-An objective is called as ``objective(model, batch)`` and returns a dict of named loss terms (scalar
+An objective is built by its module's ``build(settings, context)`` from its own settings and a
+:class:`Context`, is called as ``objective(model, batch)`` and returns a dict of named loss terms (scalar
 tensors). It calls the model itself, because some terms need more than one view of a document
 (SimCSE's two dropout passes) or changed inputs (masked-LM). The plain forward pass that several
 terms share is run once per batch by :func:`views`, which memoises it in the batch.
@@ -8,8 +9,11 @@ terms share is run once per batch by :func:`views`, which memoises it in the bat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from commerce_lm.config import FinetuneConfig
 
 VIEWS_KEY = "views"  # how many dropout views of each document the batch's forward pass computes
 _OUTPUTS_KEY = "_outputs"
@@ -24,6 +28,22 @@ class Objective(Protocol):
     def __call__(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         """The named loss terms of ``batch``."""
         ...
+
+
+@dataclass
+class Context:
+    """What objectives are built from beside their own settings.
+
+    Attributes:
+        finetune: The fine-tune's settings: the weighted objectives, and the settings they share
+            (``temperature``, ``pooling``, ``mlm_probability``).
+        tokenizer: The run's tokenizer (masked-LM's special and mask tokens).
+        load_pretrained: Loads a frozen copy of the pre-trained encoder (``stay_near_pretrained``).
+    """
+
+    finetune: FinetuneConfig
+    tokenizer: Any = None
+    load_pretrained: Callable[[], Any] | None = None
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm.training.objectives.base import views
+from commerce_lm.config import ObjectiveSettings
+from commerce_lm.training.objectives.base import Context, views
 
 
 class CrossEntropy:
@@ -18,3 +19,8 @@ class CrossEntropy:
 
         logits = views(model, batch)[0].logits
         return {"cross_entropy": F.cross_entropy(logits.float(), batch["labels"])}
+
+
+def build(settings: ObjectiveSettings, context: Context) -> CrossEntropy:
+    """The term; it needs nothing beyond its weight."""
+    return CrossEntropy()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm.training.objectives.base import gather, views
+from commerce_lm.config import ObjectiveSettings
+from commerce_lm.training.objectives.base import Context, gather, views
 
 
 class InstanceContrastive:
@@ -31,3 +32,8 @@ class InstanceContrastive:
         logits = z1 @ z2.T / self.temperature
         targets = torch.arange(z1.shape[0], device=z1.device) + offset
         return {"instance_contrastive": F.cross_entropy(logits, targets)}
+
+
+def build(settings: ObjectiveSettings, context: Context) -> InstanceContrastive:
+    """The term, at the fine-tune's contrastive temperature."""
+    return InstanceContrastive(context.finetune.temperature)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from commerce_lm.config import ObjectiveSettings
+from commerce_lm.training.objectives.base import Context
+
 
 class MaskedLM:
     """Cross-entropy of the model's masked-LM predictions at the chosen positions."""
@@ -47,3 +50,15 @@ class MaskedLM:
         masked, chosen = self.mask(ids, attention)
         out = model(input_ids=masked, attention_mask=attention, mlm_positions=chosen)
         return {"mlm": F.cross_entropy(out.mlm_logits.float(), ids[chosen])}
+
+
+def build(settings: ObjectiveSettings, context: Context) -> MaskedLM:
+    """The term, masking the fine-tune's ``mlm_probability`` of the tokens with the run's tokenizer.
+
+    Raises:
+        ValueError: The tokenizer has no mask token.
+    """
+    tok = context.tokenizer
+    if tok is None or tok.mask_token_id is None:
+        raise ValueError("objective mlm: the tokenizer has no mask token")
+    return MaskedLM(tok.mask_token_id, list(tok.all_special_ids), len(tok), context.finetune.mlm_probability)

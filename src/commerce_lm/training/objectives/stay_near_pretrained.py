@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from commerce_lm.config import ObjectiveSettings
 from commerce_lm.embedding.pooling import pool
-from commerce_lm.training.objectives.base import views
+from commerce_lm.training.objectives.base import Context, views
 
 
 class StayNearPretrained:
@@ -39,3 +40,14 @@ class StayNearPretrained:
         z = views(model, batch)[0].pooled.float()
         distance = (z - target).pow(2).sum(dim=-1) / target.pow(2).sum(dim=-1).clamp(min=1e-12)
         return {"stay_near_pretrained": distance.mean()}
+
+
+def build(settings: ObjectiveSettings, context: Context) -> StayNearPretrained:
+    """The term, against a frozen pre-trained encoder pooled as the fine-tuned one is: like with like.
+
+    Raises:
+        ValueError: The context cannot load the pre-trained encoder.
+    """
+    if context.load_pretrained is None:
+        raise ValueError("objective stay_near_pretrained needs the pre-trained encoder")
+    return StayNearPretrained(context.load_pretrained(), context.finetune.pooling)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from commerce_lm.training.objectives.base import gather, views
+from commerce_lm.config import ObjectiveSettings
+from commerce_lm.training.objectives.base import Context, gather, views
 
 
 class SupervisedContrastive:
@@ -40,3 +41,8 @@ class SupervisedContrastive:
             return {"supervised_contrastive": logits.sum() * 0.0}
         mean_log_prob = (log_prob * positives).sum(dim=1)[has] / counts[has]
         return {"supervised_contrastive": -mean_log_prob.mean()}
+
+
+def build(settings: ObjectiveSettings, context: Context) -> SupervisedContrastive:
+    """The term, at the fine-tune's contrastive temperature."""
+    return SupervisedContrastive(context.finetune.temperature)

@@ -1,4 +1,11 @@
-"""Pieces shared by the two training steps: reading prepared tables, building and training a classifier."""
+"""One classifier's training run from a prepared table to a step's outputs: what both training steps share.
+
+It reads the prepared table and its splits, trains a classifier with the shared trainer
+(:func:`train_classifier`), writes the outputs both training steps write (:func:`write_common`) and
+drops the checkpoints once they are published (:func:`finish`). It knows the step contract (the
+prepared table's columns, the fixed output names) and the training steps' config section, but no step
+by name: each step passes its own.
+"""
 
 from __future__ import annotations
 
