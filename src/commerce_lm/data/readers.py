@@ -19,7 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from commerce_lm import storage
-from commerce_lm.data.formats import FORMATS, Format, FormatError, Record
+from commerce_lm.data.formats import FormatError, Record
+from commerce_lm.data.input_formats import FORMATS, Format
 
 
 class InputError(ValueError):
@@ -34,7 +35,7 @@ class InputError(ValueError):
 
 
 def input_format(path: str) -> Format:
-    """The format of ``path`` from its extension (:data:`commerce_lm.data.formats.FORMATS`).
+    """The format of ``path`` from its extension (:data:`commerce_lm.data.input_formats.FORMATS`).
 
     Raises:
         InputError: When no format has the extension; the message lists the formats.
