@@ -2,7 +2,7 @@
 
 Runs ``commerce-lm run`` twice on a config, as a user would, with a fresh local cache (step cache,
 vector store, part caches), a fresh bundle registry and fresh run folders, all in a temporary
-folder (the encoder is built into that cache before the clock starts):
+folder or ``--keep``'s (the encoder is built into that cache before the clock starts):
 
 1. the config without its last task (or ``--task``);
 2. the whole config, the added task declared ``e2e: never`` (``--with-baseline`` keeps its
@@ -63,6 +63,7 @@ def main() -> int:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--task", help="the task added by the second run (default: the config's last)")
     parser.add_argument("--with-baseline", action="store_true", help="the added task keeps its e2e baseline")
+    parser.add_argument("--keep", help="an empty folder to run in and keep (its bundles/ for score_bundle.py)")
     args = parser.parse_args()
 
     config = Path(args.config).resolve()
@@ -72,7 +73,9 @@ def main() -> int:
     earlier = [t for t in raw["tasks"] if t["name"] != added]
     new = {**next(t for t in raw["tasks"] if t["name"] == added), "e2e": "always" if args.with_baseline else "never"}
     with tempfile.TemporaryDirectory(prefix="new-task-bench-") as tmp:
-        root = Path(tmp)
+        root = Path(args.keep or tmp)
+        if any(root.glob("*")):
+            raise SystemExit(f"--keep {root}: not an empty folder")
         os.environ["COMMERCE_LM_CACHE"] = str(root / "cache")  # the runs inherit it
         models.resolve_model(cfg.model)  # a packaged model is built once, before the clock starts
         registry = f"publish.location={root / 'bundles'}"
