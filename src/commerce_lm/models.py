@@ -135,7 +135,7 @@ def model_checksum(location: str) -> str:
     files = sorted({file for pattern in VECTOR_FILES for file in path.glob(pattern) if file.is_file()})
     if not any(file.suffix == ".safetensors" for file in files):
         raise ModelError(f"{location}: no *.safetensors weights in the model folder")
-    return _short_sha256("".join(f"{file.relative_to(path).as_posix()}\0{_file_sha256(file)}\n" for file in files))
+    return _short_sha256("".join(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n" for file in files))
 
 
 def _short_sha256(text: str) -> str:
@@ -143,13 +143,14 @@ def _short_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _file_sha256(path: Path) -> str:
-    """A file's SHA-256, read once per version of the file and remembered in the local cache.
+def file_sha256(path: Path) -> str:
+    """A file's hex SHA-256, read once per version of the file and remembered in the local cache.
 
-    Every step checks the encoder its inputs came from, and hashing a 470 MB model on each of them
-    was most of a cached step's cost. A file is known again by its device, inode, size, and
-    modification and change times in nanoseconds: any write changes the change time, which no tool
-    can set back, and a file replaced by another has another inode or change time.
+    Every step checks the encoder its inputs came from, and every score run its bundle's files:
+    hashing a 470 MB model each time was most of a cached step's cost. A file is known again by its
+    device, inode, size, and modification and change times in nanoseconds: any write changes the
+    change time, which no tool can set back, and a file replaced by another has another inode or
+    change time.
     """
     stat = path.stat()
     version = f"{path.resolve()}\0{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"

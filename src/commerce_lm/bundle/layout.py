@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from commerce_lm import models
 from commerce_lm.modelfiles.checksums import checksums as folder_checksums
 from commerce_lm.names import COMPLETE_MARKER
 
@@ -34,8 +35,12 @@ class BundleError(ValueError):
 
 
 def checksums(root: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``root`` but the manifest and a completion marker."""
-    return folder_checksums(root, {MANIFEST_JSON, COMPLETE_MARKER})
+    """``{relative path: sha256}`` of every file under ``root`` but the manifest and a completion marker.
+
+    Each file's digest is remembered by its version (:func:`commerce_lm.models.file_sha256`), so
+    scoring with a bundle hashes its encoder once, not on every run.
+    """
+    return folder_checksums(root, {MANIFEST_JSON, COMPLETE_MARKER}, models.file_sha256)
 
 
 def verify(root: Path, manifest: dict, name: str) -> None:

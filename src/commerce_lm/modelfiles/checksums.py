@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from commerce_lm.names import COMPLETE_MARKER
@@ -23,16 +23,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checksums(folder: str | Path, skip: Collection[str] = _NOT_LISTED) -> dict[str, str]:
+def checksums(
+    folder: str | Path, skip: Collection[str] = _NOT_LISTED, digest: Callable[[Path], str] = file_sha256
+) -> dict[str, str]:
     """``{relative path: sha256}`` of every file below ``folder``, sorted.
 
     Args:
         folder: The folder to checksum.
         skip: Relative paths left out (by default this module's manifest and the completion marker).
+        digest: A file's hex SHA-256 (:func:`file_sha256`, or one that remembers it).
     """
     root = Path(folder)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in skip)
-    return {p.relative_to(root).as_posix(): file_sha256(p) for p in files}
+    return {p.relative_to(root).as_posix(): digest(p) for p in files}
 
 
 def write_manifest(folder: str | Path) -> dict[str, str]:
