@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from commerce_lm import models
-from commerce_lm.embedding import fastpath
 from commerce_lm.embedding.batching import pad_batch, token_budget_batches
 from commerce_lm.embedding.pooling import POOLINGS, pool
 
@@ -80,7 +79,12 @@ class Embedder:
         encoder=None,  # noqa: ANN001
         tokenizer=None,  # noqa: ANN001
     ) -> None:
+        # torch (through the fast path too) is imported where an encoder is built, not with this
+        # module: a step whose texts are all in the vector store never builds one, and importing
+        # torch was most of such a step's cost.
         import torch
+
+        from commerce_lm.embedding import fastpath
 
         self.settings = settings or EncoderSettings()
         if self.settings.pooling not in POOLINGS:
