@@ -171,11 +171,7 @@ def _skeleton():  # noqa: ANN202 - images/skeleton.py, which the images run befo
 def test_pyproject_lists_every_package_the_images_need() -> None:
     # The images install what pyproject.toml lists; a package folder it misses would be absent from them.
     listed = set(_skeleton().package_dirs(_pyproject()))
-    found = {
-        init.parent.relative_to(ROOT)
-        for top in ("src", "components", "pipelines")
-        for init in (ROOT / top).rglob("__init__.py")
-    }
+    found = {init.parent.relative_to(ROOT) for init in (ROOT / "src").rglob("__init__.py")}
     assert listed == found, f"pyproject.toml packages {sorted(map(str, listed ^ found))} out of step with the tree"
 
 

@@ -1,6 +1,6 @@
 """submit / schedule / runs against a local stand-in of the KFP v2beta1 REST API (``fake_kfp``).
 
-Nothing of ``pipelines/remote.py`` or ``kfp.Client`` is replaced.
+Nothing of ``src/commerce_lm_pipelines/remote.py`` or ``kfp.Client`` is replaced.
 """
 
 from collections.abc import Iterator
