@@ -18,10 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 dockerfile_parse = pytest.importorskip("dockerfile_parse")
 pytest.importorskip("kfp")
 
+import commerce_lm  # noqa: E402
 import commerce_lm_components  # noqa: E402
 from commerce_lm_components import images  # noqa: E402
-
-import commerce_lm  # noqa: E402
 
 
 def _pyproject() -> dict:

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 kfp = pytest.importorskip("kfp")
-from commerce_lm_pipelines import auth as kfp_auth  # noqa: E402
-from commerce_lm_pipelines import commands, cron, remote  # noqa: E402
 from fake_kfp import API, FakeKfp  # noqa: E402
 from kfp import dsl  # noqa: E402
+
+from commerce_lm_pipelines import auth as kfp_auth  # noqa: E402
+from commerce_lm_pipelines import commands, cron, remote  # noqa: E402
 
 
 @pytest.fixture

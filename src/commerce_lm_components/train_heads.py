@@ -1,8 +1,9 @@
 """KFP component: train-heads (one linear layer per task, on each embedding set)."""
 
-from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
+
+from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
