@@ -44,7 +44,8 @@ compile: install
 clean:
 	rm -rf outputs .cache .pytest_cache .import_linter_cache
 
-# Container images: tags come from components/images.py (package version), under $(REGISTRY).
+# Container images: tags come from src/commerce_lm_components/images.py (package version), under
+# $(REGISTRY).
 # Each build runs the image's test stage first; docker or podman (images/build.sh). LOCAL_BASE=1
 # builds the bases from Debian packages where no registry is reachable (README: Container images).
 # Not part of `make test` or .ci/run: a cold build takes the better part of an hour.

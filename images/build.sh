@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build (or, with `push`, push) every image components/images.py lists, under the tags the compiled
-# pipeline names, with docker or podman (ENGINE, default: docker when its daemon answers).
+# Build (or, with `push`, push) every image src/commerce_lm_components/images.py lists, under the
+# tags the compiled pipeline names, with docker or podman (ENGINE, default: docker when its daemon
+# answers).
 # Arguments: the images to build (default: all), or `push`.
 #
 # LOCAL_BASE=1 builds where no registry is reachable (podman only): the base of both images is a

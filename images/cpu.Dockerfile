@@ -45,8 +45,6 @@ RUN rm -rf /src \
 COPY --from=test /tmp/tests-passed /opt/tests-passed
 COPY pyproject.toml constraints.txt README.md /src/
 COPY src /src/src
-COPY components /src/components
-COPY pipelines /src/pipelines
 RUN pip install -c /src/constraints.txt --no-deps /src && rm -rf /src
 # Read-only root filesystem: HOME and caches under /tmp (an emptyDir); no credentials in the image.
 ENV HOME=/tmp \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Smoke-test every image components/images.py lists, as built: images/smoke-steps.sh runs inside each,
-# as the image's user, with no network, in a fresh folder under /tmp; finetune-encoder runs under
+# Smoke-test every image src/commerce_lm_components/images.py lists, as built: images/smoke-steps.sh
+# runs inside each, as the image's user, with no network, in a fresh folder under /tmp; finetune-encoder runs under
 # torchrun with 2 processes in the training image. The root file system must come out unwritten
 # outside /tmp, as in the pods (readOnlyRootFilesystem, /tmp an emptyDir).
 #

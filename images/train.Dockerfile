@@ -57,8 +57,6 @@ RUN rm -rf /src \
 COPY --from=test /tmp/tests-passed /opt/tests-passed
 COPY pyproject.toml constraints.txt README.md /src/
 COPY src /src/src
-COPY components /src/components
-COPY pipelines /src/pipelines
 RUN pip install -c /src/constraints.txt --no-deps /src && rm -rf /src
 # Read-only root filesystem: every cache and HOME live under /tmp (an emptyDir in the pod);
 # credentials come from Workload Identity at run time, never from the image.

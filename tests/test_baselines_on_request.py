@@ -3,13 +3,13 @@
 import json
 
 import pytest
-from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
 from report_helpers import baseline_output, report_inputs
 
 from commerce_lm import names
 from commerce_lm.bundle import baselines
 from commerce_lm.config import parse_config, section_for
 from commerce_lm.steps import build_report
+from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
 
 TASKS = ["prohibited", "counterfeit"]
 

@@ -15,19 +15,6 @@ import pandas as pd
 import pytest
 
 kfp = pytest.importorskip("kfp")
-from commerce_lm_components.build_report import build_report  # noqa: E402
-from commerce_lm_components.evaluate_knn import evaluate_knn  # noqa: E402
-from commerce_lm_components.extract_embeddings import (  # noqa: E402
-    extract_finetuned_embeddings,
-    extract_plm_embeddings,
-    gather_embeddings,
-)
-from commerce_lm_components.finetune_baseline import finetune_baseline  # noqa: E402
-from commerce_lm_components.finetune_encoder import finetune_encoder  # noqa: E402
-from commerce_lm_components.prepare_data import prepare_data  # noqa: E402
-from commerce_lm_components.publish_bundle import publish_bundle  # noqa: E402
-from commerce_lm_components.score import gather_scores, score_listings  # noqa: E402
-from commerce_lm_components.train_heads import train_heads  # noqa: E402
 from kfp.dsl import (  # noqa: E402
     HTML,
     ClassificationMetrics,
@@ -41,6 +28,19 @@ from commerce_lm import names  # noqa: E402
 from commerce_lm.bundle import baselines as bundle_baselines  # noqa: E402
 from commerce_lm.bundle import registry  # noqa: E402
 from commerce_lm.config import section_for  # noqa: E402
+from commerce_lm_components.build_report import build_report  # noqa: E402
+from commerce_lm_components.evaluate_knn import evaluate_knn  # noqa: E402
+from commerce_lm_components.extract_embeddings import (  # noqa: E402
+    extract_finetuned_embeddings,
+    extract_plm_embeddings,
+    gather_embeddings,
+)
+from commerce_lm_components.finetune_baseline import finetune_baseline  # noqa: E402
+from commerce_lm_components.finetune_encoder import finetune_encoder  # noqa: E402
+from commerce_lm_components.prepare_data import prepare_data  # noqa: E402
+from commerce_lm_components.publish_bundle import publish_bundle  # noqa: E402
+from commerce_lm_components.score import gather_scores, score_listings  # noqa: E402
+from commerce_lm_components.train_heads import train_heads  # noqa: E402
 
 VERSION = "test"  # the code version only keys KFP's cache; the functions ignore it
 

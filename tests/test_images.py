@@ -18,10 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 dockerfile_parse = pytest.importorskip("dockerfile_parse")
 pytest.importorskip("kfp")
 
+import commerce_lm  # noqa: E402
 import commerce_lm_components  # noqa: E402
 from commerce_lm_components import images  # noqa: E402
-
-import commerce_lm  # noqa: E402
 
 
 def _pyproject() -> dict:
@@ -171,11 +170,7 @@ def _skeleton():  # noqa: ANN202 - images/skeleton.py, which the images run befo
 def test_pyproject_lists_every_package_the_images_need() -> None:
     # The images install what pyproject.toml lists; a package folder it misses would be absent from them.
     listed = set(_skeleton().package_dirs(_pyproject()))
-    found = {
-        init.parent.relative_to(ROOT)
-        for top in ("src", "components", "pipelines")
-        for init in (ROOT / top).rglob("__init__.py")
-    }
+    found = {init.parent.relative_to(ROOT) for init in (ROOT / "src").rglob("__init__.py")}
     assert listed == found, f"pyproject.toml packages {sorted(map(str, listed ^ found))} out of step with the tree"
 
 

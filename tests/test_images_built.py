@@ -1,7 +1,8 @@
 """The built images, smoke-tested by images/smoke.sh (`make images-smoke`).
 
 Building is not a test's job (`make images`, tens of minutes): this runs only where an engine is present
-and every image components/images.py lists is built, and skips cleanly anywhere else (CI included).
+and every image src/commerce_lm_components/images.py lists is built, and skips cleanly anywhere else
+(CI included).
 """
 
 import os

@@ -111,9 +111,8 @@ def _resolve(spec, arguments, task_name, tasks=None):
 
 
 def test_configs_differing_only_in_tasks_give_the_domain_finetune_identical_inputs(ir, tiny_cfg):
-    from commerce_lm_pipelines.pipeline import pipeline_arguments
-
     from commerce_lm.config import TaskSpec
+    from commerce_lm_pipelines.pipeline import pipeline_arguments
 
     spec, _ = ir
     more = tiny_cfg.model_copy(deep=True)

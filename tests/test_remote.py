@@ -1,6 +1,6 @@
 """submit / schedule / runs against a local stand-in of the KFP v2beta1 REST API (``fake_kfp``).
 
-Nothing of ``pipelines/remote.py`` or ``kfp.Client`` is replaced.
+Nothing of ``src/commerce_lm_pipelines/remote.py`` or ``kfp.Client`` is replaced.
 """
 
 from collections.abc import Iterator
@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 kfp = pytest.importorskip("kfp")
-from commerce_lm_pipelines import auth as kfp_auth  # noqa: E402
-from commerce_lm_pipelines import commands, cron, remote  # noqa: E402
 from fake_kfp import API, FakeKfp  # noqa: E402
 from kfp import dsl  # noqa: E402
+
+from commerce_lm_pipelines import auth as kfp_auth  # noqa: E402
+from commerce_lm_pipelines import commands, cron, remote  # noqa: E402
 
 
 @pytest.fixture

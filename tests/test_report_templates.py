@@ -97,8 +97,7 @@ def test_markdown_keeps_its_tables_whole(tiny_cfg):
 
 def test_the_wheel_ships_the_templates(tmp_path):
     source = tmp_path / "source"  # a copy: building writes build/ beside the sources
-    for folder in ("src", "components", "pipelines"):
-        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
     for file in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / file, source / file)
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from commerce_lm_pipelines import local_run
 
 from commerce_lm import cli, names
 from commerce_lm.config import ConfigError
 from commerce_lm.storage import OutputError
+from commerce_lm_pipelines import local_run
 
 DATA = "id,text,label\n" + "".join(f"r{i},listing text number {i},{i % 2}\n" for i in range(40))
 

@@ -3,9 +3,9 @@
 import importlib
 
 import pytest
-from commerce_lm_pipelines.versions import code_version, module_closure, package_data, step_code_versions
 
 from commerce_lm.config import OBJECTIVES
+from commerce_lm_pipelines.versions import code_version, module_closure, package_data, step_code_versions
 
 PACKAGE = {
     "__init__.py": "",

@@ -1,8 +1,14 @@
-"""The step commands: one subcommand per pipeline step, each a thin call of the step's ``run``."""
+"""The step commands: one subcommand per pipeline step, each a thin call of the step's ``run``.
+
+The steps and their flags come from :data:`commerce_lm.config.STEPS`: a step whose ``run`` takes its
+section, its inputs in order and its output folder needs nothing here (:func:`_run_step`); a step
+with flags of its own, or a ``run`` of another shape, has its command in :data:`_COMMANDS`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -129,15 +135,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _publish(args: argparse.Namespace) -> int:
-    from commerce_lm.steps import publish_bundle
-
-    cfg = load_section(args, "publish-bundle")
-    return _print(
-        publish_bundle.run(
-            cfg, args.prepared, args.finetuned, args.finetuned_embeddings, args.heads, args.knn, args.output
-        )
-    )
+def _run_step(args: argparse.Namespace) -> int:
+    """Run a step as its descriptor says: ``run(section, *inputs, output)``, printing its metrics."""
+    (step,) = [s for s in config_module.STEPS if s.name == args.command]
+    inputs = [getattr(args, flag.replace("-", "_")) for flag in step.inputs]
+    module = importlib.import_module(step.module)  # here, not above: a step's imports are heavy
+    return _print(module.run(load_section(args, step.name), *inputs, args.output))
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -183,15 +186,15 @@ def _add_score_commands(sub: argparse._SubParsersAction) -> None:
     gather.set_defaults(func=_gather_scores)
 
 
-def _step(
-    sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help_text: str, *inputs: str
-) -> argparse.ArgumentParser:
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _subcommand(sub: argparse._SubParsersAction, name: str, help_text: str, inputs: tuple[str, ...]) -> Any:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     add_config_args(parser)
     for flag in inputs:
         parser.add_argument(f"--{flag}", required=True)
     parser.add_argument("--output", required=True, help="output folder (local or gs://)")
-    parser.set_defaults(func=func)
     return parser
 
 
@@ -202,62 +205,70 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--items", type=int, default=2000, help="distinct items (rows are ~1.5x)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=_demo_data)
-    _add_data_and_training_commands(sub)
-    _add_embedding_commands(sub)
-    _add_result_commands(sub)
+    for step in config_module.STEPS:
+        parser = _subcommand(sub, step.name, step.help, step.inputs)
+        own = _COMMANDS.get(step.name)
+        parser.set_defaults(func=own(sub, parser) if own else _run_step)
     _add_score_commands(sub)
 
 
-def _add_data_and_training_commands(sub: argparse._SubParsersAction) -> None:
-    prepare = _step(sub, "prepare-data", _prepare, "validate, normalise, de-duplicate and split the data")
-    prepare.add_argument(
+def _prepare_command(sub: argparse._SubParsersAction, parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument(
         "--part",
         default="all",
         help="which datasets: all, domain, datasets (tasks, similarity sets, corpus) or task:NAME",
     )
-    for name, func, extra in (
-        ("finetune-encoder", _finetune_encoder, ()),
-        ("finetune-baseline", _finetune_baseline, ("task",)),
-    ):
-        parser_ = _step(sub, name, func, f"{name}: DeepSpeed fine-tuning", "prepared", *extra)
-        parser_.add_argument("--num-procs", type=int, default=0, help="processes under torchrun (0: from config)")
-        parser_.add_argument(
-            "--checkpoint-dir", help="resumable checkpoints (local or gs://; default: beside --output)"
-        )
+    return _prepare
 
 
-def _add_embedding_commands(sub: argparse._SubParsersAction) -> None:
-    extract = _step(sub, "extract-embeddings", _extract, "embed the corpus with a frozen encoder", "prepared")
-    extract.add_argument("--model", help="encoder to embed with (default: the config's PLM)")
-    extract.add_argument("--shard", type=int, default=0)
-    extract.add_argument("--num-shards", type=int, default=0, help="0: from config")
-    gather = _step(sub, "gather-embeddings", _gather, "merge embedding shards, checking every id", "prepared")
+def _training_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-procs", type=int, default=0, help="processes under torchrun (0: from config)")
+    parser.add_argument("--checkpoint-dir", help="resumable checkpoints (local or gs://; default: beside --output)")
+
+
+def _finetune_encoder_command(sub: argparse._SubParsersAction, parser: argparse.ArgumentParser) -> Handler:
+    _training_flags(parser)
+    return _finetune_encoder
+
+
+def _finetune_baseline_command(sub: argparse._SubParsersAction, parser: argparse.ArgumentParser) -> Handler:
+    _training_flags(parser)
+    return _finetune_baseline
+
+
+def _extract_command(sub: argparse._SubParsersAction, parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("--model", help="encoder to embed with (default: the config's PLM)")
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--num-shards", type=int, default=0, help="0: from config")
+    # Gathering the shards is part of the step, with a command of its own beside it.
+    gather = _subcommand(sub, "gather-embeddings", "merge embedding shards, checking every id", ("prepared",))
     gather.add_argument("--parts", nargs="+", required=True)
-    for name, func, help_text in (
-        ("train-heads", _train_heads, "one linear head per task and embedding set"),
-        ("evaluate-knn", _knn, "KNN similarity detection, PLM vs fine-tuned"),
-    ):
-        step = _step(sub, name, func, help_text, "prepared", "plm-embeddings", "finetuned-embeddings")
-        step.add_argument("--finetuned-model", help="the fine-tuned encoder the embeddings must come from")
+    gather.set_defaults(func=_gather)
+    return _extract
 
 
-def _add_result_commands(sub: argparse._SubParsersAction) -> None:
-    report = _step(
-        sub,
-        "build-report",
-        _report,
-        "metrics.json, report.md and report.html",
-        "prepared",
-        "finetuned",
-        "plm-embeddings",
-        "finetuned-embeddings",
-        "heads",
-        "knn",
-    )
-    report.add_argument("--baselines", nargs="+", required=True)
-    report.add_argument("--domain-prepared", help="prepare-data output of the domain, when prepared apart")
-    report.add_argument("--bundle", help="publish-bundle output, whose decision the report states")
-    _step(
-        sub, "publish-bundle", _publish, "package the run as a bundle; publish it when the gate allows",
-        "prepared", "finetuned", "finetuned-embeddings", "heads", "knn",
-    )  # fmt: skip
+def _embedding_command(handler: Handler) -> Callable[[argparse._SubParsersAction, argparse.ArgumentParser], Handler]:
+    def add(sub: argparse._SubParsersAction, parser: argparse.ArgumentParser) -> Handler:
+        parser.add_argument("--finetuned-model", help="the fine-tuned encoder the embeddings must come from")
+        return handler
+
+    return add
+
+
+def _report_command(sub: argparse._SubParsersAction, parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("--baselines", nargs="+", required=True)
+    parser.add_argument("--domain-prepared", help="prepare-data output of the domain, when prepared apart")
+    parser.add_argument("--bundle", help="publish-bundle output, whose decision the report states")
+    return _report
+
+
+# The steps with flags of their own: each adds them to the step's parser and gives its handler.
+_COMMANDS: dict[str, Callable[[argparse._SubParsersAction, argparse.ArgumentParser], Handler]] = {
+    "prepare-data": _prepare_command,
+    "finetune-encoder": _finetune_encoder_command,
+    "finetune-baseline": _finetune_baseline_command,
+    "extract-embeddings": _extract_command,
+    "train-heads": _embedding_command(_train_heads),
+    "evaluate-knn": _embedding_command(_knn),
+    "build-report": _report_command,
+}

@@ -33,7 +33,7 @@ def load_run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def load_section(args: argparse.Namespace, step: str) -> Any:
-    """``step``'s section of the run config (see :mod:`commerce_lm.config.step_sections`).
+    """``step``'s section of the run config (see :mod:`commerce_lm.config.steps`).
 
     ``--config-json`` may hold the section alone (what the pipeline's components pass) or a whole
     resolved run config; a ``--config`` file is loaded, overridden with ``--set``, then cut.

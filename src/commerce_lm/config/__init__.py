@@ -1,4 +1,4 @@
-"""Typed, validated run configuration: one section per step, loading, ``--set`` and errors.
+"""Typed, validated run configuration: the steps and the section each reads, loading, ``--set`` and errors.
 
 ``from commerce_lm.config import X`` is the public way in; the modules below it hold the parts.
 """
@@ -19,7 +19,6 @@ from commerce_lm.config.sections import (
     TaskSpec,
 )
 from commerce_lm.config.step_sections import (
-    SECTIONS,
     ExtractSection,
     FinetuneBaselineSection,
     FinetuneEncoderSection,
@@ -31,13 +30,14 @@ from commerce_lm.config.step_sections import (
     StepSection,
     TrainingSection,
     prepare_part,
-    section_for,
 )
+from commerce_lm.config.steps import SECTIONS, STEPS, Step, section_for
 from commerce_lm.config.training import BaselineConfig, FinetuneConfig, TrainConfig
 
 __all__ = [
     "OBJECTIVES",
     "SECTIONS",
+    "STEPS",
     "BaselineConfig",
     "ConfigError",
     "DatasetSpec",
@@ -60,6 +60,7 @@ __all__ = [
     "ReportSection",
     "RunConfig",
     "SimilaritySpec",
+    "Step",
     "StepSection",
     "TaskSpec",
     "TrainConfig",

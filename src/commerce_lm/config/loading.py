@@ -14,7 +14,8 @@ import yaml
 from pydantic import ValidationError
 
 from commerce_lm.config.sections import RunConfig
-from commerce_lm.config.step_sections import SECTIONS, StepSection, section_for
+from commerce_lm.config.step_sections import StepSection
+from commerce_lm.config.steps import SECTIONS, section_for
 
 
 class ConfigError(ValueError):

@@ -118,40 +118,9 @@ class PublishBundleSection(RunConfig, StepSection):
     """
 
 
-SECTIONS: dict[str, type[StepSection]] = {
-    "prepare-data": PrepareSection,
-    "finetune-encoder": FinetuneEncoderSection,
-    "finetune-baseline": FinetuneBaselineSection,
-    "extract-embeddings": ExtractSection,
-    "train-heads": HeadsSection,
-    "evaluate-knn": KnnSection,
-    "build-report": ReportSection,
-    "publish-bundle": PublishBundleSection,
-}
-
-
 # Settings that decide which steps run, not what a step does: no section carries them, so turning a
 # task's end-to-end baseline off (or on) changes no step's cache key.
 RUN_PLAN: dict[str, Any] = {"tasks": {"__all__": {"e2e"}}, "baseline": {"enabled"}}
-
-
-def section_for(step: str, cfg: RunConfig) -> Any:
-    """Cut ``step``'s section out of a whole run config.
-
-    Args:
-        step: A step's command name, e.g. ``finetune-encoder`` (a key of :data:`SECTIONS`).
-        cfg: The validated run config.
-
-    Returns:
-        The step's section (a :class:`StepSection`), holding copies of the config's values.
-
-    Raises:
-        KeyError: For a step without a section, naming the known ones.
-    """
-    if step not in SECTIONS:
-        raise KeyError(f"{step!r}: no config section; known steps: {sorted(SECTIONS)}")
-    section = SECTIONS[step]
-    return section.model_validate(cfg.model_dump(include=set(section.model_fields), exclude=RUN_PLAN))
 
 
 PREPARE_PARTS = ("all", "domain", "datasets")

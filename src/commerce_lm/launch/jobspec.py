@@ -12,10 +12,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from commerce_lm import config
 from commerce_lm.config import TrainConfig, TrainingSection
 
-# The two steps that can run on several nodes, and where each keeps its trainer settings.
-STEPS = {"finetune-encoder": "finetune", "finetune-baseline": "baseline"}
+# The steps that can run on several nodes (the two fine-tunes), and where each keeps its trainer settings.
+STEPS = {step.name: step.trainer for step in config.STEPS if step.trainer}
 PART_OF = {"app.kubernetes.io/part-of": "commerce-lm"}
 # The namespace a pod runs in, as Kubernetes mounts it with the service-account token.
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib
 
-# Every loss module, imported here so that the fine-tune's code version (pipelines/versions.py, which
-# reads imports) covers each of them: build() finds them by name.
+# Every loss module, imported here so that the fine-tune's code version (commerce_lm_pipelines.versions,
+# which reads imports) covers each of them: build() finds them by name.
 from commerce_lm.training.objectives import (  # noqa: F401
     cross_entropy,
     instance_contrastive,

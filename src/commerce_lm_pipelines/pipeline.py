@@ -18,6 +18,10 @@ earlier record of a task whose baseline did not run.
 
 from typing import Any
 
+from kfp import compiler, dsl, kubernetes
+from kfp.dsl import Dataset
+
+from commerce_lm.config import RunConfig, prepare_part, section_for
 from commerce_lm_components.build_report import build_report
 from commerce_lm_components.evaluate_knn import evaluate_knn
 from commerce_lm_components.extract_embeddings import (
@@ -33,10 +37,6 @@ from commerce_lm_components.publish_bundle import publish_bundle
 from commerce_lm_components.train_heads import train_heads
 from commerce_lm_pipelines.baseline_plan import plan_baselines
 from commerce_lm_pipelines.versions import step_code_versions
-from kfp import compiler, dsl, kubernetes
-from kfp.dsl import Dataset
-
-from commerce_lm.config import RunConfig, prepare_part, section_for
 
 PIPELINE_NAME = "commerce-lm"
 SHM_SIZE = "16Gi"

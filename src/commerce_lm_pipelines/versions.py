@@ -15,17 +15,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-# The library module that holds each step's behaviour.
-STEP_MODULES = {
-    "prepare-data": "commerce_lm.steps.prepare_data",
-    "finetune-encoder": "commerce_lm.steps.finetune_encoder",
-    "finetune-baseline": "commerce_lm.steps.finetune_baseline",
-    "extract-embeddings": "commerce_lm.steps.extract_embeddings",
-    "train-heads": "commerce_lm.steps.train_heads",
-    "evaluate-knn": "commerce_lm.steps.evaluate_knn",
-    "build-report": "commerce_lm.steps.build_report",
-    "publish-bundle": "commerce_lm.steps.publish_bundle",
-}
+from commerce_lm import config
 
 
 def _source(module: str) -> Path | None:
@@ -111,5 +101,5 @@ def code_version(module: str, root: str = "commerce_lm") -> str:
 
 
 def step_code_versions() -> dict[str, str]:
-    """The code version of every step, keyed by the step's command name."""
-    return {step: code_version(module) for step, module in STEP_MODULES.items()}
+    """The code version of every step (:data:`commerce_lm.config.STEPS`), keyed by its command name."""
+    return {step.name: code_version(step.module) for step in config.STEPS}

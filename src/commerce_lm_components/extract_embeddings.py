@@ -4,9 +4,10 @@ The PLM and the fine-tuned encoder get a component each (the PLM comes from the 
 fine-tuned encoder from the upstream artifact), so PLM embedding never waits for fine-tuning.
 """
 
-from commerce_lm_components.images import CPU_IMAGE, TRAINING_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
+
+from commerce_lm_components.images import CPU_IMAGE, TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)

@@ -1,8 +1,9 @@
 """KFP component: finetune-baseline (end-to-end fine-tuning of the PLM on one binary task)."""
 
-from commerce_lm_components.images import TRAINING_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
+
+from commerce_lm_components.images import TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)

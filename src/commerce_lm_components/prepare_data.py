@@ -1,8 +1,9 @@
 """KFP component: prepare-data, for one part of the data (the domain, the datasets, or one task)."""
 
-from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Output
+
+from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)

@@ -1,8 +1,9 @@
 """KFP components: score one shard of new listings with a bundle, and gather the shards."""
 
-from commerce_lm_components.images import CPU_IMAGE, TRAINING_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
+
+from commerce_lm_components.images import CPU_IMAGE, TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)

@@ -1,8 +1,9 @@
 """KFP component: finetune-encoder (DeepSpeed; the launcher runs inside the pod when num_procs > 1)."""
 
-from commerce_lm_components.images import TRAINING_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from commerce_lm_components.images import TRAINING_IMAGE
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)

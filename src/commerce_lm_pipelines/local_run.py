@@ -226,8 +226,9 @@ def run_local(
         UserError: A step failed on what the user gave: names the step, its own error and its log.
         RuntimeError: A step failed otherwise (the same line).
     """
-    from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
     from kfp import local
+
+    from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
 
     claim_run_dir(out, cfg.to_json(), cfg.fingerprint(), overwrite, run_inputs(cfg, config_file), cache_dir)
     # Components run as `python3 -m kfp.dsl.executor_main`: make that python this environment's.

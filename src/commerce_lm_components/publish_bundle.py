@@ -2,9 +2,10 @@
 
 from typing import Optional
 
-from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
+
+from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)

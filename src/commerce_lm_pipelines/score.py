@@ -6,9 +6,10 @@ the bundle may be a registry, so each run scores with whatever bundle is live th
 
 from typing import Any
 
+from kfp import compiler, dsl
+
 from commerce_lm_components.score import gather_scores, score_listings
 from commerce_lm_pipelines.pipeline import hardened
-from kfp import compiler, dsl
 
 SCORE_PIPELINE_NAME = "commerce-lm-score"
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from commerce_lm.cli import add_config_args, load_run_config
 from commerce_lm_pipelines.auth import TOKEN_ENV, Auth, make_client
 from commerce_lm_pipelines.cron import validate_cron
 from commerce_lm_pipelines.local_run import REPORT_FILES, default_cache_dir
@@ -26,8 +27,6 @@ from commerce_lm_pipelines.remote import (
     schedule_run,
     submit_run,
 )
-
-from commerce_lm.cli import add_config_args, load_run_config
 
 PIPELINES = ("train", "score")
 # A scheduled scoring run's default schedule name and KFP pipeline (apart from the training one's).
@@ -111,6 +110,7 @@ def _score_package(definition: dict[str, Any], sets: list[str]) -> tuple[str, di
     import tempfile
 
     import yaml
+
     from commerce_lm_pipelines.score import compile_score_pipeline, score_arguments
 
     given = dict(definition.get("arguments") or {})

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from commerce_lm_pipelines.cron import validate_cron
 
 DEFAULT_PIPELINE_NAME = "commerce-lm"

@@ -2,7 +2,6 @@
 
 from typing import Optional
 
-from commerce_lm_components.images import CPU_IMAGE
 from kfp import dsl
 from kfp.dsl import (
     HTML,
@@ -14,6 +13,8 @@ from kfp.dsl import (
     Output,
     SlicedClassificationMetrics,
 )
+
+from commerce_lm_components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
