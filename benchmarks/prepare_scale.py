@@ -3,7 +3,8 @@
 Generates listings with the demo generator (in its own process, so its memory does not count) and
 runs, each in a fresh process on the demo config (six datasets naming the one file):
 
-- the peer: today's per-row implementation (``benchmarks/prepare_reference``), at a size it can finish;
+- the peer: today's per-row implementation, at a size it can finish (the prepare-data tests' oracle,
+  ``tests/commerce_lm/steps/prepare_data/prepare_reference``);
 - plain pandas in memory: read, normalise, de-duplicate and hash-split each dataset with pandas
   string methods (fewer checks than the step; a floor for "just use pandas");
 - ours (``commerce_lm.steps.prepare_data``) at each ``--rows`` size.
@@ -86,8 +87,7 @@ def _prepare(which: str, listings: Path, out_dir: Path) -> None:
 
         metrics = prepare_data.run(cfg, str(out_dir))
     elif which == "peer":
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        import prepare_reference
+        from tests.commerce_lm.steps.prepare_data import prepare_reference
 
         done = prepare_reference.run(cfg, out_dir)
         metrics = {
@@ -112,11 +112,14 @@ def _listings(work: Path, rows: int) -> Path:
 
 def _measure(which: str, listings: Path, work: Path) -> dict:
     out = work / f"prepared-{which}-{listings.stem}"
+    # The repository root on the path, so the peer imports from the tests package that keeps it.
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, __file__, "--child", which, str(listings), str(out)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "PYTHONPATH": path},
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["docs_per_second"] = result["corpus_rows"] / result["seconds"]

@@ -6,7 +6,7 @@
 # the layers after its COPY (README.md: rebuild times).
 
 ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
-# Keep in step with pyproject.toml / the Makefile (tests/test_images.py checks it).
+# Keep in step with pyproject.toml / the Makefile (tests/images/test_images.py checks it).
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 

@@ -10,7 +10,7 @@
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-devel-ubuntu24.04
 # The base's own Python (Ubuntu 24.04: 3.12, Debian 12: 3.11).
 ARG PYTHON_VERSION=3.12
-# Keep in step with pyproject.toml / the Makefile (tests/test_images.py checks it).
+# Keep in step with pyproject.toml / the Makefile (tests/images/test_images.py checks it).
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
 

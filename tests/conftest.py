@@ -13,11 +13,11 @@ from commerce_lm import config
 from commerce_lm.demo import corpus as demo_data
 from commerce_lm.demo.tiny_model import build_tiny_xlmr
 from commerce_lm.steps import prepare_data
+from tests.helpers.paths import REPO
 
 # The GCS emulator fixtures (gcs_emulator, gcs_bucket) for any test that needs a bucket.
-pytest_plugins = ["gcs_emulator"]
+pytest_plugins = ["tests.fakes.gcs_emulator"]
 
-REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("COMMERCE_LM_DATASETS", REPO.parent / "shared" / "datasets"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

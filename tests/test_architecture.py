@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
+
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 TOP_CONTRACT = "Pipelines wire components; components call the library; the library knows neither"
 
@@ -24,8 +25,8 @@ TOP_CONTRACT = "Pipelines wire components; components call the library; the libr
 def copy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of ``src/`` as it is, beside the project's pyproject.toml."""
     root = tmp_path_factory.mktemp("layers")
-    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
 
 
@@ -38,7 +39,7 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_contracts_hold_on_the_tree() -> None:
-    result = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "broken" in result.stdout and "0 broken" in result.stdout
     # The real folders are the packages it lints: the top contract names them and is kept.

@@ -47,9 +47,9 @@ def compute_classes() -> dict[str, str]:
     ``unassigned`` marks code points Python's Unicode database does not assign (a newer utf8proc
     may decompose them): only Python's rules normalise a text with one. Tags (:data:`.values.TAG`,
     the same regex in RE2) are stripped in Arrow; for every other text, NFKC is the same in Arrow
-    and in Python (Unicode's normalisation stability), which ``tests/test_prepare_equality.py``
-    checks code point by code point. ``strip`` holds the characters ``str.strip()`` removes,
-    ``other_spaces`` those but the plain space.
+    and in Python (Unicode's normalisation stability), which
+    ``tests/commerce_lm/steps/prepare_data/test_prepare_equality.py`` checks code point by code point.
+    ``strip`` holds the characters ``str.strip()`` removes, ``other_spaces`` those but the plain space.
     """
     spaces = _class(str.isspace)
     invisible = _class(lambda ch: ch.isspace() or unicodedata.category(ch) == "Cf")

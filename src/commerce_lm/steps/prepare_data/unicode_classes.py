@@ -1,7 +1,7 @@
 """Python's character classes for :mod:`.cells`, computed by ``cells.compute_classes()``.
 
-Stored because computing them walks every code point; ``tests/test_prepare_equality.py``
-checks that they equal a fresh computation, and :func:`.cells.classes` recomputes them on a
+Stored because computing them walks every code point;
+``tests/commerce_lm/steps/prepare_data/test_prepare_equality.py`` checks that they equal a fresh computation, and :func:`.cells.classes` recomputes them on a
 Python with another Unicode version.
 """
 
