@@ -13,7 +13,9 @@ on the same texts with the bundle's encoder, compares:
 
 Each is timed ``--repeats`` times in turn (a burst of load from another process hits one pass of
 each rather than every pass of one) and keeps its fastest pass. The three must give the same
-vectors (cosine >= 0.9999); the wall time of the run that made the bundle is printed beside them.
+vectors (cosine >= 0.9999). Each rate is also given as a share of the machine's fp32 matmul peak
+(measured here), counting 2 x (parameters outside the embedding tables) x (non-padding tokens)
+FLOPs: how much room any encoder path has left on this machine.
 
     python benchmarks/score_bundle.py --bundle outputs/demo/bundles [--docs 1500] [--repeats 2]
 
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from embed_throughput import matmul_gflops  # this folder is on the path when run as a script
 
 from commerce_lm.bundle.read import open_bundle
 from commerce_lm.config import DatasetSpec, parse_config
@@ -81,6 +84,13 @@ def compare(root: Path) -> int:
     texts = read_listings(str(listings), spec, trained.prepare).texts
     print(f"bundle {bundle.manifest['id']}: {bundle.encoder}, {bundle.key}; {len(texts)} new listings")
 
+    probe = Embedder(bundle.encoder, settings)
+    tokens = sum(len(ids) for ids in probe.tokenize(texts))
+    flops_per_doc = 2 * sum(p.numel() for p in probe.encoder.encoder.parameters()) * tokens / len(texts)
+    del probe
+    peak = matmul_gflops()
+    print(f"{tokens / len(texts):.1f} tokens, {flops_per_doc / 1e9:.2f} GFLOP a listing; peak {peak:.0f} GFLOP/s")
+
     def score_cold(repeat: int) -> np.ndarray:
         out, store = root / f"cold-{repeat}", root / f"store-{repeat}"
         metrics = score.run(args.bundle, str(listings), str(out), store=str(store))
@@ -124,6 +134,8 @@ def compare(root: Path) -> int:
             print(f"FAIL: {name} vectors differ from the Embedder's", file=sys.stderr)
             return 1
     rate = {name: len(texts) / seconds for name, (_, seconds) in best.items()}
+    for name, docs_per_second in rate.items():
+        print(f"{name:>22}: {docs_per_second * flops_per_doc / 1e9 / peak:.0%} of the matmul peak")
     print(
         f"score_docs_per_second={rate['score']:.1f} embedder_docs_per_second={rate['embedder']:.1f} "
         f"sentence_transformers_docs_per_second={rate['sentence_transformers']:.1f} "
