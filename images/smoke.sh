@@ -47,12 +47,16 @@ smoke() (  # IMAGE PROCESSES; a subshell, so that the working container goes wha
     echo "root file system: unchanged outside /tmp ($(echo "$before" | wc -l) entries compared)"
 )
 
-COMMERCE_LM_REGISTRY=${REGISTRY:?} "$PY" -c '
+# The images are read into an array first: piped into the loop, their list was its stdin, which the
+# first image's `buildah run` read up, so the second image was never tested.
+mapfile -t targets < <(COMMERCE_LM_REGISTRY=${REGISTRY:?} "$PY" -c '
 from commerce_lm_components import images
 print(images.TRAINING_IMAGE, 2)
 print(images.CPU_IMAGE, 1)
-' | while read -r image procs; do
+')
+for target in "${targets[@]}"; do
+    read -r image procs <<<"$target"
     [[ $# -eq 0 || " $* " == *" $image "* ]] || continue
     echo "=== $image"
-    smoke "$image" "$procs"
+    smoke "$image" "$procs" </dev/null
 done
