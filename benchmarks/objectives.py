@@ -65,6 +65,10 @@ VARIANTS = {
     "mix-1-cls": {"objective": {**MIX, "stay_near_pretrained": 1.0}, "pooling": "cls"},
     "simcse+near-1": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 1.0}, "pooling": "mean"},
     "simcse+near-3": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 3.0}, "pooling": "mean"},
+    "simcse+near-10": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 10.0}, "pooling": "mean"},
+    "simcse+near-30": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 30.0}, "pooling": "mean"},
+    "ce+near-3": {"objective": {"cross_entropy": 1.0, "stay_near_pretrained": 3.0}, "pooling": "mean"},
+    "ce+near-10": {"objective": {"cross_entropy": 1.0, "stay_near_pretrained": 10.0}, "pooling": "mean"},
     # The config's own finetune section, then one knob changed (how much of the PLM is adapted).
     "config": {},
     "pool-cls": {"pooling": "cls"},
@@ -93,7 +97,7 @@ def _sets(overrides: dict) -> list[str]:
     return [arg for key, value in overrides.items() for arg in ("--set", f"finetune.{key}={json.dumps(value)}")]
 
 
-def _evaluate(config: str, sets: list[str], out: Path, prepared: Path, plm: Path, tuned: Path, log: Path) -> dict:
+def evaluate(config: str, sets: list[str], out: Path, prepared: Path, plm: Path, tuned: Path, log: Path) -> dict:
     """Heads and KNN on the two embedding sets; validation and test numbers per task and set."""
     common = ["--config", config, *sets, "--prepared", str(prepared), "--plm-embeddings", str(plm)]
     if not (out / "heads" / "metrics.json").exists():
@@ -109,7 +113,7 @@ def _evaluate(config: str, sets: list[str], out: Path, prepared: Path, plm: Path
     return metrics
 
 
-def _row(metrics: dict, arm: str) -> dict:
+def scores(metrics: dict, arm: str) -> dict:
     """Test and validation numbers of one arm: PR AUC per task, F1 per similarity set."""
     row = {"test": {}, "val": {}}
     for task, entry in metrics["heads"].items():
@@ -162,8 +166,8 @@ def _embed_and_score(args: argparse.Namespace, sets: list[str], folder: Path, mo
     if not (folder / "embeddings" / "manifest.json").exists():
         _run(["extract-embeddings", "--config", args.config, *sets, "--model", str(model),
               "--prepared", str(out / "prepared"), "--output", str(folder / "embeddings")], log)  # fmt: skip
-    metrics = _evaluate(args.config, sets, folder, out / "prepared", out / "plm-auto", folder / "embeddings", log)
-    return _row(metrics, "finetuned")
+    metrics = evaluate(args.config, sets, folder, out / "prepared", out / "plm-auto", folder / "embeddings", log)
+    return scores(metrics, "finetuned")
 
 
 def _names(text: str, known: dict | None = None) -> list[str]:
@@ -210,14 +214,17 @@ def main() -> None:
         if name != "plm" and all(manifest.get(k) == plm_rows["plm"][k] for k in ("pooling", "prompt")):
             continue
         # Heads and KNN of each arm, paired with the declared PLM (its "finetuned" slot holds the arm).
-        metrics = _evaluate(args.config, sets, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
-        plm_rows[name] = _row(metrics, "plm" if name == "plm" else "finetuned")
+        metrics = evaluate(args.config, sets, out / f"eval-{name}", prepared, out / "plm-auto", plm, log)
+        plm_rows[name] = scores(metrics, "plm" if name == "plm" else "finetuned")
         plm_rows[name].update({k: manifest.get(k) for k in ("pooling", "prompt")})
     for variant in variants:
         folder = out / variant
         began = time.perf_counter()
         if not (folder / "encoder" / "metrics.json").exists():
-            _run(["finetune-encoder", "--config", args.config, *sets, *_sets(VARIANTS[variant]),
+            # Exported whole (interpolation 1): each alpha below is then the mixing weight itself,
+            # not a multiple of the config's own `interpolation`.
+            _run(["finetune-encoder", "--config", args.config, *sets,
+                  *_sets({**VARIANTS[variant], "interpolation": 1.0}),
                   "--prepared", str(prepared), "--output", str(folder / "encoder")], log)  # fmt: skip
         trained = json.loads((folder / "encoder" / "metrics.json").read_text())
         for alpha in alphas:
