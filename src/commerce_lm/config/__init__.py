@@ -30,8 +30,9 @@ from commerce_lm.config.step_sections import (
     StepSection,
     TrainingSection,
     prepare_part,
+    section_reading,
 )
-from commerce_lm.config.steps import SECTIONS, STEPS, Step, section_for
+from commerce_lm.config.steps import SECTIONS, STEPS, Step, section_for, step_named
 from commerce_lm.config.training import BaselineConfig, FinetuneConfig, TrainConfig
 
 __all__ = [
@@ -71,4 +72,6 @@ __all__ = [
     "prepare_part",
     "section_for",
     "section_from_json",
+    "section_reading",
+    "step_named",
 ]
