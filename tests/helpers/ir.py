@@ -50,7 +50,8 @@ def compiled() -> tuple[dict[str, Any], dict[str, Any]]:
     """The cluster pipeline as ``commerce-lm compile`` writes it: its spec and its platform spec."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder, "pipeline.yaml")
-        subprocess.run([sys.executable, "-m", "commerce_lm.cli", "compile", "--output", str(path)], check=True, capture_output=True)
+        command = [sys.executable, "-m", "commerce_lm.cli", "compile", "--output", str(path)]
+        subprocess.run(command, check=True, capture_output=True)
         spec, platform = yaml.safe_load_all(path.read_text())
     return spec, platform
 
