@@ -283,7 +283,7 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
         "baseline_keys": plan.run,
         "earlier_baselines": plan.earlier,
         "shards": list(range(cfg.embed.num_shards)),
-        "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1),
+        "num_gpus": max(cfg.finetune.launch.num_gpus, cfg.finetune.launch.num_procs, 1),
         "prepare_cpu": cfg.resources.prepare_data.cpu,
         "prepare_memory": cfg.resources.prepare_data.memory,
     }

@@ -59,7 +59,7 @@ def call(step: str, section: Any, output: str, **inputs: Any) -> dict[str, Any]:
         return _ADAPTERS[step](section, output, **inputs)
     descriptor = config.step_named(step)
     if descriptor.trainer:
-        num_procs = inputs.pop("num_procs", 0) or getattr(section, descriptor.trainer).num_procs
+        num_procs = inputs.pop("num_procs", 0) or getattr(section, descriptor.trainer).launch.num_procs
         relaunched = _under_torchrun(step, section, output, num_procs, inputs)
         if relaunched is not None:
             return relaunched

@@ -3,6 +3,7 @@
 ``from commerce_lm.config import X`` is the public way in; the modules below it hold the parts.
 """
 
+from commerce_lm.config.launch import LaunchConfig
 from commerce_lm.config.loading import ConfigError, config_from_json, load_config, parse_config, section_from_json
 from commerce_lm.config.objectives import OBJECTIVES, ObjectiveSettings
 from commerce_lm.config.sections import (
@@ -52,6 +53,7 @@ __all__ = [
     "HeadsSection",
     "KnnConfig",
     "KnnSection",
+    "LaunchConfig",
     "ObjectiveSettings",
     "PrepareConfig",
     "PrepareSection",

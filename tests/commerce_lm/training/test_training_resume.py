@@ -117,7 +117,7 @@ def test_checkpoints_on_gcs_resume_after_a_kill(work, gcs_bucket):  # noqa: F811
     storage.upload_dir(work / "prepared", prepared)
     out = f"gs://{gcs_bucket}/runs/encoder"
     root = checkpoint.default_root(out)
-    overrides = ["--set", "finetune.epochs=1", "--set", "finetune.checkpoint_every=2"]
+    overrides = ["--set", "finetune.epochs=1", "--set", "finetune.launch.checkpoint_every=2"]
     command = [
         sys.executable, "-m", "commerce_lm.cli", "finetune-encoder", "--config", str(work / "cfg.yaml"),
         *overrides, "--prepared", prepared, "--output", out,
@@ -135,7 +135,7 @@ def test_checkpoints_on_gcs_resume_after_a_kill(work, gcs_bucket):  # noqa: F811
     last = _gcs_complete(root)[-1]
 
     cfg = section_for(
-        "finetune-encoder", load_config(work / "cfg.yaml", ["finetune.epochs=1", "finetune.checkpoint_every=2"])
+        "finetune-encoder", load_config(work / "cfg.yaml", ["finetune.epochs=1", "finetune.launch.checkpoint_every=2"])
     )
     resumed = finetune_encoder.run(cfg, prepared, out)
     log = [json.loads(line) for line in storage.read_bytes(f"{out}/train_log.jsonl").decode().splitlines()]
