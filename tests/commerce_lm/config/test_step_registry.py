@@ -7,22 +7,23 @@ descriptor, a component; nothing else is edited.
 
 import importlib
 import json
+import re
 import sys
-import types
 
 import pytest
 import yaml
-from kfp import compiler, dsl
-from kfp.dsl import Dataset, Input, Output
+from kfp import compiler
 
 import commerce_lm.config.steps
 from commerce_lm import config
 from commerce_lm.cli import main
 from commerce_lm.config import Step, section_reading
 from commerce_lm.launch import jobspec
-from commerce_lm_components.images import CPU_IMAGE
 from commerce_lm_pipelines.pipeline import build_pipeline, pipeline_arguments
 from commerce_lm_pipelines.versions import step_code_versions
+from tests.helpers.paths import REPO
+
+GUIDE = (REPO / "docs" / "architecture.md").read_text().split("## Adding a step")[1].split("\n## ")[0]
 
 TOY_MODULE = """
 import json
@@ -37,12 +38,10 @@ def run(section, prepared, output):
 """
 
 
-@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def toy_step(section_json: str, code_version: str, prepared: Input[Dataset], toy: Output[Dataset]):
-    """The toy step's component: a signature over the one runtime call every component makes."""
-    from commerce_lm.cli.runtime import run_step
-
-    toy.metadata.update(run_step("toy-step", section_json, toy.path, prepared=prepared.path))
+def test_the_guide_names_three_files():
+    files = re.findall(r"^\d\. `([^`]+)`", GUIDE, flags=re.MULTILINE)
+    library, descriptor, component = "src/commerce_lm/steps/NAME.py", "src/commerce_lm/config/steps.py", "NAME.py"
+    assert files == [library, descriptor, f"src/commerce_lm_components/{component}"]
 
 
 @pytest.fixture
@@ -51,6 +50,12 @@ def toy(tmp_path, monkeypatch):
     (tmp_path / "toy_steps").mkdir()
     (tmp_path / "toy_steps" / "__init__.py").write_text("")
     (tmp_path / "toy_steps" / "toy.py").write_text(TOY_MODULE)
+    # Its component file is the guide's, for a step named toy-step whose output is named toy.
+    (component,) = re.findall(r"```python\n(.*?)```", GUIDE, flags=re.DOTALL)
+    component = component.replace('"NAME"', '"toy-step"').replace("NAME_OUT", "toy").replace("NAME", "toy_step")
+    (tmp_path / "toy_components").mkdir()
+    (tmp_path / "toy_components" / "__init__.py").write_text("")
+    (tmp_path / "toy_components" / "toy_step.py").write_text(component)
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     toy = Step(
@@ -62,9 +67,8 @@ def toy(tmp_path, monkeypatch):
         monkeypatch.setattr(module, "STEPS", (*config.STEPS, toy))
     # ...and SECTIONS, derived from STEPS when config is imported, holds its section.
     monkeypatch.setitem(config.SECTIONS, toy.name, toy.section)
-    # What its file src/commerce_lm_components/toy_step.py does.
-    component_module = types.ModuleType("commerce_lm_components.toy_step")
-    component_module.toy_step = toy_step
+    # Found where its file src/commerce_lm_components/toy_step.py would be.
+    component_module = importlib.import_module("toy_components.toy_step")
     monkeypatch.setitem(sys.modules, "commerce_lm_components.toy_step", component_module)
     return toy
 
@@ -140,3 +144,39 @@ def test_a_step_reading_what_no_step_makes_is_refused(toy, monkeypatch):
 def test_a_section_of_keys_the_run_config_lacks_is_refused():
     with pytest.raises(KeyError, match="'sed'"):
         section_reading("seed", "sed")
+
+
+READS_EVERYTHING = """
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Output
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def reads_everything(section_json: str, code_version: str, {inputs}, seen: Output[Artifact]):
+    pass
+"""
+
+
+def test_a_declared_step_may_read_every_output_of_the_hand_wired_steps(toy, tmp_path, monkeypatch):
+    from commerce_lm_pipelines.declared import WIRED_BY_HAND
+
+    # Every output but the baselines', which exist only inside their loop over tasks.
+    made = [out for step in config.STEPS if step.name in WIRED_BY_HAND for out in step.outputs if out != "baseline"]
+    inputs = ", ".join(f"{name.replace('-', '_')}: Input[Artifact]" for name in made)
+    (tmp_path / "toy_components" / "reads_everything.py").write_text(READS_EVERYTHING.format(inputs=inputs))
+    component = importlib.import_module("toy_components.reads_everything")
+    monkeypatch.setitem(sys.modules, "commerce_lm_components.reads_everything", component)
+    step = Step("reads-everything", section_reading("seed"), "toy_steps.toy", "reads all", inputs=tuple(made))
+    for module in (config, commerce_lm.config.steps):
+        monkeypatch.setattr(module, "STEPS", (*config.STEPS, step))
+    monkeypatch.setitem(config.SECTIONS, step.name, step.section)
+    path = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(build_pipeline(cluster=False), package_path=str(path))
+    spec = next(yaml.safe_load_all(path.read_text()))
+    producers = {
+        name: value["taskOutputArtifact"]["producerTask"]
+        for name, value in spec["root"]["dag"]["tasks"]["reads-everything"]["inputs"]["artifacts"].items()
+    }
+    assert set(producers) == {name.replace("-", "_") for name in made}
+    assert producers["knn"] == "evaluate-knn" and producers["report"] == "build-report"
+    assert producers["finetuned"] == "finetune-encoder" and producers["plm_embeddings"] == "gather-embeddings"
