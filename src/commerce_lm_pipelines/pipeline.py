@@ -11,6 +11,9 @@ prepared in parts, each its own artifact: the domain; the datasets (tasks, simil
 corpus to embed); and each task alone, for its baseline. So a new task re-runs neither the domain
 fine-tune nor another task's baseline.
 
+A step this module does not wire by hand joins the DAG from its descriptor
+(:mod:`commerce_lm_pipelines.declared`), after the steps whose outputs it reads.
+
 The baseline loop runs over the tasks planned to get one (:mod:`commerce_lm_pipelines.baseline_plan`):
 ``publish-bundle`` records what it measured in the bundle registry, and ``build-report`` shows the
 earlier record of a task whose baseline did not run.

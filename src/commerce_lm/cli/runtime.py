@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from commerce_lm import config, names, storage
@@ -156,7 +156,7 @@ def _report(
     finetuned_embeddings: str,
     heads: str,
     knn: str,
-    baselines: list[str] = (),  # type: ignore[assignment]
+    baselines: Sequence[str] = (),
     domain_prepared: str | None = None,
     bundle: str | None = None,
     earlier_baselines: dict[str, str] | None = None,
