@@ -27,9 +27,8 @@ SECTION = {
     "per_device_batch_size": 8,
     "learning_rate": 1e-3,
     "eval_every": 6,
-    "checkpoint_every": 3,
-    "keep_checkpoints": 2,
     "best_metric": "val_macro_f1",
+    "launch": {"checkpoint_every": 3, "keep_checkpoints": 2},
 }
 
 
@@ -82,7 +81,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
     stderr.close()
     assert not out.exists(), "a killed step must not publish outputs"
     complete = _complete(ckpts)
-    assert len(complete) <= SECTION["keep_checkpoints"] + 1  # the last K, plus one being pruned
+    assert len(complete) <= SECTION["launch"]["keep_checkpoints"] + 1  # the last K, plus one being pruned
     last = complete[-1]
 
     # A checkpoint cut off half-written (no completion marker, truncated shard) is never loaded.
