@@ -70,7 +70,10 @@ def toy(tmp_path, monkeypatch):
     # Found where its file src/commerce_lm_components/toy_step.py would be.
     component_module = importlib.import_module("toy_components.toy_step")
     monkeypatch.setitem(sys.modules, "commerce_lm_components.toy_step", component_module)
-    return toy
+    yield toy
+    # The next test's toy packages live in its own folder: forget these.
+    for name in [m for m in sys.modules if m.split(".")[0] in ("toy_steps", "toy_components")]:
+        del sys.modules[name]
 
 
 def test_the_maps_by_step_name_come_from_the_registry():
