@@ -41,27 +41,19 @@ def build_report(
     import shutil
 
     from commerce_lm import config, names, storage
+    from commerce_lm.cli.runtime import run_step
     from commerce_lm.steps import build_report
 
-    cfg = config.section_from_json("build-report", section_json)
-    arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    baseline_dirs = [b.path for b in baselines or []]
-    result = build_report.run(
-        cfg,
-        prepared.path,
-        encoder.path,
-        arms,
-        heads.path,
-        baseline_dirs,
-        knn.path,
-        report.path,
-        domain.path,
-        bundle.path,
-        earlier_baselines,
-    )
+    result = run_step(
+        "build-report", section_json, report.path, prepared=prepared.path, finetuned=encoder.path,
+        plm_embeddings=plm_embeddings.path, finetuned_embeddings=finetuned_embeddings.path, heads=heads.path,
+        knn=knn.path, baselines=[b.path for b in baselines or []], domain_prepared=domain.path, bundle=bundle.path,
+        earlier_baselines=earlier_baselines,
+    )  # fmt: skip
     for name, value in build_report.scalar_metrics(result).items():
         metrics.log_metric(name, value)
-    ui = build_report.ui_curves(report.path, cfg.tasks[0].name)
+    first_task = config.section_from_json("build-report", section_json).tasks[0].name
+    ui = build_report.ui_curves(report.path, first_task)
     if ui.headline["roc"]:
         roc.log_roc_curve(ui.headline["roc"]["fpr"], ui.headline["roc"]["tpr"], ui.headline["roc"]["thresholds"])
     roc.log_confusion_matrix(["0", "1"], ui.headline["confusion"])

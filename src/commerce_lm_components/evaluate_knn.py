@@ -17,11 +17,7 @@ def evaluate_knn(
     knn: Output[Dataset],
 ):
     """F1, recall@10 and MRR per similarity task and embedding set."""
-    from commerce_lm import config, names, storage
-    from commerce_lm.embedding.checks import expected_checksums
-    from commerce_lm.steps import evaluate_knn
+    from commerce_lm.cli.runtime import run_step
 
-    section = config.section_from_json("evaluate-knn", section_json)
-    model = storage.join(encoder.path, names.MODEL_DIR)
-    arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    evaluate_knn.run(section, prepared.path, arms, knn.path, expected_checksums(section.model, model))
+    sets = {"plm_embeddings": plm_embeddings.path, "finetuned_embeddings": finetuned_embeddings.path}
+    run_step("evaluate-knn", section_json, knn.path, prepared=prepared.path, finetuned=encoder.path, **sets)

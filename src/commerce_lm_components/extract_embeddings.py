@@ -15,11 +15,9 @@ def extract_plm_embeddings(
     section_json: str, code_version: str, shard: int, prepared: Input[Dataset], embeddings: Output[Dataset]
 ):
     """[CLS] vectors of one shard of the corpus with the config's pre-trained model."""
-    from commerce_lm import config
-    from commerce_lm.steps import extract_embeddings
+    from commerce_lm.cli.runtime import run_step
 
-    section = config.section_from_json("extract-embeddings", section_json)
-    extract_embeddings.run(section, section.model, prepared.path, embeddings.path, int(shard), section.embed.num_shards)
+    run_step("extract-embeddings", section_json, embeddings.path, prepared=prepared.path, shard=shard)
 
 
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
@@ -32,12 +30,10 @@ def extract_finetuned_embeddings(
     embeddings: Output[Dataset],
 ):
     """[CLS] vectors of one shard of the corpus with the fine-tuned, frozen encoder."""
-    from commerce_lm import config, names, storage
-    from commerce_lm.steps import extract_embeddings
+    from commerce_lm.cli.runtime import run_step
 
-    section = config.section_from_json("extract-embeddings", section_json)
-    model = storage.join(encoder.path, names.MODEL_DIR)
-    extract_embeddings.run(section, model, prepared.path, embeddings.path, int(shard), section.embed.num_shards)
+    inputs = {"prepared": prepared.path, "finetuned": encoder.path, "shard": shard}
+    run_step("extract-embeddings", section_json, embeddings.path, **inputs)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
@@ -48,6 +44,7 @@ def gather_embeddings(
     embeddings: Output[Dataset],
 ):
     """Merge the shards, checking that every corpus id came back exactly once."""
-    from commerce_lm.steps import extract_embeddings
+    from commerce_lm.cli.runtime import run_step
 
-    embeddings.metadata.update(extract_embeddings.gather([p.path for p in parts], prepared.path, embeddings.path))
+    inputs = {"prepared": prepared.path, "parts": [p.path for p in parts]}
+    embeddings.metadata.update(run_step("gather-embeddings", None, embeddings.path, **inputs))

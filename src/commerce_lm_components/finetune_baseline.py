@@ -13,10 +13,8 @@ def finetune_baseline(
     """End-to-end baseline for ``task``; ``num_procs`` > 1 runs it under torchrun, ``num_nodes`` > 1 as a TrainJob."""
     import os
 
-    from commerce_lm.cli import main
+    from commerce_lm.cli.runtime import run_step
 
     # By URI, as finetune-encoder: the job's pods and a KFP retry's checkpoints live in the bucket.
-    args = ["finetune-baseline", "--config-json", section_json, "--prepared", prepared.uri, "--task", task]
-    if main([*args, "--output", baseline.uri, "--num-procs", str(num_procs)]) != 0:
-        raise RuntimeError(f"finetune-baseline failed for task {task}")
+    run_step("finetune-baseline", section_json, baseline.uri, prepared=prepared.uri, task=task, num_procs=num_procs)
     os.makedirs(baseline.path, exist_ok=True)  # the KFP launcher uploads this (empty) local copy afterwards

@@ -20,13 +20,11 @@ def finetune_encoder(
     import os
 
     from commerce_lm import names, storage
-    from commerce_lm.cli import main
+    from commerce_lm.cli.runtime import run_step
 
     # By URI (gs:// on a cluster): a multi-node job's pods reach the bucket, not this pod's disk, and
     # checkpoints beside the output stay in the bucket, where a KFP retry resumes.
-    args = ["finetune-encoder", "--config-json", section_json, "--prepared", prepared.uri, "--output", encoder.uri]
-    if main([*args, "--num-procs", str(num_procs)]) != 0:
-        raise RuntimeError("finetune-encoder failed")
+    run_step("finetune-encoder", section_json, encoder.uri, prepared=prepared.uri, num_procs=num_procs)
     os.makedirs(encoder.path, exist_ok=True)  # the KFP launcher uploads this (empty) local copy afterwards
     found = storage.read_json(storage.join(encoder.uri, names.METRICS_JSON)).items()
     scalars = {key: value for key, value in found if isinstance(value, int | float)}

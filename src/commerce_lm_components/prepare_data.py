@@ -9,7 +9,6 @@ from commerce_lm_components.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def prepare_data(section_json: str, code_version: str, prepared: Output[Dataset]):
     """Validate, normalise, de-duplicate and split the datasets ``section_json`` names."""
-    from commerce_lm import config
-    from commerce_lm.steps import prepare_data
+    from commerce_lm.cli.runtime import run_step
 
-    prepared.metadata.update(prepare_data.run(config.section_from_json("prepare-data", section_json), prepared.path))
+    prepared.metadata.update(run_step("prepare-data", section_json, prepared.path))

@@ -26,12 +26,11 @@ def publish_bundle(
     The end-to-end baselines of this run (none when it planned none) are recorded in the registry
     under ``baseline_keys``.
     """
-    from commerce_lm import config
-    from commerce_lm.steps import publish_bundle
+    from commerce_lm.cli.runtime import run_step
 
-    cfg = config.section_from_json("publish-bundle", section_json)
-    result = publish_bundle.run(
-        cfg, prepared.path, encoder.path, finetuned_embeddings.path, heads.path, knn.path, bundle.path,
+    result = run_step(
+        "publish-bundle", section_json, bundle.path, prepared=prepared.path, finetuned=encoder.path,
+        finetuned_embeddings=finetuned_embeddings.path, heads=heads.path, knn=knn.path,
         baseline_dirs=[b.path for b in baselines or []], baseline_keys=baseline_keys,
     )  # fmt: skip
     bundle.metadata.update(result)

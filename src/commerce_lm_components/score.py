@@ -11,19 +11,19 @@ def score_listings(
     bundle: str, listings: str, store: str, shard: int, num_shards: int, scores: Output[Dataset]
 ):  # fmt: skip
     """Scores, flags and nearest references of one shard of the listings (rows split by id)."""
-    from commerce_lm.steps import score
+    from commerce_lm.cli.runtime import run_step
 
-    result = score.run(bundle, listings, scores.path, store=store or None, shard=int(shard), num_shards=int(num_shards))
-    scores.metadata.update(result)
+    inputs = {"bundle": bundle, "input": listings, "store": store or None, "shard": shard, "num_shards": num_shards}
+    scores.metadata.update(run_step("score", None, scores.path, **inputs))
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def gather_scores(parts: Input[list[Dataset]], output: str, run_name: str, scores: Output[Dataset]):
     """Merge the shards (every input row scored or rejected, once); also into ``<output>/<run name>``."""
     from commerce_lm import storage
-    from commerce_lm.steps import score
+    from commerce_lm.cli.runtime import run_step
 
-    scores.metadata.update(score.gather([p.path for p in parts], scores.path))
+    scores.metadata.update(run_step("gather-scores", None, scores.path, parts=[p.path for p in parts]))
     if output:  # one folder per run: a daily schedule never overwrites yesterday's scores
         scores.metadata["output"] = storage.join(output, run_name)
-        score.gather([p.path for p in parts], scores.metadata["output"])
+        run_step("gather-scores", None, scores.metadata["output"], parts=[p.path for p in parts])

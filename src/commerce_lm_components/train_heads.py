@@ -17,11 +17,7 @@ def train_heads(
     heads: Output[Model],
 ):
     """Logistic-regression heads on frozen PLM and fine-tuned embeddings."""
-    from commerce_lm import config, names, storage
-    from commerce_lm.embedding.checks import expected_checksums
-    from commerce_lm.steps import train_heads
+    from commerce_lm.cli.runtime import run_step
 
-    section = config.section_from_json("train-heads", section_json)
-    model = storage.join(encoder.path, names.MODEL_DIR)
-    arms = {"plm": plm_embeddings.path, "finetuned": finetuned_embeddings.path}
-    train_heads.run(section, prepared.path, arms, heads.path, expected_checksums(section.model, model))
+    sets = {"plm_embeddings": plm_embeddings.path, "finetuned_embeddings": finetuned_embeddings.path}
+    run_step("train-heads", section_json, heads.path, prepared=prepared.path, finetuned=encoder.path, **sets)

@@ -11,6 +11,9 @@ prepared in parts, each its own artifact: the domain; the datasets (tasks, simil
 corpus to embed); and each task alone, for its baseline. So a new task re-runs neither the domain
 fine-tune nor another task's baseline.
 
+A step this module does not wire by hand joins the DAG from its descriptor
+(:mod:`commerce_lm_pipelines.declared`), after the steps whose outputs it reads.
+
 The baseline loop runs over the tasks planned to get one (:mod:`commerce_lm_pipelines.baseline_plan`):
 ``publish-bundle`` records what it measured in the bundle registry, and ``build-report`` shows the
 earlier record of a task whose baseline did not run.
@@ -21,6 +24,7 @@ from typing import Any
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset
 
+from commerce_lm import config
 from commerce_lm.config import RunConfig, prepare_part, section_for
 from commerce_lm_components.build_report import build_report
 from commerce_lm_components.evaluate_knn import evaluate_knn
@@ -36,6 +40,7 @@ from commerce_lm_components.prepare_data import prepare_data
 from commerce_lm_components.publish_bundle import publish_bundle
 from commerce_lm_components.train_heads import train_heads
 from commerce_lm_pipelines.baseline_plan import plan_baselines
+from commerce_lm_pipelines.declared import declared_steps, section_parameter, wire, with_section_parameters
 from commerce_lm_pipelines.versions import step_code_versions
 
 PIPELINE_NAME = "commerce-lm"
@@ -171,8 +176,8 @@ def build_pipeline(cluster: bool = True, baselines: bool = True) -> Any:
     collect the outputs of a loop of no iterations.
     """
     version = step_code_versions()
+    declared = declared_steps()
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Domain-adapt an encoder, then embed once and reuse it.")
     def commerce_lm_pipeline(
         tasks: list,
         prepare_domain: str,
@@ -193,6 +198,7 @@ def build_pipeline(cluster: bool = True, baselines: bool = True) -> Any:
         accelerator_type: str = "nvidia-tesla-a100",
         gpu_node_selector: dict = {"cloud.google.com/gke-nodepool": "gpu-pool"},  # noqa: B006 - KFP default
         gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
+        **declared_sections: str,
     ) -> Dataset:
         gpus = (num_gpus, accelerator_type, gpu_node_selector, gpu_tolerations, cluster)
         pod = (prepare_cpu, prepare_memory, cluster)
@@ -230,11 +236,26 @@ def build_pipeline(cluster: bool = True, baselines: bool = True) -> Any:
             bundle=publish.outputs["bundle"],
             **both,
         )
+        # The steps wired from their descriptors read these, named as the descriptors' outputs.
+        artifacts = {
+            "prepared": both["prepared"],
+            "finetuned": both["encoder"],
+            "plm-embeddings": both["plm_embeddings"],
+            "finetuned-embeddings": both["finetuned_embeddings"],
+            "heads": evaluated[-2].outputs["heads"],
+            "knn": evaluated[-1].outputs["knn"],
+            "bundle": publish.outputs["bundle"],
+            "report": report.outputs["report"],
+        }
+        added = wire(declared, declared_sections, artifacts, version)
         if cluster:
-            hardened([domain, datasets, encoder, *evaluated, *loop, publish, report])
+            hardened([domain, datasets, encoder, *evaluated, *loop, publish, report, *added])
         return report.outputs["report"]
 
-    return commerce_lm_pipeline
+    description = "Domain-adapt an encoder, then embed once and reuse it."
+    return dsl.pipeline(name=PIPELINE_NAME, description=description)(
+        with_section_parameters(commerce_lm_pipeline, declared)
+    )
 
 
 def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
@@ -246,17 +267,11 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
     """
     plan = plan_baselines(cfg, step_code_versions())
     prepare = section_for("prepare-data", cfg)
+    # Data preparation runs in parts, each with its own parameter (below); every other step gets its section.
     sections = {
-        f"{name}_section": section_for(step, cfg).to_json()
-        for name, step in (
-            ("finetune_encoder", "finetune-encoder"),
-            ("finetune_baseline", "finetune-baseline"),
-            ("extract", "extract-embeddings"),
-            ("train_heads", "train-heads"),
-            ("evaluate_knn", "evaluate-knn"),
-            ("build_report", "build-report"),
-            ("publish_bundle", "publish-bundle"),
-        )
+        section_parameter(step.name): section_for(step.name, cfg).to_json()
+        for step in config.STEPS
+        if step.name != "prepare-data"
     }
     tasks = [
         {"spec_name": t.name, "prepare_section": prepare_part(prepare, f"task:{t.name}").to_json()}
@@ -271,7 +286,7 @@ def pipeline_arguments(cfg: RunConfig) -> dict[str, Any]:
         "baseline_keys": plan.run,
         "earlier_baselines": plan.earlier,
         "shards": list(range(cfg.embed.num_shards)),
-        "num_gpus": max(cfg.finetune.num_gpus, cfg.finetune.num_procs, 1),
+        "num_gpus": max(cfg.finetune.launch.num_gpus, cfg.finetune.launch.num_procs, 1),
         "prepare_cpu": cfg.resources.prepare_data.cpu,
         "prepare_memory": cfg.resources.prepare_data.memory,
     }

@@ -5,7 +5,9 @@ that import it (directly or through other library modules) and no others. Unlike
 is the same in a checkout, a wheel and an image built from the same sources. Imports are found by
 reading each module's source (``import`` and ``from ... import`` anywhere in the file, lazy ones
 inside functions included), so no step module is executed. A package's data files (templates,
-for example) count with the package: they are code too.
+for example) count with the package: they are code too. A package that loads its own modules by
+name (``importlib.import_module(f"{__name__}.{name}")``, as the fine-tune's objectives do) counts
+with every module in its folder, since any of them may be the one loaded.
 """
 
 from __future__ import annotations
@@ -31,11 +33,32 @@ def _source(module: str) -> Path | None:
     return None
 
 
-def _imported(path: Path, root: str) -> set[str]:
-    """Modules below package ``root`` that the file at ``path`` imports."""
+def _loads_own_modules_by_name(node: ast.AST) -> bool:
+    """Whether ``node`` is ``importlib.import_module(f"{__name__}...")``: a package loading one of its modules."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.JoinedStr)):
+        return False
+    function, first = node.func, node.args[0].values[:1]
+    called = isinstance(function, ast.Attribute) and function.attr == "import_module"
+    named = bool(first) and isinstance(first[0], ast.FormattedValue) and getattr(first[0].value, "id", "") == "__name__"
+    return called and named
+
+
+def _own_modules(init: Path, package: str) -> set[str]:
+    """Every module in the folder of the package ``package`` whose ``__init__.py`` is ``init``, subpackages' too."""
+    return {
+        ".".join((package, *path.relative_to(init.parent).with_suffix("").parts)).removesuffix(".__init__")
+        for path in init.parent.rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+
+
+def _imported(path: Path, root: str, module: str) -> set[str]:
+    """Modules below package ``root`` that the file at ``path`` (module ``module``) imports."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
+        if path.name == "__init__.py" and _loads_own_modules_by_name(node):
+            found.update(_own_modules(path, module))
+        elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.add(node.module)
@@ -65,7 +88,7 @@ def module_closure(module: str, root: str = "commerce_lm") -> dict[str, Path]:
         current = pending.pop()
         # Importing a module runs its parent packages first: they count too.
         parents = {".".join(current.split(".")[:i]) for i in range(1, current.count(".") + 1)}
-        for name in _imported(closure[current], root) | parents:
+        for name in _imported(closure[current], root, current) | parents:
             path = _source(name)
             if path is not None and name not in closure:
                 closure[name] = path

@@ -1,16 +1,20 @@
 """The compiled pipeline, for the tests that read its IR."""
 
-import subprocess
-import sys
+import copy
 
 import pytest
-import yaml
+
+from tests.helpers.ir import compiled
 
 
 @pytest.fixture(scope="module")
-def ir(tmp_path_factory):
+def ir_documents():
+    """The compiled IR as ``commerce-lm compile`` writes it: the pipeline spec and the platform spec."""
+    return compiled()
+
+
+@pytest.fixture(scope="module")
+def ir(ir_documents):
     """The compiled IR: the pipeline spec and the Kubernetes platform's executors."""
-    path = tmp_path_factory.mktemp("ir") / "pipeline.yaml"
-    subprocess.run([sys.executable, "-m", "commerce_lm.cli", "compile", "--output", str(path)], check=True)
-    spec, platform = yaml.safe_load_all(path.read_text())
+    spec, platform = copy.deepcopy(ir_documents)
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]

@@ -17,6 +17,9 @@ PACKAGE = {
     "steps/one.py": "from fakelib.engine import core\n\ndef run():\n    import fakelib.lazy\n",
     "steps/two.py": "from fakelib import names\n",
     "lazy.py": "import json\n",
+    "plugins/__init__.py": "import importlib\n\ndef load(n):\n    return importlib.import_module(f'{__name__}.{n}')\n",
+    "plugins/a.py": "A = 1\n",
+    "steps/three.py": "from fakelib import plugins\n",
 }
 
 
@@ -79,7 +82,16 @@ def test_the_domain_finetune_does_not_depend_on_the_other_steps():
     assert set(step_code_versions()) >= {"prepare-data", "finetune-encoder", "build-report"}
 
 
+def test_a_package_that_loads_its_modules_by_name_counts_with_all_of_them(fakelib):
+    assert "fakelib.plugins.a" in module_closure("fakelib.steps.three", root="fakelib")
+    before = {step: code_version(f"fakelib.steps.{step}", root="fakelib") for step in ("one", "three")}
+    (fakelib / "plugins" / "b.py").write_text("B = 2\n")  # a new module, imported by no one
+    assert "fakelib.plugins.b" in module_closure("fakelib.steps.three", root="fakelib")
+    assert code_version("fakelib.steps.three", root="fakelib") != before["three"]
+    assert code_version("fakelib.steps.one", root="fakelib") == before["one"]
+
+
 def test_the_domain_finetune_versions_the_loss_of_every_objective_it_can_build():
-    # The trainer finds a loss by its name; only the static import in its package puts it in the version.
+    # The trainer loads a loss by its name, and no module lists them: the package's folder is what counts.
     closure = module_closure("commerce_lm.steps.finetune_encoder")
     assert {f"commerce_lm.training.objectives.{name}" for name in OBJECTIVES} <= set(closure)

@@ -3,6 +3,7 @@
 ``from commerce_lm.config import X`` is the public way in; the modules below it hold the parts.
 """
 
+from commerce_lm.config.launch import LaunchConfig
 from commerce_lm.config.loading import ConfigError, config_from_json, load_config, parse_config, section_from_json
 from commerce_lm.config.objectives import OBJECTIVES, ObjectiveSettings
 from commerce_lm.config.sections import (
@@ -30,8 +31,9 @@ from commerce_lm.config.step_sections import (
     StepSection,
     TrainingSection,
     prepare_part,
+    section_reading,
 )
-from commerce_lm.config.steps import SECTIONS, STEPS, Step, section_for
+from commerce_lm.config.steps import SECTIONS, STEPS, Step, section_for, step_named
 from commerce_lm.config.training import BaselineConfig, FinetuneConfig, TrainConfig
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "HeadsSection",
     "KnnConfig",
     "KnnSection",
+    "LaunchConfig",
     "ObjectiveSettings",
     "PrepareConfig",
     "PrepareSection",
@@ -71,4 +74,6 @@ __all__ = [
     "prepare_part",
     "section_for",
     "section_from_json",
+    "section_reading",
+    "step_named",
 ]

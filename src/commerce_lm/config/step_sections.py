@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from commerce_lm.config.base import Canonical
 from commerce_lm.config.sections import (
@@ -116,6 +116,23 @@ class PublishBundleSection(RunConfig, StepSection):
     ``score`` reads the bundle's run config for the columns, the text rules and the embedding
     settings its encoder was trained with, so any setting may change what the bundle holds.
     """
+
+
+def section_reading(*keys: str) -> type[StepSection]:
+    """A section of the run config's keys ``keys``, as the run config declares them.
+
+    A new step whose section is only some of the run config's keys declares it in its descriptor
+    (``Step("NAME", section_reading("model", "heads"), ...)``), with no class of its own here.
+
+    Raises:
+        KeyError: For a key the run config does not have, naming the known ones.
+    """
+    unknown = sorted(set(keys) - set(RunConfig.model_fields))
+    if unknown:
+        raise KeyError(f"{unknown}: not keys of the run config; known: {sorted(RunConfig.model_fields)}")
+    declared = RunConfig.model_fields
+    fields: dict[str, Any] = {key: (declared[key].annotation, declared[key]) for key in keys}
+    return create_model(f"Section({', '.join(keys)})", __base__=StepSection, **fields)
 
 
 # Settings that decide which steps run, not what a step does: no section carries them, so turning a

@@ -34,11 +34,14 @@ class Step:
 
     Attributes:
         name: Its command name (``commerce-lm NAME``), also its name in code versions and markers.
-        section: The part of the run config it reads.
+        section: The part of the run config it reads: a class of ``config/step_sections.py``, or
+            ``section_reading(KEY, ...)`` for a section of some of the run config's keys.
         module: The library module holding its ``run`` (and its code version's root), by name.
         help: The one line its subcommand shows.
         inputs: What it reads (folders; a task's name), one required ``--INPUT`` flag each, in its
-            ``run``'s order.
+            ``run``'s order. A folder is named as the step output it comes from (``prepared``,
+            ``heads``), by which the pipeline wires it.
+        outputs: The names of what it writes, by which later steps' ``inputs`` name it.
         trainer: For a step that may run on several nodes, its section's field of trainer settings.
     """
 
@@ -47,6 +50,7 @@ class Step:
     module: str
     help: str
     inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
     trainer: str | None = None
 
 
@@ -56,6 +60,7 @@ STEPS: tuple[Step, ...] = (
         PrepareSection,
         "commerce_lm.steps.prepare_data",
         "validate, normalise, de-duplicate and split the data",
+        outputs=("prepared",),
     ),
     Step(
         "finetune-encoder",
@@ -63,6 +68,7 @@ STEPS: tuple[Step, ...] = (
         "commerce_lm.steps.finetune_encoder",
         "finetune-encoder: DeepSpeed fine-tuning",
         ("prepared",),
+        outputs=("finetuned",),
         trainer="finetune",
     ),
     Step(
@@ -71,6 +77,7 @@ STEPS: tuple[Step, ...] = (
         "commerce_lm.steps.finetune_baseline",
         "finetune-baseline: DeepSpeed fine-tuning",
         ("prepared", "task"),
+        outputs=("baseline",),
         trainer="baseline",
     ),
     Step(
@@ -79,6 +86,7 @@ STEPS: tuple[Step, ...] = (
         "commerce_lm.steps.extract_embeddings",
         "embed the corpus with a frozen encoder",
         ("prepared",),
+        outputs=("plm-embeddings", "finetuned-embeddings"),  # once per encoder
     ),
     Step(
         "train-heads",
@@ -86,6 +94,7 @@ STEPS: tuple[Step, ...] = (
         "commerce_lm.steps.train_heads",
         "one linear head per task and embedding set",
         ("prepared", "plm-embeddings", "finetuned-embeddings"),
+        outputs=("heads",),
     ),
     Step(
         "evaluate-knn",
@@ -93,6 +102,7 @@ STEPS: tuple[Step, ...] = (
         "commerce_lm.steps.evaluate_knn",
         "KNN similarity detection, PLM vs fine-tuned",
         ("prepared", "plm-embeddings", "finetuned-embeddings"),
+        outputs=("knn",),
     ),
     Step(
         "build-report",
@@ -100,6 +110,7 @@ STEPS: tuple[Step, ...] = (
         "commerce_lm.steps.build_report",
         "metrics.json, report.md and report.html",
         ("prepared", "finetuned", "plm-embeddings", "finetuned-embeddings", "heads", "knn"),
+        outputs=("report",),
     ),
     Step(
         "publish-bundle",
@@ -107,10 +118,23 @@ STEPS: tuple[Step, ...] = (
         "commerce_lm.steps.publish_bundle",
         "package the run as a bundle; publish it when the gate allows",
         ("prepared", "finetuned", "finetuned-embeddings", "heads", "knn"),
+        outputs=("bundle",),
     ),
 )
 
 SECTIONS: dict[str, type[StepSection]] = {step.name: step.section for step in STEPS}
+
+
+def step_named(name: str) -> Step:
+    """The descriptor of step ``name``.
+
+    Raises:
+        KeyError: For a name no descriptor has, naming the known ones.
+    """
+    for step in STEPS:
+        if step.name == name:
+            return step
+    raise KeyError(f"{name!r}: no such step; known steps: {[step.name for step in STEPS]}")
 
 
 def section_for(step: str, cfg: RunConfig) -> Any:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_serializer, field_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from commerce_lm.config.base import Strict
+from commerce_lm.config.launch import LaunchConfig, flat_launch_settings, launch_settings_moved
 from commerce_lm.config.objectives import ObjectiveSettings, parse_objective
 
 
@@ -30,39 +38,18 @@ class TrainConfig(Strict):
     eval_every: int | None = Field(default=None, gt=0)
     best_metric: Literal["val_loss", "val_accuracy", "val_macro_f1", "val_roc_auc", "val_probe_macro_f1"] = "val_loss"
     early_stopping_patience: int | None = Field(default=None, gt=0)
-    checkpoint_every: int | None = Field(default=None, gt=0)
-    keep_checkpoints: int = Field(default=2, gt=0)
-    num_procs: int = Field(default=1, gt=0)
-    num_gpus: int = Field(default=0, ge=0)
-    # Several nodes: with num_nodes > 1 the step creates a Kubeflow Trainer v2 TrainJob (or, with
-    # trainjob_api: pytorchjob, a Training Operator v1 PyTorchJob) whose pods run the same
-    # `commerce-lm` command on num_nodes nodes of num_gpus (or num_procs) processes each
-    # (commerce_lm.launch). See deploy/README.md for the runtimes the cluster needs.
-    num_nodes: int = Field(default=1, gt=0)
-    launcher: Literal["torchrun", "deepspeed"] = "torchrun"
-    trainjob_api: Literal["trainjob", "pytorchjob"] = "trainjob"
-    # The TrainJob's runtimeRef; default: torch-distributed, or deepspeed-distributed with launcher: deepspeed.
-    trainjob_runtime: str | None = None
-    trainjob_runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = "ClusterTrainingRuntime"
-    trainjob_image: str | None = None
-    # Default: the namespace the step's own pod runs in (where deploy/ grants the TrainJob verbs).
-    trainjob_namespace: str | None = None
-    trainjob_service_account: str | None = "pipeline-runner"
-    # Kueue: the LocalQueue (label kueue.x-k8s.io/queue-name) and optional WorkloadPriorityClass.
-    trainjob_queue: str | None = None
-    trainjob_priority_class: str | None = None
-    trainjob_annotations: dict[str, str] = Field(default_factory=dict)
-    trainjob_env: dict[str, str] = Field(default_factory=dict)
-    trainjob_shm_size: str = "16Gi"
-    # How often the step reads the job's status while it waits.
-    trainjob_poll_seconds: float = Field(default=10.0, gt=0)
+    # Where the step runs, not what it learns (commerce_lm.config.launch).
+    launch: LaunchConfig = Field(default_factory=LaunchConfig)
 
-    # Where and how the step runs, not what it learns: left out of the resumable run's identity, so
-    # a job moved to other nodes resumes the same checkpoints.
-    LAUNCH_SETTINGS: ClassVar[frozenset[str]] = frozenset(
-        {"num_procs", "num_gpus", "num_nodes", "launcher", "checkpoint_every", "keep_checkpoints"}
-        | {name for name in __annotations__ if name.startswith("trainjob_")}
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _launch_moved(cls, data: Any) -> Any:
+        return launch_settings_moved(data)
+
+    @model_serializer(mode="wrap")
+    def _launch_flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The canonical JSON spells the launch settings as configs did before their section: fingerprints hold.
+        return flat_launch_settings(handler(self))
 
 
 class BaselineConfig(TrainConfig):

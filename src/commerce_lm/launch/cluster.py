@@ -1,6 +1,6 @@
 """Run one training step on several nodes of the cluster and return what its rank 0 published.
 
-``finetune.trainjob_api`` picks the API: a Trainer v2 ``TrainJob`` (:mod:`.trainjob`, the default)
+``finetune.launch.trainjob_api`` picks the API: a Trainer v2 ``TrainJob`` (:mod:`.trainjob`, the default)
 or a Training Operator v1 ``PyTorchJob`` (:mod:`.pytorchjob`). :mod:`.joblife` follows either.
 
 The calls stay inside the job's namespace: the job itself, and the pods and logs of its main pod,
@@ -84,12 +84,12 @@ def run_multi_node(
         JobSpecError: The request cannot run on a cluster.
         JobFailed: The job failed, with its reason.
     """
-    tcfg = request.train
-    if tcfg.trainjob_api == "pytorchjob":
+    launch = request.launch
+    if launch.trainjob_api == "pytorchjob":
         body, kind, job, container = pytorchjob.manifest(request), pytorchjob.KIND, "", pytorchjob.CONTAINER
     else:
         body, kind, container = trainjob.manifest(request), trainjob.KIND, trainjob.NODE
-        job = "launcher" if tcfg.launcher == "deepspeed" else trainjob.NODE
+        job = "launcher" if launch.launcher == "deepspeed" else trainjob.NODE
     api_client = client.ApiClient(configuration or default_configuration())
     logs = MainPodLog(client.CoreV1Api(api_client), kind.kind, body["metadata"]["namespace"], job, container)
     joblife.run(
@@ -97,7 +97,7 @@ def run_multi_node(
         kind,
         client.CustomObjectsApi(api_client),
         logs,
-        poll_seconds=tcfg.trainjob_poll_seconds,
+        poll_seconds=launch.trainjob_poll_seconds,
         timeout_seconds=timeout_seconds,
     )
     return storage.read_json(storage.join(request.output, METRICS_JSON))

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from commerce_lm import config
-from commerce_lm.config import TrainConfig, TrainingSection
+from commerce_lm.config import LaunchConfig, TrainingSection
 
 # The steps that can run on several nodes (the two fine-tunes), and where each keeps its trainer settings.
 STEPS = {step.name: step.trainer for step in config.STEPS if step.trainer}
@@ -54,14 +54,14 @@ class JobRequest:
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
-    def train(self) -> TrainConfig:
-        """The trainer settings of the step."""
-        return getattr(self.cfg, STEPS[self.step])
+    def launch(self) -> LaunchConfig:
+        """Where the step runs: its trainer settings' ``launch`` section."""
+        return getattr(self.cfg, STEPS[self.step]).launch
 
     @property
     def procs_per_node(self) -> int:
         """Processes on each node: one per GPU, else ``num_procs``."""
-        return self.train.num_gpus or self.train.num_procs
+        return self.launch.num_gpus or self.launch.num_procs
 
 
 def check(request: JobRequest) -> None:
@@ -70,8 +70,8 @@ def check(request: JobRequest) -> None:
     Raises:
         JobSpecError: No image, a local location, or a baseline without a task.
     """
-    if not request.train.trainjob_image:
-        raise JobSpecError(f"{STEPS[request.step]}.trainjob_image: set the training image for a multi-node run")
+    if not request.launch.trainjob_image:
+        raise JobSpecError(f"{STEPS[request.step]}.launch.trainjob_image: set the training image for a multi-node run")
     if request.step == "finetune-baseline" and not request.task:
         raise JobSpecError("finetune-baseline needs a task")
     locations = {"prepared": request.prepared, "output": request.output, "checkpoint_dir": request.checkpoint_dir}
@@ -116,9 +116,9 @@ def namespace(request: JobRequest) -> str:
     Raises:
         JobSpecError: Neither is known (outside a cluster with no namespace configured).
     """
-    if request.train.trainjob_namespace:
-        return request.train.trainjob_namespace
+    if request.launch.trainjob_namespace:
+        return request.launch.trainjob_namespace
     if os.path.isfile(POD_NAMESPACE_FILE):
         with open(POD_NAMESPACE_FILE, encoding="utf-8") as handle:
             return handle.read().strip()
-    raise JobSpecError(f"{STEPS[request.step]}.trainjob_namespace: set it when the step runs outside a cluster")
+    raise JobSpecError(f"{STEPS[request.step]}.launch.trainjob_namespace: set it when the step runs outside a cluster")

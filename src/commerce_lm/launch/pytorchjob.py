@@ -27,27 +27,27 @@ SCRATCH = {"tmp": "/tmp", "dshm": "/dev/shm"}
 
 
 def _replica(request: JobRequest, replicas: int) -> dict[str, Any]:
-    tcfg = request.train
+    launch = request.launch
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": tcfg.trainjob_image,
+        "image": launch.trainjob_image,
         "command": ["torchrun", "--no-python", *jobspec.step_args(request)],
-        "env": [{"name": k, "value": v} for k, v in {"PYTHONUNBUFFERED": "1", **tcfg.trainjob_env}.items()],
+        "env": [{"name": k, "value": v} for k, v in {"PYTHONUNBUFFERED": "1", **launch.trainjob_env}.items()],
         "volumeMounts": [{"name": name, "mountPath": path} for name, path in SCRATCH.items()],
         "securityContext": {"readOnlyRootFilesystem": True},
     }
-    if tcfg.num_gpus:
-        gpus = {"nvidia.com/gpu": tcfg.num_gpus}
+    if launch.num_gpus:
+        gpus = {"nvidia.com/gpu": launch.num_gpus}
         container["resources"] = {"limits": gpus, "requests": gpus}
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": [
             {"name": "tmp", "emptyDir": {}},
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": tcfg.trainjob_shm_size}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": launch.trainjob_shm_size}},
         ],
     }
-    if tcfg.trainjob_service_account:
-        pod_spec["serviceAccountName"] = tcfg.trainjob_service_account
+    if launch.trainjob_service_account:
+        pod_spec["serviceAccountName"] = launch.trainjob_service_account
     return {
         "replicas": replicas,
         "restartPolicy": "OnFailure",
@@ -63,8 +63,8 @@ def manifest(request: JobRequest) -> dict[str, Any]:
     """
     jobspec.check(request)
     labels = jobspec.labels(request)
-    if request.train.trainjob_queue:
-        labels["kueue.x-k8s.io/queue-name"] = request.train.trainjob_queue
+    if request.launch.trainjob_queue:
+        labels["kueue.x-k8s.io/queue-name"] = request.launch.trainjob_queue
     return {
         "apiVersion": KIND.api_version,
         "kind": KIND.kind,
@@ -72,14 +72,14 @@ def manifest(request: JobRequest) -> dict[str, Any]:
             "name": jobspec.job_name(request),
             "namespace": jobspec.namespace(request),
             "labels": labels,
-            **({"annotations": dict(request.train.trainjob_annotations)} if request.train.trainjob_annotations else {}),
+            **({"annotations": dict(annotations)} if (annotations := request.launch.trainjob_annotations) else {}),
         },
         "spec": {
             "nprocPerNode": str(request.procs_per_node),
             "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 3, "ttlSecondsAfterFinished": 86400},
             "pytorchReplicaSpecs": {
                 "Master": _replica(request, 1),
-                **({"Worker": _replica(request, workers)} if (workers := request.train.num_nodes - 1) else {}),
+                **({"Worker": _replica(request, workers)} if (workers := request.launch.num_nodes - 1) else {}),
             },
         },
     }

@@ -48,73 +48,73 @@ SCRATCH = {"tmp": "/tmp", "dshm": "/dev/shm"}
 
 def runtime_name(request: JobRequest) -> str:
     """The runtime the job runs on: the configured one, else the launcher's stock runtime."""
-    return request.train.trainjob_runtime or RUNTIMES[request.train.launcher]
+    return request.launch.trainjob_runtime or RUNTIMES[request.launch.launcher]
 
 
 def trainer_command(request: JobRequest, name: str) -> list[str]:
     """The trainer container's command for the job called ``name``."""
-    tcfg = request.train
-    if tcfg.launcher == "torchrun":
+    launch = request.launch
+    if launch.launcher == "torchrun":
         return ["torchrun", "--no-python", *jobspec.step_args(request)]
     # The launcher pod is also a node (the runtime's runLauncherAsNode) and has a stable host name
     # (JobSet: <jobset>-<replicated job>-<job index>-<pod index>.<jobset>), so it hosts the rendezvous.
     exported = [arg for env in ("PATH", *sorted(_env(request))) for arg in ("-x", env)]
     return [
         "mpirun", "--hostfile", MPI_HOSTFILE, *exported,
-        "torchrun", f"--nnodes={tcfg.num_nodes}", f"--nproc-per-node={request.procs_per_node}",
+        "torchrun", f"--nnodes={launch.num_nodes}", f"--nproc-per-node={request.procs_per_node}",
         "--rdzv-backend=c10d", f"--rdzv-endpoint={name}-launcher-0-0.{name}:{RENDEZVOUS_PORT}", f"--rdzv-id={name}",
         "--no-python", *jobspec.step_args(request),
     ]  # fmt: skip
 
 
 def _env(request: JobRequest) -> dict[str, str]:
-    return {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", **request.train.trainjob_env}
+    return {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", **request.launch.trainjob_env}
 
 
 def _trainer(request: JobRequest, name: str) -> models.TrainerV1alpha1Trainer:
-    tcfg = request.train
+    launch = request.launch
     resources = None
-    if tcfg.num_gpus:
-        gpus = {"nvidia.com/gpu": models.IoK8sApimachineryPkgApiResourceQuantity(str(tcfg.num_gpus))}
+    if launch.num_gpus:
+        gpus = {"nvidia.com/gpu": models.IoK8sApimachineryPkgApiResourceQuantity(str(launch.num_gpus))}
         resources = models.IoK8sApiCoreV1ResourceRequirements(requests=gpus, limits=gpus)
     return models.TrainerV1alpha1Trainer(
-        image=tcfg.trainjob_image,
+        image=launch.trainjob_image,
         command=trainer_command(request, name),
         env=[models.IoK8sApiCoreV1EnvVar(name=k, value=v) for k, v in _env(request).items()],
-        numNodes=tcfg.num_nodes,
+        numNodes=launch.num_nodes,
         # MPI: one slot per node (torchrun starts the ranks); torch: the ranks per node.
-        numProcPerNode=1 if tcfg.launcher == "deepspeed" else request.procs_per_node,
+        numProcPerNode=1 if launch.launcher == "deepspeed" else request.procs_per_node,
         resourcesPerNode=resources,
     )
 
 
 def _pod_patch(request: JobRequest) -> models.TrainerV1alpha1PodSpecPatch:
     """Scratch volumes, a read-only root filesystem where the runtime allows it, and the service account."""
-    tcfg = request.train
+    launch = request.launch
     volumes = [
         models.IoK8sApiCoreV1Volume(name="tmp", emptyDir=models.IoK8sApiCoreV1EmptyDirVolumeSource()),
         # NCCL and the data loader need far more shared memory than the container's 64 MiB default.
         models.IoK8sApiCoreV1Volume(
             name="dshm",
             emptyDir=models.IoK8sApiCoreV1EmptyDirVolumeSource(
-                medium="Memory", sizeLimit=models.IoK8sApimachineryPkgApiResourceQuantity(tcfg.trainjob_shm_size)
+                medium="Memory", sizeLimit=models.IoK8sApimachineryPkgApiResourceQuantity(launch.trainjob_shm_size)
             ),
         ),
     ]
     # The MPI runtime's nodes run sshd, which writes its run-time state to the root filesystem.
-    read_only = tcfg.launcher == "torchrun"
+    read_only = launch.launcher == "torchrun"
     container = models.TrainerV1alpha1ContainerPatch(
         name=NODE,
         volumeMounts=[models.IoK8sApiCoreV1VolumeMount(name=n, mountPath=p) for n, p in SCRATCH.items()],
         securityContext=models.IoK8sApiCoreV1SecurityContext(readOnlyRootFilesystem=True) if read_only else None,
     )
     return models.TrainerV1alpha1PodSpecPatch(
-        serviceAccountName=tcfg.trainjob_service_account, volumes=volumes, containers=[container]
+        serviceAccountName=launch.trainjob_service_account, volumes=volumes, containers=[container]
     )
 
 
 def _runtime_patch(request: JobRequest) -> models.TrainerV1alpha1RuntimePatch:
-    jobs = ["launcher", NODE] if request.train.launcher == "deepspeed" else [NODE]
+    jobs = ["launcher", NODE] if request.launch.launcher == "deepspeed" else [NODE]
     pod = models.TrainerV1alpha1PodTemplatePatch(
         metadata=models.IoK8sApimachineryPkgApisMetaV1ObjectMeta(labels=jobspec.labels(request)),
         spec=_pod_patch(request),
@@ -130,17 +130,17 @@ def _runtime_patch(request: JobRequest) -> models.TrainerV1alpha1RuntimePatch:
 
 
 def _metadata(request: JobRequest, name: str) -> models.IoK8sApimachineryPkgApisMetaV1ObjectMeta:
-    tcfg = request.train
+    launch = request.launch
     labels = jobspec.labels(request)
-    if tcfg.trainjob_queue:
-        labels[QUEUE_LABEL] = tcfg.trainjob_queue
-    if tcfg.trainjob_priority_class:
-        labels[PRIORITY_LABEL] = tcfg.trainjob_priority_class
+    if launch.trainjob_queue:
+        labels[QUEUE_LABEL] = launch.trainjob_queue
+    if launch.trainjob_priority_class:
+        labels[PRIORITY_LABEL] = launch.trainjob_priority_class
     return models.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
         name=name,
         namespace=jobspec.namespace(request),
         labels=labels,
-        annotations=dict(tcfg.trainjob_annotations) or None,
+        annotations=dict(launch.trainjob_annotations) or None,
     )
 
 
@@ -158,12 +158,12 @@ def manifest(request: JobRequest) -> dict[str, Any]:
         metadata=_metadata(request, name),
         spec=models.TrainerV1alpha1TrainJobSpec(
             runtimeRef=models.TrainerV1alpha1RuntimeRef(
-                apiGroup=KIND.group, kind=request.train.trainjob_runtime_kind, name=runtime_name(request)
+                apiGroup=KIND.group, kind=request.launch.trainjob_runtime_kind, name=runtime_name(request)
             ),
             trainer=_trainer(request, name),
             runtimePatches=[_runtime_patch(request)],
             # Queued: Kueue admits the job by lifting the suspension, so no pod starts before that.
-            suspend=True if request.train.trainjob_queue else None,
+            suspend=True if request.launch.trainjob_queue else None,
         ),
     )
     return job.to_dict()

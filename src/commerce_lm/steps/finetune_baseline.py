@@ -6,7 +6,7 @@ DeepSpeed trainer and ``section.baseline`` (early stopping on the validation spl
 test split with the best weights: ``predictions.parquet`` holds ``id``, ``label``, ``score`` (the
 probability of label 1) and ``lang``. The model itself is not exported; checkpoints exist only while
 training (beside the output, see :func:`commerce_lm.training.checkpoint.default_root`). With
-``baseline.num_nodes > 1`` the step runs as a cluster job (:mod:`commerce_lm.launch.cluster`).
+``baseline.launch.num_nodes > 1`` the step runs as a cluster job (:mod:`commerce_lm.launch.cluster`).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def run(
     Returns:
         The metrics written to ``metrics.json``.
     """
-    if section.baseline.num_nodes > 1 and not dist.under_launcher():
+    if section.baseline.launch.num_nodes > 1 and not dist.under_launcher():
         # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
         from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
 

@@ -13,7 +13,7 @@ It exports the best encoder in Hugging Face format with a sentence-transformers 
 The step reads only its section of the run config (model, seed, domain spec, ``finetune``), never
 the task list, so adding a task never re-runs it.
 
-With ``finetune.num_nodes > 1`` (and not already inside a launched job) the step creates a Kubeflow
+With ``finetune.launch.num_nodes > 1`` (and not already inside a launched job) the step creates a Kubeflow
 Trainer TrainJob running this same step on that many nodes and waits for it
 (:mod:`commerce_lm.launch.cluster`).
 
@@ -54,7 +54,7 @@ def run(
     Returns:
         The metrics written to ``metrics.json``.
     """
-    if section.finetune.num_nodes > 1 and not dist.under_launcher():
+    if section.finetune.launch.num_nodes > 1 and not dist.under_launcher():
         # Several nodes: this process creates the cluster job (whose ranks run this step) and waits.
         from commerce_lm.launch import cluster  # the Kubernetes client, needed on this path only
 

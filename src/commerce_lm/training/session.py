@@ -81,7 +81,7 @@ class Session:
         sizes = [(p.numel(), p.requires_grad) for p in model.parameters()]
         parameters = (sum(n for n, trained in sizes if trained), sum(n for n, _ in sizes))
         eng, scheduler, config, precision = engine.initialize(model, tcfg, total_steps, info)
-        store = checkpoint.CheckpointStore(root, tcfg.keep_checkpoints, info)
+        store = checkpoint.CheckpointStore(root, tcfg.launch.keep_checkpoints, info)
         session = cls(eng, scheduler, config, precision, plan, total_steps, tcfg, info, store, fingerprint, parameters)
         session._resume(root)
         eng.train()

@@ -48,7 +48,7 @@ def run_fingerprint(tcfg: TrainConfig, seed: int, model: str, splits: list[data.
     Launch and bookkeeping settings (processes, GPUs, checkpoint cadence) are left out: the world
     size is checked on its own, with a clear message (:func:`checkpoint.check_resumable`).
     """
-    settings = tcfg.model_dump(mode="json", exclude=set(tcfg.LAUNCH_SETTINGS))
+    settings = tcfg.model_dump(mode="json", exclude={"launch"})
     digest = hashlib.sha256(json.dumps([settings, seed, model, extra], sort_keys=True).encode())
     for split in splits:
         for doc_id, label, ids in zip(split.ids, split.labels.tolist(), split.input_ids, strict=True):
@@ -106,7 +106,7 @@ def train(
         progress.update(1)
         if session.eval_every and session.state.step % session.eval_every == 0:
             session.evaluate(val_split, pad_id)
-        if tcfg.checkpoint_every and session.state.step % tcfg.checkpoint_every == 0 and not session.done:
+        if tcfg.launch.checkpoint_every and session.state.step % tcfg.launch.checkpoint_every == 0 and not session.done:
             session.checkpoint()
     progress.close()
     if session.state.last_eval_step != session.state.step:

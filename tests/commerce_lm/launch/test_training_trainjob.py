@@ -149,7 +149,7 @@ def test_requests_no_cluster_could_run_fail_clearly():
         trainjob.manifest(JobRequest("finetune-encoder", cfg, "/gcs/bucket/prepared", OUTPUT))
     with pytest.raises(JobSpecError, match="checkpoint_dir"):
         trainjob.manifest(JobRequest("finetune-encoder", cfg, PREPARED, OUTPUT, checkpoint_dir="/tmp/ckpt"))
-    with pytest.raises(JobSpecError, match="baseline.trainjob_image"):
+    with pytest.raises(JobSpecError, match="baseline.launch.trainjob_image"):
         trainjob.manifest(_request("finetune-baseline", trainjob_image=None))
     with pytest.raises(JobSpecError, match="trainjob_namespace"):
         trainjob.manifest(_request(trainjob_namespace=None))

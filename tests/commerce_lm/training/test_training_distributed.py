@@ -121,7 +121,7 @@ def test_frozen_parameters_train_and_checkpoint_on_two_processes(work, stage):
         sys.executable, "-m", "commerce_lm.cli", "finetune-encoder",
         "--config", str(work / "cfg.yaml"), "--prepared", str(work / "prepared"), "--output", str(out),
         "--num-procs", "2", "--set", "finetune.per_device_batch_size=4", "--set", f"finetune.zero_stage={stage}",
-        "--set", "finetune.max_steps=4", "--set", "finetune.checkpoint_every=2",
+        "--set", "finetune.max_steps=4", "--set", "finetune.launch.checkpoint_every=2",
         "--set", "finetune.freeze_embeddings=true", "--set", "finetune.freeze_layers=1",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=dist.child_env())

@@ -27,9 +27,8 @@ SECTION = {
     "per_device_batch_size": 8,
     "learning_rate": 1e-3,
     "eval_every": 6,
-    "checkpoint_every": 3,
-    "keep_checkpoints": 2,
     "best_metric": "val_macro_f1",
+    "launch": {"checkpoint_every": 3, "keep_checkpoints": 2},
 }
 
 
@@ -82,7 +81,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(work):
     stderr.close()
     assert not out.exists(), "a killed step must not publish outputs"
     complete = _complete(ckpts)
-    assert len(complete) <= SECTION["keep_checkpoints"] + 1  # the last K, plus one being pruned
+    assert len(complete) <= SECTION["launch"]["keep_checkpoints"] + 1  # the last K, plus one being pruned
     last = complete[-1]
 
     # A checkpoint cut off half-written (no completion marker, truncated shard) is never loaded.
@@ -117,7 +116,7 @@ def test_checkpoints_on_gcs_resume_after_a_kill(work, gcs_bucket):  # noqa: F811
     storage.upload_dir(work / "prepared", prepared)
     out = f"gs://{gcs_bucket}/runs/encoder"
     root = checkpoint.default_root(out)
-    overrides = ["--set", "finetune.epochs=1", "--set", "finetune.checkpoint_every=2"]
+    overrides = ["--set", "finetune.epochs=1", "--set", "finetune.launch.checkpoint_every=2"]
     command = [
         sys.executable, "-m", "commerce_lm.cli", "finetune-encoder", "--config", str(work / "cfg.yaml"),
         *overrides, "--prepared", prepared, "--output", out,
@@ -135,7 +134,7 @@ def test_checkpoints_on_gcs_resume_after_a_kill(work, gcs_bucket):  # noqa: F811
     last = _gcs_complete(root)[-1]
 
     cfg = section_for(
-        "finetune-encoder", load_config(work / "cfg.yaml", ["finetune.epochs=1", "finetune.checkpoint_every=2"])
+        "finetune-encoder", load_config(work / "cfg.yaml", ["finetune.epochs=1", "finetune.launch.checkpoint_every=2"])
     )
     resumed = finetune_encoder.run(cfg, prepared, out)
     log = [json.loads(line) for line in storage.read_bytes(f"{out}/train_log.jsonl").decode().splitlines()]

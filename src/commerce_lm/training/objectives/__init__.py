@@ -13,15 +13,6 @@ from __future__ import annotations
 
 import importlib
 
-# Every loss module, imported here so that the fine-tune's code version (commerce_lm_pipelines.versions,
-# which reads imports) covers each of them: build() finds them by name.
-from commerce_lm.training.objectives import (  # noqa: F401
-    cross_entropy,
-    instance_contrastive,
-    mlm,
-    stay_near_pretrained,
-    supervised_contrastive,
-)
 from commerce_lm.training.objectives.base import Context, Objective
 from commerce_lm.training.objectives.mix import Mix
 
@@ -30,6 +21,8 @@ def build(context: Context) -> Mix:
     """The weighted mix of the objectives ``context.finetune.objective`` names; those of weight 0 left out.
 
     The config has validated the names and weights (:func:`commerce_lm.config.objectives.parse_objective`).
+    Each loss is loaded by its name, so no list of them is kept here; the fine-tune's code version
+    counts every module of this package for that reason (:mod:`commerce_lm_pipelines.versions`).
     """
     return Mix(
         {
