@@ -67,6 +67,8 @@ VARIANTS = {
     "simcse+near-3": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     "simcse+near-10": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 10.0}, "pooling": "mean"},
     "simcse+near-30": {"objective": {"instance_contrastive": 1.0, "stay_near_pretrained": 30.0}, "pooling": "mean"},
+    "group+near-10": {"objective": {"group_contrastive": 1.0, "stay_near_pretrained": 10.0}, "pooling": "mean"},
+    "group+near-30": {"objective": {"group_contrastive": 1.0, "stay_near_pretrained": 30.0}, "pooling": "mean"},
     "ce+near-3": {"objective": {"cross_entropy": 1.0, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     "ce+near-10": {"objective": {"cross_entropy": 1.0, "stay_near_pretrained": 10.0}, "pooling": "mean"},
     # The config's own finetune section, then one knob changed (how much of the PLM is adapted).

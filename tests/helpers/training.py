@@ -46,6 +46,8 @@ def write_prepared(root: Path, n_train: int = 96, n_val: int = 24, n_test: int =
     n = n_train + n_val + n_test
     splits = ["train"] * n_train + ["validation"] * n_val + ["test"] * n_test
     domain = _frame(rng, rng.integers(0, len(LABELS), size=n), splits, "d")
+    # Half the documents in pairs, as prepare-data writes a split group (pairs never cross a split).
+    domain.insert(4, "group", [f"pair:{i // 2}" if i % 4 < 2 else None for i in range(n)])
     (root / "tasks").mkdir(parents=True, exist_ok=True)
     domain.to_parquet(root / "domain.parquet", index=False)
     (root / "labels.json").write_text(json.dumps(LABELS))

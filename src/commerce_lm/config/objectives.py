@@ -43,6 +43,7 @@ OBJECTIVES: dict[str, type[ObjectiveSettings]] = {
     "cross_entropy": ObjectiveSettings,
     "supervised_contrastive": ObjectiveSettings,
     "instance_contrastive": ObjectiveSettings,
+    "group_contrastive": ObjectiveSettings,
     "mlm": ObjectiveSettings,
     "stay_near_pretrained": ObjectiveSettings,
 }

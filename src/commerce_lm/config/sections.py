@@ -236,3 +236,13 @@ class RunConfig(Canonical):
             if dupes:
                 raise ValueError(f"{kind}: duplicate names {dupes}")
         return self
+
+    @model_validator(mode="after")
+    def _groups_for_group_contrastive(self) -> RunConfig:
+        # Without groups the term would silently be SimCSE: say so instead.
+        if self.finetune.weights().get("group_contrastive", 0) > 0 and not self.domain.group_by:
+            raise ValueError(
+                "finetune.objective group_contrastive needs domain.group_by: the columns that tie a listing"
+                " to its re-listings or translations (its positives)"
+            )
+        return self

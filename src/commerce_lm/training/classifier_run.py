@@ -22,7 +22,9 @@ from commerce_lm.config import TrainConfig, TrainingSection
 from commerce_lm.names import CONFIG_JSON, DEEPSPEED_JSON, METRICS_JSON, TRAIN_LOG
 from commerce_lm.training import checkpoint, data, dist, trainer
 
-TABLE_COLUMNS = ["id", "text", "lang", "split", "label"]
+TABLE_COLUMNS = ["id", "text", "lang", "split", "group", "label"]
+# Only the domain table has ``group`` (group_contrastive's positives); a table may lack ``lang``.
+OPTIONAL_COLUMNS = {"lang", "group"}
 
 
 def read_table(location: str):  # noqa: ANN201 - a pandas DataFrame
@@ -35,7 +37,7 @@ def read_table(location: str):  # noqa: ANN201 - a pandas DataFrame
 
     with storage.local_copy(location) as path:
         table = pq.read_table(path)
-    missing = [c for c in TABLE_COLUMNS if c not in table.column_names and c != "lang"]
+    missing = [c for c in TABLE_COLUMNS if c not in table.column_names and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"{location}: missing column(s) {missing}; expected {TABLE_COLUMNS}")
     return table.select([c for c in TABLE_COLUMNS if c in table.column_names]).to_pandas()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -37,15 +38,23 @@ class Split:
         input_ids: Token ids per document (truncated, with special tokens, unpadded).
         labels: Class ids.
         langs: Language codes.
+        groups: Each document's group number (documents the domain's ``group_by`` ties together,
+            such as a re-listing and its original), ``-1`` for none; empty when the table has none.
     """
 
     ids: list[str]
     input_ids: list[np.ndarray]
     labels: np.ndarray
     langs: list[str] = field(default_factory=list)
+    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def group_order(self) -> np.ndarray:
+        """Document indices sorted by group number: each group's members lie together."""
+        return np.argsort(self.groups, kind="stable")
 
     @property
     def lengths(self) -> np.ndarray:
@@ -75,11 +84,15 @@ def make_split(tokenizer, frame, max_length: int, prompt: str = "") -> Split:  #
     """
     langs = frame["lang"].astype(str).tolist() if "lang" in frame else [""] * len(frame)
     texts = (prompt + frame["text"].astype(str)).tolist()
+    groups = np.zeros(0, dtype=np.int64)
+    if "group" in frame and frame["group"].notna().any():
+        groups = np.where(frame["group"].notna(), frame["group"].factorize()[0], -1).astype(np.int64)
     return Split(
         ids=frame["id"].astype(str).tolist(),
         input_ids=tokenize(tokenizer, texts, max_length),
         labels=frame["label"].to_numpy(dtype=np.int64),
         langs=langs,
+        groups=groups,
     )
 
 
@@ -180,6 +193,44 @@ def collate(split: Split, indices: Sequence[int], pad_id: int) -> dict[str, obje
         "attention_mask": torch.from_numpy(mask),
         "labels": torch.from_numpy(split.labels[np.asarray(indices, dtype=np.int64)]),
         "tokens": int(mask.sum()),
+    }
+
+
+def partners(split: Split, indices: Sequence[int], seed: int, step: int) -> np.ndarray:
+    """A positive for each document of a micro-batch: another document of its group, or itself.
+
+    The partner is drawn per document from ``(seed, step, document)``, so it does not depend on the
+    process count or the micro-batch a document lands in, and a resumed run draws the same ones.
+    A document in no group (or alone in its group) is its own partner.
+    """
+    chosen = np.asarray(indices, dtype=np.int64).copy()
+    if not split.groups.size:
+        return chosen
+    by_group = split.group_order
+    starts = np.searchsorted(split.groups[by_group], split.groups[chosen], side="left")
+    ends = np.searchsorted(split.groups[by_group], split.groups[chosen], side="right")
+    for place, index in enumerate(chosen.tolist()):
+        others = by_group[starts[place] : ends[place]]
+        others = others[others != index]
+        if split.groups[index] >= 0 and others.size:
+            chosen[place] = others[np.random.default_rng([seed, step, index]).integers(others.size)]
+    return chosen
+
+
+def partner_batch(split: Split, indices: Sequence[int], pad_id: int, seed: int, step: int) -> dict[str, object]:
+    """The :func:`partners` of a micro-batch, padded, and every document's group number (``-1``: none).
+
+    Returns:
+        ``partner_input_ids``, ``partner_attention_mask`` and ``groups`` as torch tensors.
+    """
+    import torch
+
+    padded = collate(split, partners(split, indices, seed, step), pad_id)
+    groups = split.groups[np.asarray(indices, dtype=np.int64)] if split.groups.size else np.full(len(indices), -1)
+    return {
+        "partner_input_ids": padded["input_ids"],
+        "partner_attention_mask": padded["attention_mask"],
+        "groups": torch.from_numpy(np.asarray(groups, dtype=np.int64)),
     }
 
 

@@ -127,6 +127,8 @@ class Session:
         for indices in micro_batches:
             batch = data.collate(split, indices, pad_id)
             tokens = batch.pop("tokens")
+            if getattr(objective, "partners", False):
+                batch.update(data.partner_batch(split, indices, pad_id, self.plan.seed, self.state.step))
             batch = {k: v.to(self.info.device) for k, v in batch.items()}
             terms = objective(self.engine, batch)
             self.engine.backward(terms["loss"])

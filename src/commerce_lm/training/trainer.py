@@ -54,6 +54,8 @@ def run_fingerprint(tcfg: TrainConfig, seed: int, model: str, splits: list[data.
         for doc_id, label, ids in zip(split.ids, split.labels.tolist(), split.input_ids, strict=True):
             digest.update(f"{doc_id}\t{label}\t".encode())
             digest.update(ids.tobytes())
+        if split.groups.size:  # group_contrastive's positives; absent before groups were read
+            digest.update(split.groups.tobytes())
     return digest.hexdigest()[:16]
 
 

@@ -110,6 +110,17 @@ def test_an_unknown_objective_is_refused_in_one_line_naming_the_known_ones(toy):
     assert all(f"'{name}'" in line for name in [*OBJECTIVES, "toy"])
 
 
+def test_group_contrastive_without_groups_is_refused_in_one_line():
+    raw = {"model": "m", "domain": {"data": "d", "label": "y"}, "tasks": [{"name": "t", "data": "d", "label": "z"}]}
+    with pytest.raises(ConfigError) as error:
+        parse_config({**raw, "finetune": {"objective": {"group_contrastive": 1}}})
+    assert "group_contrastive needs domain.group_by" in str(error.value).splitlines()[-1]
+    grouped = {**raw, "domain": {**raw["domain"], "group_by": ["relist"]}}
+    assert parse_config({**grouped, "finetune": {"objective": {"group_contrastive": 1}}}).finetune.weights() == {
+        "group_contrastive": 1.0
+    }
+
+
 def test_the_weights_are_checked_once_in_the_config():
     with pytest.raises(ValueError, match="at least one"):
         FinetuneConfig(objective={"cross_entropy": 0.0})
@@ -161,6 +172,29 @@ def test_instance_contrastive_prefers_its_own_second_view():
     expected = -math.log(math.exp(1 / 0.05) / (math.exp(1 / 0.05) + 2))
     assert value == pytest.approx(expected, abs=1e-5)
     assert model.calls == 1  # both views come from one stacked forward pass
+
+
+def test_group_contrastive_matches_infonce_with_the_anchors_group_masked():
+    # Documents 0, 1 and 2 form one group, 3 and 4 none. Anchor 0's drawn partner is 1; 2 is of its
+    # group too, so it is neither the positive nor a negative. Ungrouped documents are their own partner.
+    rows = F.normalize(torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0], [-1.0, 0.2]]), dim=-1)
+    model = Vectors(rows)
+    batch = _batch(5, [0] * 5)
+    partners = torch.tensor([1, 2, 0, 3, 4])
+    batch.update(
+        partner_input_ids=partners[:, None].repeat(1, 3),
+        partner_attention_mask=torch.ones(5, 3, dtype=torch.long),
+        groups=torch.tensor([7, 7, 7, -1, -1]),
+    )
+    value = _term("group_contrastive", temperature=0.5)(model, batch)["group_contrastive"]
+    sims = rows @ rows[partners].T / 0.5
+    losses = []
+    for i in range(5):
+        group = batch["groups"]
+        candidates = [j for j in range(5) if j == i or group[j] < 0 or group[j] != group[i]]
+        losses.append(torch.logsumexp(sims[i, candidates], 0) - sims[i, i])
+    assert value.item() == pytest.approx(torch.stack(losses).mean().item(), abs=1e-5)
+    assert model.calls == 2  # the documents, then their partners
 
 
 def test_stay_near_pretrained_is_zero_at_the_start_and_grows_when_the_encoder_moves(tiny):

@@ -32,7 +32,7 @@ def work(tmp_path_factory):
     config = {
         "model": str(model),
         "seed": 5,
-        "domain": {"data": "unused", "label": "label"},
+        "domain": {"data": "unused", "label": "label", "group_by": ["pair"]},
         "tasks": [{"name": "weapons", "data": "unused", "label": "label"}],
         "finetune": section,
     }
@@ -78,10 +78,13 @@ def test_two_processes_zero3_match_one_process_zero0_and_zero2(work):
 
 @pytest.mark.distributed
 def test_every_objective_trains_under_zero3_on_two_processes(work):
-    """SupCon and SimCSE gather across ranks, masked-LM adds its own pass, the frozen copy stays outside ZeRO."""
+    """SupCon, SimCSE and group contrast gather across ranks; masked-LM adds its own pass.
+
+    The frozen copy of the PLM stays outside ZeRO.
+    """
     objective = json.dumps(
-        {"cross_entropy": 1, "supervised_contrastive": 0.5, "instance_contrastive": 1, "mlm": 0.5,
-         "stay_near_pretrained": 1}
+        {"cross_entropy": 1, "supervised_contrastive": 0.5, "instance_contrastive": 1, "group_contrastive": 1,
+         "mlm": 0.5, "stay_near_pretrained": 1}
     )  # fmt: skip
     command = [
         sys.executable, "-m", "commerce_lm.cli", "finetune-encoder",
@@ -95,7 +98,8 @@ def test_every_objective_trains_under_zero3_on_two_processes(work):
         r for r in map(json.loads, (work / "all" / "train_log.jsonl").read_text().splitlines()) if r["event"] == "step"
     ]
     assert len(steps) == 3
-    for term in ("cross_entropy", "supervised_contrastive", "instance_contrastive", "mlm", "stay_near_pretrained"):
+    for term in ("cross_entropy", "supervised_contrastive", "instance_contrastive", "group_contrastive", "mlm",
+                 "stay_near_pretrained"):  # fmt: skip
         assert all(r[term] >= 0 for r in steps), term
     metrics = json.loads((work / "all" / "metrics.json").read_text())
     assert metrics["objective"]["mlm"] == 0.5 and metrics["world_size"] == 2

@@ -69,6 +69,43 @@ def test_collate_pads_dynamically_and_counts_real_tokens():
     assert batch["labels"].tolist() == [1, 0]
 
 
+def _grouped_split() -> data.Split:
+    # Groups read as prepare-data writes them ("column:value", null for none).
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "id": list("abcdef"),
+            "text": ["x"] * 6,
+            "label": [0] * 6,
+            "group": ["relist:1", None, "relist:1", "translation:9", "relist:1", None],
+        }
+    )
+    tokenizer = lambda texts, **_: {"input_ids": [[0, 2]] * len(texts)}  # noqa: E731
+    return data.make_split(tokenizer, frame, max_length=8)
+
+
+def test_a_partner_is_another_document_of_the_group_or_the_document_itself():
+    split = _grouped_split()
+    assert split.groups.tolist() == [0, -1, 0, 1, 0, -1]
+    drawn = {tuple(data.partners(split, range(6), seed=3, step=step)) for step in range(20)}
+    for chosen in drawn:
+        assert chosen[1] == 1 and chosen[5] == 5  # in no group
+        assert chosen[3] == 3  # alone in its group
+        assert all(chosen[i] in {0, 2, 4} - {i} for i in (0, 2, 4))
+    assert len({chosen[0] for chosen in drawn}) == 2  # both others of its group are drawn over the steps
+    # A document's partner depends on (seed, step, document), not on the micro-batch it is in.
+    whole = data.partners(split, range(6), seed=3, step=5)
+    assert data.partners(split, [4, 0], seed=3, step=5).tolist() == whole[[4, 0]].tolist()
+
+
+def test_a_split_without_groups_pairs_every_document_with_itself():
+    split = data.Split(ids=["a", "b"], input_ids=[np.array([0, 2])] * 2, labels=np.array([0, 1]))
+    batch = data.partner_batch(split, [1, 0], pad_id=1, seed=0, step=0)
+    assert batch["groups"].tolist() == [-1, -1]
+    assert batch["partner_input_ids"].tolist() == [[0, 2], [0, 2]]
+
+
 def test_eval_shards_give_every_rank_as_many_rows_and_every_document_once():
     shards = [data.eval_shard(7, rank, 3) for rank in range(3)]
     assert {len(idx) for idx, _ in shards} == {3}

@@ -52,6 +52,7 @@ class Output:
             table = table.append_column("split", keys.SPLITS.take(pa.array(split[taken])))
             target = parsed["target"].filter(pa.array(taken))
             if ds.kind == "domain":
+                table = table.append_column("group", parsed["group_key"].filter(pa.array(taken)))
                 target = pc.index_in(target, pa.array(labels, pa.string())).cast(pa.int64())
             accepted.add_table(table.append_column(ACCEPTED_SCHEMA[ds.kind].names[-1], target).cast(accepted.schema))
             if ds.kind != "domain":

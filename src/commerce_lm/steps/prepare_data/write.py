@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 
 _COMMON = [("id", pa.string()), ("text", pa.string()), ("lang", pa.string()), ("split", pa.string())]
 ACCEPTED_SCHEMA = {
-    "domain": pa.schema([*_COMMON, ("label", pa.int64())]),
+    # A domain row's split group ("column:value", null for none): group_contrastive's positives.
+    "domain": pa.schema([*_COMMON, ("group", pa.string()), ("label", pa.int64())]),
     "task": pa.schema([*_COMMON, ("label", pa.int64())]),
     "similarity": pa.schema([*_COMMON, ("group", pa.string())]),
 }

@@ -20,7 +20,12 @@ _OUTPUTS_KEY = "_outputs"
 
 
 class Objective(Protocol):
-    """A training objective: ``forward(model, batch) -> {term name: scalar tensor}``."""
+    """A training objective: ``forward(model, batch) -> {term name: scalar tensor}``.
+
+    One that sets ``partners = True`` gets each document's group partner in its batch
+    (:func:`commerce_lm.training.data.partner_batch`): ``partner_input_ids``,
+    ``partner_attention_mask`` and ``groups``.
+    """
 
     #: Dropout views of each document this objective needs from the shared forward pass.
     views: int

@@ -16,6 +16,8 @@ class Mix:
             raise ValueError("an objective needs at least one term")
         self.parts = parts
         self.views = max(objective.views for _, objective in parts.values())
+        # Whether a batch must carry each document's group partner (group_contrastive).
+        self.partners = any(getattr(objective, "partners", False) for _, objective in parts.values())
 
     def __call__(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         """Every term by name, plus ``loss``, their weighted sum."""

@@ -11,7 +11,7 @@ from commerce_lm.steps.prepare_data import DataError
 
 def test_outputs_follow_the_contract(tiny_prepared, tiny_cfg):
     domain = pd.read_parquet(tiny_prepared / names.DOMAIN_TABLE)
-    assert list(domain.columns) == ["id", "text", "lang", "split", "label"]
+    assert list(domain.columns) == ["id", "text", "lang", "split", "group", "label"]
     labels = json.loads((tiny_prepared / names.LABELS_JSON).read_text())
     assert "allowed" in labels and domain["label"].max() < len(labels)
     assert set(domain["split"]) == {"train", "validation", "test"}
@@ -29,6 +29,17 @@ def test_groups_never_cross_splits(tiny_prepared):
     for name in ("relisted", "translated"):
         table = pd.read_parquet(tiny_prepared / names.SIMILARITY_DIR / f"{name}.parquet").dropna(subset=["group"])
         assert (table.groupby("group")["split"].nunique() == 1).all()
+
+
+def test_the_domain_keeps_each_rows_group_as_column_and_value(tiny_prepared, tiny_cfg):
+    domain = pd.read_parquet(tiny_prepared / names.DOMAIN_TABLE)
+    raw = pd.read_parquet(tiny_cfg.domain.data).set_index("id")
+    grouped = domain.dropna(subset=["group"])
+    assert 0 < len(grouped) < len(domain)
+    for row in grouped.itertuples():
+        column, value = row.group.split(":", 1)
+        assert column in tiny_cfg.domain.group_by and str(raw.loc[row.id, column]) == value
+    assert (grouped.groupby("group")["split"].nunique() == 1).all()  # positives never cross splits
 
 
 def test_text_is_normalised():

@@ -105,7 +105,8 @@ class Preparer:
     def _accept(self, ds: Dataset, row: Row, accepted: Writer, id_key: int, key: int) -> None:
         target = self.domain_labels.index(row.target) if ds.kind == "domain" else row.target
         common = {"id": row.id, "text": row.text, "lang": row.lang, "split": row.split}
-        accepted.add({**common, ("group" if ds.kind == "similarity" else "label"): target})
+        grouped = {"group": row.group_key} if ds.kind == "domain" else {}
+        accepted.add({**common, **grouped, ("group" if ds.kind == "similarity" else "label"): target})
         if ds.kind != "domain" and id_key not in self.corpus_keys:
             self.corpus_keys[id_key] = key
             self.corpus_writer.add(common)
