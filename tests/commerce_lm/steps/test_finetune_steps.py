@@ -111,6 +111,20 @@ def test_a_baseline_patience_stops_is_not_capped(setup, tmp_path):
     assert metrics["epochs_run"] == 4 / 12
 
 
+def test_a_baseline_with_frozen_word_embeddings_trains_the_rest(setup):
+    prepared, model, root = setup
+    cfg = run_config(model, max_steps=2)
+    whole = finetune_baseline.run(section_for("finetune-baseline", cfg), str(prepared), "weapons", str(root / "whole"))
+    cfg.baseline.freeze_embeddings = True
+    frozen = finetune_baseline.run(
+        section_for("finetune-baseline", cfg), str(prepared), "weapons", str(root / "frozen-embeddings")
+    )
+    # The tiny XLM-R's word embeddings (its vocabulary x 32 dimensions) are left out of the optimizer.
+    vocabulary = json.loads((model / "config.json").read_text())["vocab_size"]
+    assert whole["trainable_parameters"] - frozen["trainable_parameters"] == vocabulary * 32
+    assert frozen["parameters"] == whole["parameters"] and frozen["global_steps"] == 2
+
+
 def test_baseline_defaults_cap_five_epochs_with_patience_two():
     from commerce_lm.config import BaselineConfig, FinetuneConfig
 

@@ -246,8 +246,12 @@ def data_rows(metrics: dict[str, Any]) -> list[list[str]]:
 
 
 def sections(metrics: dict[str, Any]) -> list[Section]:
-    """The report's tables, in page order (after the verdict and the domain line)."""
-    return [
+    """The report's tables with rows, in page order (after the verdict and the domain line).
+
+    A table without rows is left out: a run without similarity sets (or languages) shows no empty
+    KNN (or per-language) table.
+    """
+    every = [
         Section("binary", "Binary integrity tasks (test split)", REFERENCE_HEADER, reference_rows(metrics)),
         Section(
             "language",
@@ -265,6 +269,7 @@ def sections(metrics: dict[str, Any]) -> list[Section]:
         Section("cost", "Training cost", COST_HEADER, cost_rows(metrics)),
         Section("data", "Data", DATA_HEADER, data_rows(metrics)),
     ]
+    return [section for section in every if section.rows]
 
 
 def example_rows(examples: list[dict[str, Any]]) -> list[list[str]]:

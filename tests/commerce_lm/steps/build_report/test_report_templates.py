@@ -94,6 +94,13 @@ def test_markdown_keeps_its_tables_whole(tiny_cfg):
     assert "| a\\|b / PLM frozen + head | 0.700 [0.600, 0.800] | 0.500 | 1.0 | - | - |" in text.splitlines()
 
 
+def test_a_run_without_similarity_sets_shows_no_empty_knn_table(tiny_cfg):
+    text = render_markdown(tiny_cfg, METRICS)
+    assert "## Binary integrity tasks" in text and "KNN" not in text and "Similarity" not in text
+    with_knn = {**METRICS, "similarity": {"s": {"plm": {"f1": 0.4}, "finetuned": {"f1": 0.5}}}}
+    assert "## Similarity detection (KNN)" in render_markdown(tiny_cfg, with_knn)
+
+
 def test_the_wheel_ships_the_templates(tmp_path):
     source = tmp_path / "source"  # a copy: building writes build/ beside the sources
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
