@@ -97,7 +97,8 @@ def test_markdown_keeps_its_tables_whole(tiny_cfg):
 def test_a_run_without_similarity_sets_shows_no_empty_knn_table(tiny_cfg):
     text = render_markdown(tiny_cfg, METRICS)
     assert "## Binary integrity tasks" in text and "KNN" not in text and "Similarity" not in text
-    with_knn = {**METRICS, "similarity": {"s": {"plm": {"f1": 0.4}, "finetuned": {"f1": 0.5}}}}
+    arm = {"f1": 0.4, "precision": 0.5, "recall": 0.3}
+    with_knn = {**METRICS, "similarity": {"s": {"plm": arm, "finetuned": arm}}}
     assert "## Similarity detection (KNN)" in render_markdown(tiny_cfg, with_knn)
 
 
