@@ -37,9 +37,10 @@ def read_table(location: str):  # noqa: ANN201 - a pandas DataFrame
 
     with storage.local_copy(location) as path:
         table = pq.read_table(path)
-    missing = [c for c in TABLE_COLUMNS if c not in table.column_names and c not in OPTIONAL_COLUMNS]
+    required = [c for c in TABLE_COLUMNS if c not in OPTIONAL_COLUMNS]
+    missing = [c for c in required if c not in table.column_names]
     if missing:
-        raise ValueError(f"{location}: missing column(s) {missing}; expected {TABLE_COLUMNS}")
+        raise ValueError(f"{location}: missing column(s) {missing}; expected {required}")
     return table.select([c for c in TABLE_COLUMNS if c in table.column_names]).to_pandas()
 
 

@@ -205,3 +205,18 @@ def test_a_remote_checkpoint_store_leaves_no_staging_folder_behind_even_when_nev
     del failed  # a failed run drops its store without closing it
     gc.collect()
     assert not staging.exists()
+
+
+def test_a_prepared_table_without_a_required_column_is_refused_naming_the_file(tmp_path):
+    import pandas as pd
+
+    from commerce_lm.training.classifier_run import read_table
+
+    path = tmp_path / "weapons.parquet"
+    pd.DataFrame({"id": ["a"], "text": ["x"], "split": ["train"]}).to_parquet(path)
+    with pytest.raises(ValueError) as error:
+        read_table(str(path))
+    # lang and group are optional: neither is asked for.
+    assert str(error.value) == f"{path}: missing column(s) ['label']; expected ['id', 'text', 'split', 'label']"
+    pd.DataFrame({"id": ["a"], "text": ["x"], "split": ["train"], "label": [1]}).to_parquet(path)
+    assert list(read_table(str(path)).columns) == ["id", "text", "split", "label"]
