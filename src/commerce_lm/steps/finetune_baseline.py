@@ -21,7 +21,7 @@ from commerce_lm.launch.jobspec import JobRequest
 from commerce_lm.metrics import roc_pr
 from commerce_lm.modelfiles import st_files
 from commerce_lm.names import PREDICTIONS_TABLE, TASKS_DIR
-from commerce_lm.training import adapt, classifier_run, data, dist, metrics
+from commerce_lm.training import classifier_run, data, dist, metrics
 
 STEP = "finetune-baseline"
 # Documents per scoring batch (one process, no gradients).
@@ -86,14 +86,6 @@ def _score_and_publish(
         classifier_run.write_common(stage, section, trained, metrics)
 
 
-def _classifier(section: FinetuneBaselineSection) -> Any:
-    """The encoder with a fresh two-class head; its word embeddings frozen when ``baseline.freeze_embeddings``."""
-    model = models.load_classifier(section.model, 2)
-    # Before the engine is built: the optimizer (and DeepSpeed's state) then never holds them.
-    adapt.freeze(model.base_model, embeddings=section.baseline.freeze_embeddings, layers=0)
-    return model
-
-
 def run(
     section: FinetuneBaselineSection,
     prepared_dir: str,
@@ -139,7 +131,6 @@ def run(
         out_dir,
         step_name=f"{STEP}:{task}",
         checkpoint_dir=checkpoint_dir,
-        build=lambda tokenizer: (_classifier(section), None),
         prompt=prompt,
     )
     result = trained.result.metrics

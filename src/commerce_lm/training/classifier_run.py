@@ -76,6 +76,16 @@ class Trained:
     checkpoint_root: str
 
 
+def _classifier(model: str, num_labels: int, tcfg: TrainConfig) -> Any:
+    """``model`` with a fresh ``num_labels``-class head; its word embeddings frozen when ``tcfg`` says so."""
+    from commerce_lm.training import adapt  # imports torch: only a run that trains needs it
+
+    classifier = models.load_classifier(model, num_labels)
+    # Before the engine is built: the optimizer (and DeepSpeed's state) then never holds them.
+    adapt.freeze(classifier.base_model, embeddings=tcfg.freeze_embeddings, layers=0)
+    return classifier
+
+
 def train_classifier(
     cfg: TrainingSection,
     tcfg: TrainConfig,
@@ -103,7 +113,8 @@ def train_classifier(
         id2label: Class names for the model config.
         checkpoint_dir: Where to keep checkpoints instead of :func:`checkpoint.default_root`.
         build: ``build(tokenizer) -> (model, objective)``; by default a sequence classifier of
-            ``cfg.model`` trained with cross-entropy.
+            ``cfg.model`` trained with cross-entropy, its word embeddings frozen when
+            ``tcfg.freeze_embeddings``.
         prompt: Text put before every document (the encoder's declared prompt); ``""`` for none.
 
     Returns:
@@ -117,7 +128,7 @@ def train_classifier(
     val_split = data.make_split(tokenizer, val_frame, tcfg.max_length, prompt)
     # The fresh head's initialisation (and dropout) draw from torch's RNG: same seed, same run.
     torch.manual_seed(cfg.seed)
-    model, objective = build(tokenizer) if build else (models.load_classifier(cfg.model, num_labels), None)
+    model, objective = build(tokenizer) if build else (_classifier(cfg.model, num_labels, tcfg), None)
     if id2label:
         model.config.id2label = dict(id2label)
         model.config.label2id = {v: k for k, v in id2label.items()}
