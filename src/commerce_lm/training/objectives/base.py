@@ -100,3 +100,31 @@ def gather(tensor: Any) -> tuple[Any, int]:
 
     parts = all_gather(tensor.contiguous())
     return torch.cat(parts), tdist.get_rank() * tensor.shape[0]
+
+
+def info_nce(anchors: Any, positives: Any, temperature: float, groups: Any = None) -> Any:
+    """In-batch InfoNCE: each anchor against its own positive, every rank's other positives its negatives.
+
+    Args:
+        anchors: This rank's pooled vectors, one per document.
+        positives: Each document's positive (a second view, or a partner), in the same order.
+        temperature: Divides the cosine similarities.
+        groups: Each document's group number (``-1``: none); the positives of an anchor's own group,
+            other than its own, are left out of its negatives. ``None``: no groups.
+
+    Returns:
+        The mean cross-entropy over this rank's anchors.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    z1 = F.normalize(anchors.float(), dim=-1)
+    z2, offset = gather(F.normalize(positives.float(), dim=-1))
+    logits = z1 @ z2.T / temperature
+    targets = torch.arange(z1.shape[0], device=z1.device) + offset
+    if groups is not None:
+        everyone, _ = gather(groups)
+        same_group = (groups[:, None] == everyone[None, :]) & (groups[:, None] >= 0)
+        same_group[torch.arange(z1.shape[0]), targets] = False
+        logits = logits.masked_fill(same_group, float("-inf"))
+    return F.cross_entropy(logits, targets)

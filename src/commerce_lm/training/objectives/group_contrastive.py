@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_lm.config import ObjectiveSettings
-from commerce_lm.training.objectives.base import Context, gather, views
+from commerce_lm.training.objectives.base import Context, info_nce, views
 
 
 class GroupContrastive:
@@ -29,20 +29,11 @@ class GroupContrastive:
 
     def __call__(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         """``{"group_contrastive": loss}``."""
-        import torch
-        import torch.nn.functional as F
-
-        anchors = F.normalize(views(model, batch)[0].pooled.float(), dim=-1)
+        anchors = views(model, batch)[0].pooled
         partner = model(input_ids=batch["partner_input_ids"], attention_mask=batch["partner_attention_mask"])
-        positives, offset = gather(F.normalize(partner.pooled.float(), dim=-1))
-        groups, _ = gather(batch["groups"])
-        logits = anchors @ positives.T / self.temperature
-        targets = torch.arange(anchors.shape[0], device=anchors.device) + offset
-        # Another document of the anchor's group is no negative: mask it, keep the drawn positive.
-        same_group = (batch["groups"][:, None] == groups[None, :]) & (batch["groups"][:, None] >= 0)
-        same_group[torch.arange(anchors.shape[0]), targets] = False
-        logits = logits.masked_fill(same_group, float("-inf"))
-        return {"group_contrastive": F.cross_entropy(logits, targets)}
+        # Another document of the anchor's group is no negative; only its drawn partner is the positive.
+        loss = info_nce(anchors, partner.pooled, self.temperature, groups=batch["groups"])
+        return {"group_contrastive": loss}
 
 
 def build(settings: ObjectiveSettings, context: Context) -> GroupContrastive:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_lm.config import ObjectiveSettings
-from commerce_lm.training.objectives.base import Context, gather, views
+from commerce_lm.training.objectives.base import Context, info_nce, views
 
 
 class InstanceContrastive:
@@ -23,15 +23,8 @@ class InstanceContrastive:
 
     def __call__(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         """``{"instance_contrastive": loss}``."""
-        import torch
-        import torch.nn.functional as F
-
         first, second = views(model, batch)[:2]
-        z1 = F.normalize(first.pooled.float(), dim=-1)
-        z2, offset = gather(F.normalize(second.pooled.float(), dim=-1))
-        logits = z1 @ z2.T / self.temperature
-        targets = torch.arange(z1.shape[0], device=z1.device) + offset
-        return {"instance_contrastive": F.cross_entropy(logits, targets)}
+        return {"instance_contrastive": info_nce(first.pooled, second.pooled, self.temperature)}
 
 
 def build(settings: ObjectiveSettings, context: Context) -> InstanceContrastive:
