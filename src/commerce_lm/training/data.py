@@ -52,9 +52,13 @@ class Split:
         return len(self.ids)
 
     @cached_property
-    def group_order(self) -> np.ndarray:
-        """Document indices sorted by group number: each group's members lie together."""
-        return np.argsort(self.groups, kind="stable")
+    def group_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Document indices sorted by group number, and those numbers: each group's members lie together.
+
+        Computed once per split, so a micro-batch finds its documents' groups by binary search.
+        """
+        order = np.argsort(self.groups, kind="stable")
+        return order, self.groups[order]
 
     @property
     def lengths(self) -> np.ndarray:
@@ -206,9 +210,9 @@ def partners(split: Split, indices: Sequence[int], seed: int, step: int) -> np.n
     chosen = np.asarray(indices, dtype=np.int64).copy()
     if not split.groups.size:
         return chosen
-    by_group = split.group_order
-    starts = np.searchsorted(split.groups[by_group], split.groups[chosen], side="left")
-    ends = np.searchsorted(split.groups[by_group], split.groups[chosen], side="right")
+    by_group, sorted_groups = split.group_order
+    starts = np.searchsorted(sorted_groups, split.groups[chosen], side="left")
+    ends = np.searchsorted(sorted_groups, split.groups[chosen], side="right")
     for place, index in enumerate(chosen.tolist()):
         others = by_group[starts[place] : ends[place]]
         others = others[others != index]
