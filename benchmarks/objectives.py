@@ -71,6 +71,17 @@ VARIANTS = {
     "group+near-30": {"objective": {"group_contrastive": 1.0, "stay_near_pretrained": 30.0}, "pooling": "mean"},
     "ce+near-3": {"objective": {"cross_entropy": 1.0, "stay_near_pretrained": 3.0}, "pooling": "mean"},
     "ce+near-10": {"objective": {"cross_entropy": 1.0, "stay_near_pretrained": 10.0}, "pooling": "mean"},
+    "ce+near-3-lr2x": {
+        "objective": {"cross_entropy": 1.0, "stay_near_pretrained": 3.0},
+        "pooling": "mean",
+        "learning_rate": 1.0e-4,
+    },
+    # The domain head at 100 times the encoder's rate: it learns the label first (see head_learning_rate).
+    "ce+near-3-head": {
+        "objective": {"cross_entropy": 1.0, "stay_near_pretrained": 3.0},
+        "pooling": "mean",
+        "head_learning_rate": 5.0e-3,
+    },
     # The config's own finetune section, then one knob changed (how much of the PLM is adapted).
     "config": {},
     "pool-cls": {"pooling": "cls"},

@@ -30,6 +30,10 @@ class TrainConfig(Strict):
     per_device_batch_size: int = Field(default=16, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     learning_rate: float = Field(default=5e-5, gt=0)
+    # The fresh heads' rate (unset: learning_rate). A head that starts random and learns at the
+    # encoder's small rate sends the encoder noise for most of a short run: a faster head learns the
+    # label first, so the encoder's gradient carries it (as linear-probing then fine-tuning does).
+    head_learning_rate: float | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, le=1)
     max_grad_norm: float = Field(default=1.0, gt=0)

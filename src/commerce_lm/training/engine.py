@@ -14,19 +14,24 @@ from commerce_lm.training import data, dist, ds_config
 
 
 def optimizer(model: Any, tcfg: TrainConfig, total_steps: int) -> tuple[Any, Any]:
-    """AdamW without decay on biases and norms, and linear warm-up then linear decay to zero."""
+    """AdamW without decay on biases and norms, and linear warm-up then linear decay to zero.
+
+    The parameters outside the pre-trained encoder (``model.base_model``: the fresh heads) learn at
+    ``tcfg.head_learning_rate`` when it is set, the encoder at ``tcfg.learning_rate``.
+    """
     import torch
 
-    decay, no_decay = [], []
+    encoder = {id(param) for param in getattr(model, "base_model", model).parameters()}
+    head_lr = tcfg.head_learning_rate or tcfg.learning_rate
+    groups: dict[tuple[float, float], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        decay = 0.0 if param.ndim < 2 or "norm" in name.lower() else tcfg.weight_decay
+        lr = tcfg.learning_rate if id(param) in encoder else head_lr
+        groups.setdefault((lr, decay), []).append(param)
     adamw = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": tcfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()],
         lr=tcfg.learning_rate,
         # One fused kernel for all parameters (CPU and GPU): the default per-tensor loop is several
         # times slower on CPU, and the HF Trainer defaults to the fused kernel too.

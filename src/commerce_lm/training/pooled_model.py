@@ -52,6 +52,11 @@ class PooledEncoder(nn.Module):
         """The encoder's transformers config."""
         return self.encoder.config
 
+    @property
+    def base_model(self) -> nn.Module:
+        """The pre-trained encoder, as transformers names it in its task models; the rest is fresh heads."""
+        return self.encoder
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mlm_positions: torch.Tensor | None = None
     ) -> PooledOutput:

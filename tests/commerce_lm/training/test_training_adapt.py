@@ -52,6 +52,26 @@ def test_frozen_parameters_are_left_out_of_the_optimizer(setup):
     assert id(params["encoder.layer.1.output.dense.weight"]) in held and id(wrapped.head.weight) in held
 
 
+@pytest.mark.parametrize("task_model", ["pooled", "classifier"])
+def test_the_fresh_heads_learn_at_their_own_rate(setup, task_model):
+    _, model, _ = setup
+    if task_model == "pooled":
+        wrapped = PooledEncoder(models.load_encoder(str(model)), "mean", num_labels=3)
+    else:
+        wrapped = models.load_classifier(str(model), 3)
+    heads = {id(p) for n, p in wrapped.named_parameters()} - {id(p) for p in wrapped.base_model.parameters()}
+    assert heads
+    tcfg = FinetuneConfig.model_validate({**run_config(model).finetune.model_dump(), "head_learning_rate": 1e-2})
+    adamw, _ = engine.optimizer(wrapped, tcfg, total_steps=4)
+    rates = {id(p): group["initial_lr"] for group in adamw.param_groups for p in group["params"]}
+    assert {rates[i] for i in heads} == {1e-2}
+    assert {rate for i, rate in rates.items() if i not in heads} == {tcfg.learning_rate}
+    assert len(rates) == sum(p.requires_grad for p in wrapped.parameters())
+    # Unset, every parameter learns at learning_rate.
+    adamw, _ = engine.optimizer(wrapped, run_config(model).finetune, total_steps=4)
+    assert {group["initial_lr"] for group in adamw.param_groups} == {tcfg.learning_rate}
+
+
 def test_freezing_more_layers_than_the_encoder_has_names_the_key(setup):
     _, model, _ = setup
     with pytest.raises(ValueError, match=r"finetune.freeze_layers is 3, but the encoder has only 2 layers"):
