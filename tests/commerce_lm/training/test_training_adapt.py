@@ -59,7 +59,7 @@ def test_the_fresh_heads_learn_at_their_own_rate(setup, task_model):
         wrapped = PooledEncoder(models.load_encoder(str(model)), "mean", num_labels=3)
     else:
         wrapped = models.load_classifier(str(model), 3)
-    heads = {id(p) for n, p in wrapped.named_parameters()} - {id(p) for p in wrapped.base_model.parameters()}
+    heads = {id(p) for p in wrapped.parameters()} - {id(p) for p in wrapped.base_model.parameters()}
     assert heads
     tcfg = FinetuneConfig.model_validate({**run_config(model).finetune.model_dump(), "head_learning_rate": 1e-2})
     adamw, _ = engine.optimizer(wrapped, tcfg, total_steps=4)
