@@ -22,7 +22,8 @@ alone, [CLS]).
 
 How far the encoder moves from the PLM is chosen the same way. The variants `config`, `pool-*` and
 `freeze-*` keep the config's own objective and change one knob (pooling; frozen word embeddings,
-`freeze_embeddings`; the lowest N layers frozen, `freeze_layers`). Every trained variant is then
+`freeze_embeddings`; the lowest N layers frozen, `freeze_layers`); `lora-8` trains rank-8 adapters
+instead of the weights (`lora_rank`), at the rate adapters want. Every trained variant is then
 interpolated back toward the PLM in weight space (WiSE-FT, `finetune.interpolation`) at each of
 `--alphas` without training again: re-exported, re-embedded and scored as rows `VARIANT@ALPHA`, so the
 mixing weight is chosen on validation like everything else. `--set` overrides reach every step:
@@ -85,6 +86,8 @@ VARIANTS = {
     "freeze-4": {"freeze_layers": 4},
     "freeze-emb+4": {"freeze_embeddings": True, "freeze_layers": 4},
     "freeze-emb+6": {"freeze_embeddings": True, "freeze_layers": 6},
+    # Rank-8 adapters in place of the weights (LoRA), at the ten-fold rate adapters are trained with.
+    "lora-8": {"lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 5.0e-4},
 }
 ALPHAS = "0.3,0.5,0.7,1.0"
 # The PLM arms: name -> embed settings over the config's.

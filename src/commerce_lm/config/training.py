@@ -102,8 +102,11 @@ class FinetuneConfig(TrainConfig):
         "val_probe_macro_f1"
     )
     # How much more of the PLM is kept (commerce_lm.training.adapt): the lowest N transformer layers
-    # frozen, and the exported weights a * fine-tuned + (1 - a) * PLM (WiSE-FT).
+    # frozen; low-rank adapters of rank lora_rank (0: none) trained in place of the weights, scaled
+    # by lora_alpha / lora_rank; and the exported weights a * fine-tuned + (1 - a) * PLM (WiSE-FT).
     freeze_layers: int = Field(default=0, ge=0)
+    lora_rank: int = Field(default=0, ge=0)
+    lora_alpha: float = Field(default=16.0, gt=0)
     interpolation: float = Field(default=1.0, gt=0, le=1)
 
     _objective = field_validator("objective", mode="before")(parse_objective)

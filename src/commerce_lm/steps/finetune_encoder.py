@@ -6,8 +6,9 @@ with the shared DeepSpeed trainer (:mod:`commerce_lm.training`) and the objectiv
 masked-LM, staying near the pre-trained vectors), all on the pooled vector that heads and KNN use.
 It exports the best encoder in Hugging Face format with a sentence-transformers pooling config
 (``finetune.pooling``), so extraction, ``AutoModel`` and ``SentenceTransformer`` agree on its vectors.
-``finetune.freeze_embeddings`` and ``finetune.freeze_layers`` keep parts of the PLM as they are, and
-``finetune.interpolation`` exports a mix of the fine-tuned and pre-trained weights (WiSE-FT;
+``finetune.freeze_embeddings`` and ``finetune.freeze_layers`` keep parts of the PLM as they are,
+``finetune.lora_rank`` trains low-rank adapters instead of the weights (merged into them on export),
+and ``finetune.interpolation`` exports a mix of the fine-tuned and pre-trained weights (WiSE-FT;
 :mod:`commerce_lm.training.adapt`).
 
 The step reads only its section of the run config (model, seed, domain spec, ``finetune``), never
@@ -85,6 +86,7 @@ def run(
         "objective": settings.weights(),
         "pooling": settings.pooling,
         "prompt": prompt,
+        "lora_rank": settings.lora_rank,
         "interpolation": settings.interpolation,
         **trained.result.metrics,
     }
@@ -102,10 +104,12 @@ def _model_and_objective(
     """The pooled encoder with a domain head, and the weighted objective of ``section.finetune``."""
     settings = section.finetune
 
-    model = PooledEncoder(
-        models.load_encoder(section.model), settings.pooling, num_labels, with_mlm=settings.weights().get("mlm", 0) > 0
-    )
-    # Before the engine is built: the optimizer (and DeepSpeed's state) then never holds them.
+    encoder = models.load_encoder(section.model)
+    if settings.lora_rank:
+        encoder = adapt.add_adapters(encoder, rank=settings.lora_rank, alpha=settings.lora_alpha)
+    model = PooledEncoder(encoder, settings.pooling, num_labels, with_mlm=settings.weights().get("mlm", 0) > 0)
+    # Before the engine is built: the optimizer (and DeepSpeed's state) then never holds them. After
+    # the adapters, so that freeze_layers freezes the adapters of those layers too.
     adapt.freeze(model.encoder, embeddings=settings.freeze_embeddings, layers=settings.freeze_layers)
     context = objectives.Context(
         settings, tokenizer=tokenizer, load_pretrained=lambda: models.load_encoder(section.model)
@@ -116,7 +120,8 @@ def _model_and_objective(
 def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) -> None:
     """Save the best encoder (without the training heads), its tokenizer, pooling and prompts.
 
-    With ``finetune.interpolation`` below 1 the saved weights are pulled back toward the PLM's
+    Adapters (``finetune.lora_rank``) are merged into the weights they update. With
+    ``finetune.interpolation`` below 1 the saved weights are pulled back toward the PLM's
     (:func:`commerce_lm.training.adapt.interpolate`). The prompts are the pre-trained encoder's
     (``source``, the resolved PLM folder), declared again, with the one training used
     (``finetune.prompt``) as the default: extraction with ``embed.prompt: auto`` then embeds
@@ -125,6 +130,8 @@ def _export(folder: Any, trained: Any, settings: FinetuneConfig, source: str) ->
     from transformers import AutoModel
 
     state = encoder_state(trained.result.best_state)
+    if settings.lora_rank:
+        state = adapt.merged_state(state, trained.config, rank=settings.lora_rank, alpha=settings.lora_alpha)
     if settings.interpolation < 1:
         state = adapt.interpolate(state, models.load_encoder(source).state_dict(), settings.interpolation)
     encoder = AutoModel.from_config(trained.config)

@@ -1,13 +1,18 @@
 """How much of the pre-trained encoder the domain fine-tune changes: freezing, and interpolating back.
 
 A strong multilingual PLM already knows what out-of-domain tasks need (translation retrieval above
-all); the fine-tune must first do no harm. Two cheap levers keep it close:
+all); the fine-tune must first do no harm. Three cheap levers keep it close:
 
 - **Freezing** (:func:`freeze`): the word embeddings (most of a multilingual encoder's parameters:
   96M of multilingual-e5-small's 118M) and/or the lowest transformer layers keep their pre-trained
   values. A frozen parameter has ``requires_grad=False``, so the optimizer never holds it
   (:func:`commerce_lm.training.engine.optimizer` skips it) and DeepSpeed keeps no gradient,
   master copy or Adam moments for it.
+- **Low-rank adapters** (:func:`add_adapters`, LoRA, Hu et al. 2021, through ``peft``): every
+  pre-trained weight stays as it is and each transformer layer's linear maps learn a low-rank
+  update instead; the export merges the update into the weights (:func:`merged_state`), so the
+  folder is a plain encoder that extraction, ``AutoModel`` and ``SentenceTransformer`` load as
+  before.
 - **Weight-space interpolation** (:func:`interpolate`, WiSE-FT, Wortsman et al. 2022): the exported
   weights are ``a * fine-tuned + (1 - a) * PLM``. It costs no training, so ``a`` can be chosen on
   validation like any other setting (``benchmarks/objectives.py`` sweeps it).
@@ -72,6 +77,47 @@ def freeze(encoder: nn.Module, *, embeddings: bool, layers: int) -> list[str]:
             param.requires_grad_(False)
             names.append(name)
     return names
+
+
+# The linear maps of every transformer layer (attention and feed-forward), not the pooler: the pooled
+# vector never passes through it, so an adapter there would only collect weight decay.
+ADAPTED_MODULES = r".*\.layer\.\d+\..*(query|key|value|dense)"
+
+
+def add_adapters(encoder: nn.Module, *, rank: int, alpha: float) -> nn.Module:
+    """Wrap ``encoder`` with LoRA adapters of ``rank``; every pre-trained weight is frozen.
+
+    Args:
+        encoder: A bare Hugging Face encoder with a BERT-style layer stack.
+        rank: The rank of each update (``finetune.lora_rank``).
+        alpha: Its scale numerator: the update is ``alpha / rank * B @ A`` (``finetune.lora_alpha``).
+
+    Returns:
+        The ``peft`` model: it runs, and is frozen further by :func:`freeze`, like ``encoder``.
+    """
+    from peft import LoraConfig, get_peft_model  # only a run with adapters needs peft loaded
+
+    transformer_layers(encoder)  # the same one-line error as freeze_layers when there is no stack
+    return get_peft_model(encoder, LoraConfig(r=rank, lora_alpha=alpha, target_modules=ADAPTED_MODULES))
+
+
+def merged_state(state: dict[str, Any], config: Any, *, rank: int, alpha: float) -> dict[str, Any]:
+    """The plain encoder's state dict from an adapted one's: each update added into its weight.
+
+    Args:
+        state: The state dict of :func:`add_adapters`' model (``peft`` names).
+        config: The encoder's transformers config.
+        rank: The adapters' rank, as trained.
+        alpha: Their scale, as trained.
+
+    Returns:
+        A state dict with the encoder's own names, as ``AutoModel.from_config(config)`` has them.
+    """
+    from transformers import AutoModel
+
+    adapted = add_adapters(AutoModel.from_config(config), rank=rank, alpha=alpha)
+    adapted.load_state_dict(state)
+    return adapted.merge_and_unload().state_dict()
 
 
 def interpolate(tuned: dict[str, Any], pretrained: dict[str, Any], alpha: float) -> dict[str, Any]:

@@ -121,3 +121,43 @@ def test_frozen_weights_leave_training_unchanged_and_interpolation_exports_the_m
     for name, value in _weights(root / "again").items():
         assert torch.allclose(value, mixed[name], atol=1e-6), name
     assert (root / "again" / "modules.json").read_text() == (root / "half" / "model" / "modules.json").read_text()
+
+
+def test_merged_adapters_compute_what_the_adapted_encoder_did(setup):
+    _, model, _ = setup
+    adapted = adapt.add_adapters(models.load_encoder(str(model)), rank=2, alpha=4.0)
+    torch.manual_seed(0)
+    with torch.no_grad():  # B starts at zero (the PLM itself): give every update something to add
+        for name, param in adapted.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    adapted.eval()
+    plain = models.load_encoder(str(model)).eval()
+    plain.load_state_dict(adapt.merged_state(adapted.state_dict(), plain.config, rank=2, alpha=4.0))
+    ids = torch.randint(5, plain.config.vocab_size, (2, 7))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        want = adapted(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = plain(input_ids=ids, attention_mask=mask).last_hidden_state
+        untouched = models.load_encoder(str(model)).eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, untouched, atol=1e-3)
+
+
+def test_adapters_train_alone_and_export_a_plain_encoder(setup):
+    prepared, model, root = setup
+    cfg = _config(model, lora_rank=2, lora_alpha=4.0, freeze_layers=1)
+    metrics = finetune_encoder.run(section_for("finetune-encoder", cfg), str(prepared), str(root / "lora"))
+    plm, tuned = _weights(model), _weights(root / "lora" / "model")
+    assert metrics["lora_rank"] == 2
+    # Trained: rank-2 updates of layer 1's linear maps, and the domain head (3 labels); nothing else.
+    encoder = models.load_encoder(str(model))
+    layer = encoder.encoder.layer[1]
+    adapted = [m for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(adapted) == 6  # query, key, value, attention output, intermediate, output
+    head = 3 * encoder.config.hidden_size + 3
+    assert metrics["trainable_parameters"] == sum(2 * (m.in_features + m.out_features) for m in adapted) + head
+    assert set(tuned) == set(plm)  # the export is a plain encoder: no adapter names
+    for name, value in tuned.items():
+        updated = name.startswith("encoder.layer.1.") and name.endswith(".weight") and "LayerNorm" not in name
+        assert torch.equal(value, plm[name]) != updated, name
