@@ -40,13 +40,9 @@ WIRED_BY_HAND = frozenset(
 _PARAMETER = {"extract-embeddings": "extract_section"}
 
 
-def _identifier(name: str) -> str:
-    return name.replace("-", "_")
-
-
 def section_parameter(step: str) -> str:
     """The pipeline parameter that holds ``step``'s section (``train-heads`` -> ``train_heads_section``)."""
-    return _PARAMETER.get(step, f"{_identifier(step)}_section")
+    return _PARAMETER.get(step, f"{config.identifier(step)}_section")
 
 
 def declared_steps() -> list[Step]:
@@ -80,7 +76,7 @@ def with_section_parameters(function: Callable[..., Any], steps: list[Step]) -> 
 
 def component(step: Step) -> Any:
     """The KFP component of a step wired from its descriptor."""
-    name = _identifier(step.name)
+    name = config.identifier(step.name)
     return getattr(importlib.import_module(f"commerce_lm_components.{name}"), name)
 
 
@@ -107,8 +103,8 @@ def wire(steps: list[Step], sections: dict[str, Any], artifacts: dict[str, Any],
         task = component(step)(
             section_json=sections[section_parameter(step.name)],
             code_version=versions[step.name],
-            **{_identifier(name): artifacts[name] for name in step.inputs},
+            **{config.identifier(name): artifacts[name] for name in step.inputs},
         )
-        artifacts.update({name: task.outputs[_identifier(name)] for name in step.outputs})
+        artifacts.update({name: task.outputs[config.identifier(name)] for name in step.outputs})
         tasks.append(task)
     return tasks

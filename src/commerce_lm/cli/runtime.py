@@ -63,7 +63,7 @@ def call(step: str, section: Any, output: str, **inputs: Any) -> dict[str, Any]:
         relaunched = _under_torchrun(step, section, output, num_procs, inputs)
         if relaunched is not None:
             return relaunched
-    ordered = [inputs.pop(flag.replace("-", "_")) for flag in descriptor.inputs]
+    ordered = [inputs.pop(config.identifier(flag)) for flag in descriptor.inputs]
     module = importlib.import_module(descriptor.module)  # here, not above: a step's imports are heavy
     return module.run(section, *ordered, output, **inputs)
 

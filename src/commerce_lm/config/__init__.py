@@ -33,7 +33,7 @@ from commerce_lm.config.step_sections import (
     prepare_part,
     section_reading,
 )
-from commerce_lm.config.steps import SECTIONS, STEPS, Step, section_for, step_named
+from commerce_lm.config.steps import SECTIONS, STEPS, Step, identifier, section_for, step_named
 from commerce_lm.config.training import BaselineConfig, FinetuneConfig, TrainConfig
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "TrainConfig",
     "TrainingSection",
     "config_from_json",
+    "identifier",
     "load_config",
     "parse_config",
     "prepare_part",

@@ -125,6 +125,15 @@ STEPS: tuple[Step, ...] = (
 SECTIONS: dict[str, type[StepSection]] = {step.name: step.section for step in STEPS}
 
 
+def identifier(name: str) -> str:
+    """The Python name of a command-line name (``finetuned-embeddings`` -> ``finetuned_embeddings``).
+
+    The CLI passes a step's inputs to its ``run`` under these names, and the components name their
+    parameters and artifacts with them.
+    """
+    return name.replace("-", "_")
+
+
 def step_named(name: str) -> Step:
     """The descriptor of step ``name``.
 
