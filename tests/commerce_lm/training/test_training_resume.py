@@ -153,18 +153,19 @@ def test_resuming_with_another_world_size_is_refused_with_a_clear_message():
         checkpoint.check_resumable(state, "abc", 1, "ckpts")
 
 
-@pytest.mark.parametrize("stage", [0, 2])
-def test_frozen_parameters_resume_under_zero_stages(work, stage, monkeypatch):
-    """Frozen word embeddings and a frozen layer (outside the optimizer) save and load with ZeRO 0 and 2."""
+@pytest.mark.parametrize(("stage", "adapters"), [(0, False), (2, False), (2, True)])
+def test_frozen_parameters_resume_under_zero_stages(work, stage, adapters, monkeypatch):
+    """Frozen word embeddings and a frozen layer (outside the optimizer) save and load with ZeRO 0 and 2,
+    and so do low-rank adapters (only they train, and the export merges them)."""
     import shutil
 
     from commerce_lm import models
     from commerce_lm.training import classifier_run
 
     overrides = [f"finetune.zero_stage={stage}", "finetune.epochs=1", "finetune.freeze_embeddings=true",
-                 "finetune.freeze_layers=1"]  # fmt: skip
+                 "finetune.freeze_layers=1", *(["finetune.lora_rank=4"] if adapters else [])]  # fmt: skip
     cfg = section_for("finetune-encoder", load_config(work / "cfg.yaml", overrides))
-    out = work / f"frozen-z{stage}"
+    out = work / f"frozen-z{stage}{'-lora' if adapters else ''}"
     # The first run keeps its checkpoints, as if killed right after publishing; the rerun resumes.
     monkeypatch.setattr(classifier_run, "finish", lambda trained: None)
     first = finetune_encoder.run(cfg, str(work / "prepared"), str(out))
@@ -181,5 +182,7 @@ def test_frozen_parameters_resume_under_zero_stages(work, stage, monkeypatch):
     for name, value in tuned.state_dict().items():
         # The pooler is unused by the pooled vector: its change is weight decay alone, per ZeRO stage.
         if not name.startswith("pooler."):
-            frozen = name == "embeddings.word_embeddings.weight" or name.startswith("encoder.layer.0.")
-            assert torch.equal(value, plm[name]) == frozen, name
+            trained = not (name == "embeddings.word_embeddings.weight" or name.startswith("encoder.layer.0."))
+            if adapters:  # only the weights of the adapted linear maps change
+                trained &= name.startswith("encoder.layer.") and name.endswith(".weight") and "LayerNorm" not in name
+            assert torch.equal(value, plm[name]) != trained, name
