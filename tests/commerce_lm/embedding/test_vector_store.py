@@ -18,7 +18,7 @@ import pytest
 from commerce_lm import models
 from commerce_lm.config import ExtractSection
 from commerce_lm.demo.tiny_model import build_tiny_xlmr
-from commerce_lm.embedding import vector_store
+from commerce_lm.embedding import store_segments, vector_store
 from commerce_lm.embedding.encoder import Embedder, EncoderSettings
 from commerce_lm.embedding.vector_store import StoreError, StoreKey, VectorStore, text_digests
 from commerce_lm.steps import extract_embeddings
@@ -146,10 +146,10 @@ def test_a_segment_with_a_flipped_byte_is_named_moved_aside_and_its_texts_embedd
 
 _WRITER = """
 import sys
-from commerce_lm.embedding import vector_store
+from commerce_lm.embedding import store_segments, vector_store
 from tests.helpers.paths import REPO
 from tests.helpers.store import KEY, fake_vectors
-vector_store.SEGMENT_BYTES = 8 * 4 * 1024  # a segment every 1024 vectors of 8 values
+store_segments.SEGMENT_BYTES = 8 * 4 * 1024  # a segment every 1024 vectors of 8 values
 store = vector_store.VectorStore(sys.argv[1])
 start = int(sys.argv[2])
 with store.writer(KEY, 8) as writer:
@@ -173,7 +173,7 @@ def _check_store(root: Path) -> tuple[int, np.ndarray]:
     for segment in store.segments(KEY):
         table = pq.read_table(segment)
         got = np.asarray(table.column("digest").to_pylist(), dtype="S32")
-        np.testing.assert_array_equal(vector_store._vectors(table.column("vector")), fake_vectors(got))
+        np.testing.assert_array_equal(store_segments.read_vectors(table.column("vector")), fake_vectors(got))
         digests.append(got)
     return len(store.segments(KEY)), np.unique(np.concatenate(digests)) if digests else np.empty(0, "S32")
 
@@ -208,7 +208,7 @@ def test_a_killed_writer_leaves_nothing_a_reader_trusts(tmp_path):
     found, _ = VectorStore(str(tmp_path)).lookup(KEY, digests)
     assert found.all()
     # The next writer clears temporary files old enough to be a dead writer's.
-    old = time.time() - 2 * vector_store.STALE_SECONDS
+    old = time.time() - 2 * store_segments.STALE_SECONDS
     os.utime(partial, (old, old))
     VectorStore(str(tmp_path)).writer(KEY, 8)
     assert not partial.exists()
