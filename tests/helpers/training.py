@@ -99,3 +99,15 @@ def run_config(model: Path, **train: object):
             "baseline": section,
         }
     )
+
+
+def trained_with_lowest_layer_frozen(name: str, adapters: bool = False) -> bool:
+    """Whether training with frozen word embeddings and layer 0 changes encoder weight ``name``.
+
+    With low-rank adapters only the weights of the adapted linear maps change (their updates are
+    merged into them); biases, layer norms and position embeddings stay the PLM's.
+    """
+    trained = not (name == "embeddings.word_embeddings.weight" or name.startswith("encoder.layer.0."))
+    if adapters:
+        trained &= name.startswith("encoder.layer.") and name.endswith(".weight") and "LayerNorm" not in name
+    return trained
