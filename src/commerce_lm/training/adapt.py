@@ -1,4 +1,4 @@
-"""How much of the pre-trained encoder the domain fine-tune changes: freezing, and interpolating back.
+"""How much of the pre-trained encoder the domain fine-tune changes: freezing, adapters, interpolating back.
 
 A strong multilingual PLM already knows what out-of-domain tasks need (translation retrieval above
 all); the fine-tune must first do no harm. Three cheap levers keep it close:
@@ -29,15 +29,19 @@ from torch import nn
 from commerce_lm import models
 
 
-def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
+def transformer_layers(encoder: nn.Module, needed_by: str = "finetune.freeze_layers") -> nn.ModuleList:
     """The encoder's stack of transformer layers, lowest first (BERT, XLM-R: ``encoder.layer``).
+
+    Args:
+        encoder: A bare Hugging Face encoder.
+        needed_by: The config key that needs the stack, named in the error.
 
     Raises:
         ValueError: The model has no such stack where BERT-style encoders keep it.
     """
     layers = getattr(getattr(encoder, "encoder", None), "layer", None)
     if not isinstance(layers, nn.ModuleList):
-        raise ValueError(f"{type(encoder).__name__} has no encoder.layer stack: finetune.freeze_layers needs one")
+        raise ValueError(f"{type(encoder).__name__} has no encoder.layer stack: {needed_by} needs one")
     return layers
 
 
@@ -97,7 +101,7 @@ def add_adapters(encoder: nn.Module, *, rank: int, alpha: float) -> nn.Module:
     """
     from peft import LoraConfig, get_peft_model  # only a run with adapters needs peft loaded
 
-    transformer_layers(encoder)  # the same one-line error as freeze_layers when there is no stack
+    transformer_layers(encoder, "finetune.lora_rank")  # a one-line error rather than peft's when there is none
     return get_peft_model(encoder, LoraConfig(r=rank, lora_alpha=alpha, target_modules=ADAPTED_MODULES))
 
 

@@ -78,6 +78,11 @@ def test_freezing_more_layers_than_the_encoder_has_names_the_key(setup):
         adapt.freeze(models.load_encoder(str(model)), embeddings=False, layers=3)
 
 
+def test_adapters_on_a_model_without_a_layer_stack_name_the_key():
+    with pytest.raises(ValueError, match=r"^Linear has no encoder.layer stack: finetune.lora_rank needs one$"):
+        adapt.add_adapters(torch.nn.Linear(4, 4), rank=2, alpha=4.0)
+
+
 def test_interpolation_mixes_tensor_by_tensor():
     tuned = {"w": torch.tensor([2.0, 4.0]), "ids": torch.tensor([0, 1])}
     plm = {"w": torch.tensor([0.0, 2.0]), "ids": torch.tensor([5, 6])}
