@@ -50,6 +50,8 @@ CLI = [sys.executable, "-m", "commerce_lm.cli"]
 MIX = {"cross_entropy": 1.0, "instance_contrastive": 1.0}
 # MARC's choice on e5 (docs/objectives.md), and the base of the variants that change one knob of it.
 CE_NEAR_3 = {"objective": {"cross_entropy": 1.0, "stay_near_pretrained": 3.0}, "pooling": "mean"}
+# Rank-8 adapters in place of the weights (LoRA), at the ten-fold rate adapters are trained with.
+LORA_8 = {"lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 5.0e-4}
 # name -> finetune overrides. "mix-W" is the default mix with the pull toward the PLM at weight W.
 VARIANTS = {
     "ce": {"objective": {"cross_entropy": 1.0}, "pooling": "cls"},
@@ -86,10 +88,9 @@ VARIANTS = {
     "freeze-4": {"freeze_layers": 4},
     "freeze-emb+4": {"freeze_embeddings": True, "freeze_layers": 4},
     "freeze-emb+6": {"freeze_embeddings": True, "freeze_layers": 6},
-    # Rank-8 adapters in place of the weights (LoRA), at the ten-fold rate adapters are trained with.
-    "lora-8": {"lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 5.0e-4},
+    "lora-8": LORA_8,
     # The same adapters over twice the steps: on MARC lora-8 still improved at its last step.
-    "lora-8-2x": {"lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 5.0e-4, "epochs": 2.0},
+    "lora-8-2x": {**LORA_8, "epochs": 2.0},
 }
 ALPHAS = "0.3,0.5,0.7,1.0"
 # The PLM arms: name -> embed settings over the config's.
